@@ -1,0 +1,45 @@
+# Two entry points for a fresh machine: `make demo` (batch pose transfer on examples/ with the
+# shipped default weights) and `make test` (the test suite). Both create or reuse .venv and install
+# what they need, idempotently (re-installs only when pyproject.toml or the constraints change).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CONSTRAINTS := requirements/constraints.txt
+STAMP := $(VENV)/.glocal-installed
+DEV_STAMP := $(VENV)/.glocal-dev-installed
+PIP := $(BIN)/python -m pip --disable-pip-version-check
+
+.PHONY: demo test install dev lint mediapipe mmpose clean-demo
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(PIP) install -q -c $(CONSTRAINTS) -e .
+	touch $@
+
+$(DEV_STAMP): $(STAMP)
+	$(PIP) install -q -c $(CONSTRAINTS) -e ".[dev]"
+	touch $@
+
+install: $(STAMP)
+
+dev: $(DEV_STAMP)
+
+demo: $(STAMP)
+	$(BIN)/glocal transfer --source examples/sources --pose examples/poses --out outputs/demo --grid
+
+test: $(DEV_STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check .
+
+# Optional keypoint backends (see docs/data.md).
+mediapipe: $(STAMP)
+	$(PIP) install -q -c $(CONSTRAINTS) ".[mediapipe]"
+	$(PIP) install -q --no-deps mediapipe==0.10.21
+
+clean-demo:
+	rm -rf outputs/demo

@@ -1,0 +1,1 @@
+"""The ``glocal`` command line: thin Typer layers over the library."""

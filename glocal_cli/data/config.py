@@ -1,0 +1,48 @@
+"""Configuration of the image frame, pose maps and dataset loading."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Image frame, pose-map and data-loading settings shared by every command."""
+
+    height: int = 256
+    """Model frame height in pixels (DeepFashion 256, Market-1501 128). Multiple of the network stride."""
+    width: int = 176
+    """Model frame width in pixels (DeepFashion 176, Market-1501 64). Multiple of the network stride."""
+    pose_sigma: float = 6.0
+    """Gaussian sigma (pixels) of the 18 pose heatmaps at a 256-pixel-high frame; scaled with height."""
+    num_classes: int = 8
+    """Number of semantic classes (the 8 canonical classes of docs/design.md)."""
+    flip_prob: float = 0.5
+    """Probability of a horizontal flip augmentation (keypoints and parsing swapped left/right)."""
+    workers: int = 2
+    """DataLoader worker processes."""
+    pin_memory: bool = True
+    """Pin host memory for faster host-to-GPU copies (ignored on CPU)."""
+    resample: Literal["bicubic", "bilinear", "area", "lanczos"] = "bicubic"
+    """Resampling filter used when an image is resized to the model frame."""
+
+    def __post_init__(self) -> None:
+        if self.height <= 0 or self.width <= 0:
+            raise ValueError(f"frame {self.height}x{self.width} must be positive")
+        if self.height % 4 or self.width % 4:
+            raise ValueError(f"frame {self.height}x{self.width}: height and width must be multiples of 4")
+        if self.pose_sigma <= 0:
+            raise ValueError("pose_sigma must be positive")
+        if not 0.0 <= self.flip_prob <= 1.0:
+            raise ValueError("flip_prob must be in [0, 1]")
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) of the model frame."""
+        return (self.height, self.width)
+
+    @property
+    def scaled_sigma(self) -> float:
+        """Pose-map sigma for this frame (``pose_sigma`` scaled by height / 256)."""
+        return self.pose_sigma * self.height / 256.0

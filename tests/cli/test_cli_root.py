@@ -1,0 +1,55 @@
+"""The command-line root: help, version, info, unavailable subcommands, error edge."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from glocal_cli import __version__
+from glocal_cli.cli.app import app
+
+runner = CliRunner()
+
+
+def test_help_lists_the_six_subcommands():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for name in ("prepare-data", "train", "transfer", "inpaint", "eval", "info"):
+        assert name in result.output
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert __version__ in result.output
+
+
+def test_python_dash_m_runs_the_same_cli():
+    out = subprocess.run([sys.executable, "-m", "glocal_cli", "--version"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0
+    assert __version__ in out.stdout
+
+
+def test_info_reports_environment():
+    result = runner.invoke(app, ["info"])
+    assert result.exit_code == 0, result.output
+    for word in ("torch", "cuda", "default weights", "optional backends"):
+        assert word in result.output
+
+
+def test_info_show_config_and_errors():
+    result = runner.invoke(app, ["info", "--config", "tiny", "--set", "data.height=64"])
+    assert result.exit_code == 0, result.output
+    assert "height: 64" in result.output
+    bad = runner.invoke(app, ["info", "--config", "tiny", "--set", "data.heigth=64"])
+    assert bad.exit_code == 2
+    assert "unknown key 'data.heigth'" in bad.output
+    assert "Traceback" not in bad.output
+
+
+def test_info_fields_lists_documented_keys():
+    result = runner.invoke(app, ["info", "--fields"])
+    assert result.exit_code == 0
+    assert "data.height" in result.output

@@ -37,8 +37,9 @@ lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 
 # Optional keypoint backends (see docs/data.md).
+# `-e` keeps the package editable (a plain ".[mediapipe]" would replace the editable install).
 mediapipe: $(STAMP)
-	$(PIP) install -q -c $(CONSTRAINTS) ".[mediapipe]"
+	$(PIP) install -q -c $(CONSTRAINTS) -e ".[mediapipe]"
 	$(PIP) install -q --no-deps mediapipe==0.10.21
 
 clean-demo:

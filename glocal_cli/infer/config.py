@@ -3,11 +3,69 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass(frozen=True)
 class InferConfig:
-    """Batched inference settings."""
+    """Batched inference settings (``glocal transfer`` / ``glocal inpaint`` and ``GLocalPipeline``)."""
 
     batch_size: int = 8
     """Images per forward pass."""
+    workers: int = 2
+    """DataLoader worker processes that decode images and poses while the model runs (0: in the main process)."""
+    device: str = "auto"
+    """cpu, cuda, cuda:N, or auto (CUDA when available). Under torchrun each rank uses cuda:LOCAL_RANK."""
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    """Autocast precision: auto = bf16 on CUDA, fp32 on CPU."""
+    keypoints: str = "auto"
+    """Keypoint backend for photos without a pose (--pose-from, sources without --source-pose or sidecar)."""
+    pose_frame: Literal["auto", "source", "fit", "model"] = "auto"
+    """How target-pose JSON coordinates map into the model frame: source = pixels of the source image;
+    fit = the pose's own box fitted into the frame (one shared box for a --video sequence); model =
+    already in the model frame; auto = source when every point lies inside the source image, else fit."""
+    pose_csv_frame: str = "auto"
+    """Frame of keypoint-CSV coordinates: a frame name (deepfashion-256x256, market-128x64), HxW, or auto
+    (the manifest.json beside the CSV, else the model frame)."""
+    fit_margin: float = 0.15
+    """Margin around the person's keypoint box (times its larger side) when fitting into the frame."""
+    max_input_side: int = 2048
+    """Images whose longer side exceeds this are downscaled on load (warned)."""
+    min_visible_keypoints: int = 9
+    """Warn when fewer keypoints than this are visible in the model frame."""
+    image_format: Literal["png", "jpg"] = "png"
+    """File format of the result pictures."""
+    grid: bool = False
+    """Also write a grid: source | source pose | target pose | predicted parsing | result."""
+    save_parsing: bool = False
+    """Also write the (predicted) target parsing as a colour picture."""
+    save_flow: bool = False
+    """Also write the finest flow field as a colour picture (hue = direction, saturation = length)."""
+    paste_back: bool = False
+    """Write results in the source image's original canvas instead of the model frame."""
+    fps: float = 10.0
+    """Frames per second of --video."""
+    writer_threads: int = 2
+    """Threads that encode and write result files while the next batch runs."""
+    mask: str = "irregular"
+    """Inpainting mask: irregular, semantic, or a mask image / folder of masks (white = hole)."""
+    mask_ratio_bin: int = 2
+    """Area bin of irregular masks (Liu et al. 2018): 0 = 1-10%, 1 = 10-20%, ..., 5 = 50-60%."""
+    mask_classes: tuple[str, ...] = ("upper",)
+    """Parsing classes removed by semantic masks (names or ids)."""
+    mask_dilate: int = 1
+    """Pixels by which semantic masks are grown (at the model frame)."""
+    mask_invert: bool = False
+    """Mask files use black = hole instead of white = hole."""
+    seed: int = 0
+    """Seed of generated masks (item i uses seed + i) and of randomly initialised demo models."""
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size = {self.batch_size} must be >= 1")
+        if self.workers < 0 or self.writer_threads < 1:
+            raise ValueError("workers must be >= 0 and writer_threads >= 1")
+        if not 0 <= self.mask_ratio_bin <= 5:
+            raise ValueError(f"mask_ratio_bin = {self.mask_ratio_bin} must be in 0..5")
+        if self.fps <= 0 or self.max_input_side < 64 or self.fit_margin < 0:
+            raise ValueError("fps must be > 0, max_input_side >= 64 and fit_margin >= 0")

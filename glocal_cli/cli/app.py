@@ -13,6 +13,8 @@ import typer
 from glocal_cli import __version__
 from glocal_cli.cli.common import handle_errors
 from glocal_cli.cli.info_cmd import info_command
+from glocal_cli.cli.inpaint_cmd import inpaint_command
+from glocal_cli.cli.transfer_cmd import transfer_command
 from glocal_cli.console import console, set_verbosity
 from glocal_cli.errors import NotAvailableError
 
@@ -68,8 +70,8 @@ prepare_app.command("deepfashion", context_settings=_PASSTHROUGH)(_not_yet("prep
 prepare_app.command("market", context_settings=_PASSTHROUGH)(_not_yet("prepare-data market", 8))
 prepare_app.command("folder", context_settings=_PASSTHROUGH)(_not_yet("prepare-data folder", 8))
 app.command("train", context_settings=_PASSTHROUGH)(_not_yet("train", 5))
-app.command("transfer", context_settings=_PASSTHROUGH)(_not_yet("transfer", 6))
-app.command("inpaint", context_settings=_PASSTHROUGH)(_not_yet("inpaint", 6))
+app.command("transfer", help="Re-pose person photos to target poses (one image or whole folders).")(transfer_command)
+app.command("inpaint", help="Fill in missing regions of person photos (irregular, semantic or given masks).")(inpaint_command)
 app.command("eval", context_settings=_PASSTHROUGH)(_not_yet("eval", 7))
 
 

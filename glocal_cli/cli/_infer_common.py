@@ -1,0 +1,85 @@
+"""What ``glocal transfer`` and ``glocal inpaint`` share: config, pipeline loading, the summary table."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from glocal_cli.console import console, info, warn
+
+DEMO_PRESET = "synthetic-64"
+"""Config of the randomly initialised model used when no weights exist."""
+
+
+def infer_config(config: str | None, set_: list[str] | None, **cli: Any):
+    """The resolved :class:`InferConfig`: preset/file and ``--set`` first, then explicit CLI options."""
+    from glocal_cli.config import resolve_config
+
+    cfg = resolve_config(config, set_ or ()).infer
+    changes = {k: v for k, v in cli.items() if v is not None}
+    try:
+        return dataclasses.replace(cfg, **changes)
+    except ValueError as exc:
+        from glocal_cli.errors import ConfigError
+
+        raise ConfigError(f"infer: {exc}") from None
+
+
+def load_pipeline(weights: Path | None, device: str, icfg: Any, seed: int, config: str | None = None,
+                  set_: list[str] | None = None):
+    """The pipeline for ``--weights`` (or the default weights); a random demo model when there are none."""
+    from glocal_cli.infer.pipeline import GLocalPipeline
+    from glocal_cli.paths import default_weights_dir
+
+    sigma = 6.0
+    if config or set_:
+        from glocal_cli.config import resolve_config
+
+        sigma = resolve_config(config, set_ or ()).data.pose_sigma
+    directory = weights if weights is not None else default_weights_dir()
+    if directory is not None:
+        pipe = GLocalPipeline.from_pretrained(directory, device=device, config=icfg, sigma_at_256=sigma)
+        info(f"weights: {directory} (frame {pipe.frame_hw[0]}x{pipe.frame_hw[1]}, device {pipe.device})")
+        return pipe
+    pipe = GLocalPipeline.from_config(DEMO_PRESET, seed=seed, device=device, config=icfg)
+    console.print(
+        f"[bold yellow]NO WEIGHTS FOUND[/bold yellow] (no --weights, no $GLOCAL_WEIGHTS, no weights/default): "
+        f"using a [bold]randomly initialised[/bold] '{DEMO_PRESET}' model "
+        f"({pipe.frame_hw[0]}x{pipe.frame_hw[1]}). The pictures show the pipeline working, "
+        "not real results; train weights with `glocal train` and pass --weights DIR."
+    )
+    return pipe
+
+
+def render_report(report: Any, verb: str) -> None:
+    """The summary table, the failures file, and exit code 1 when anything failed."""
+    table = Table(title=f"{verb} summary", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        ("outputs", str(report.out)),
+        ("planned", str(report.total) + (f" (rank {report.rank} of {report.world})" if report.world > 1 else "")),
+        ("written", str(report.done)),
+        ("skipped (exist)", str(report.skipped)),
+        ("failed", f"[red]{report.failed}[/red]" if report.failed else "0"),
+        ("warnings", str(report.warnings)),
+        ("time", f"{report.seconds:.1f} s ({report.images_per_s:.1f} images/s)"),
+    ]
+    rows += [("video", str(v)) for v in report.videos]
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(table)
+    if report.failures:
+        shown = Table(title="failures", title_justify="left")
+        for col in ("source", "target", "stage", "error"):
+            shown.add_column(col, overflow="fold")
+        for f in report.failures[:10]:
+            shown.add_row(f.source, f.target, f.stage, f.error)
+        console.print(shown)
+        name = "failures.csv" if report.world == 1 else f"failures.rank{report.rank}.csv"
+        warn(f"{report.failed} item(s) failed; all listed in {report.out / name}")
+        raise typer.Exit(1)

@@ -1,0 +1,606 @@
+"""Folder jobs for ``glocal transfer`` / ``glocal inpaint``: plan, load, run, write, resume, report.
+
+* **Plan** (:func:`plan_tasks`): every source x every target pose, or the rows of a pairs CSV;
+  one :class:`Task` per output. Tasks whose output exists are skipped unless ``overwrite`` (an
+  interrupted run resumes). Under ``torchrun`` rank ``r`` of ``w`` takes tasks ``r, r + w, ...``.
+* **Load**: a ``DataLoader`` over :class:`TaskDataset` with worker processes decodes images,
+  reads poses/parsings/masks and fits them into the model frame while the model runs. A bad item
+  becomes a failure record, never an exception.
+* **Run**: :meth:`GLocalPipeline.forward_batch` per batch; writing the pictures runs in threads.
+* **Report**: ``failures.csv`` (source, target, stage, error) in the output folder, and a
+  :class:`BatchReport` the CLI shows as a summary table; the CLI exits non-zero if anything failed.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from glocal_cli.console import debug, info, make_progress, warn
+from glocal_cli.data.images import FrameTransform, fit_to_frame, load_image, save_image
+from glocal_cli.data.keypoints import Pose, draw_skeleton, read_keypoint_csv, read_pose_file
+from glocal_cli.errors import GLocalError, InputError
+from glocal_cli.infer.config import InferConfig
+from glocal_cli.infer.io import (
+    PoseSource,
+    check_out_dir,
+    convert_csv_pose,
+    find_sidecar,
+    fit_transform_for_poses,
+    limit_size,
+    list_images,
+    list_pose_sources,
+    load_source_image,
+    map_target_pose,
+    prepare_source,
+    read_pairs,
+    safe_stem,
+)
+
+__all__ = ["BatchReport", "JobSpec", "Task", "TaskDataset", "collate", "plan_tasks", "run_job"]
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What the user asked for (the CLI options, as paths)."""
+
+    mode: str
+    """``transfer`` or ``inpaint``."""
+    source: Path
+    """A source image or a folder of them."""
+    out: Path
+    """Output folder."""
+    pose: Path | None = None
+    """Target pose JSON file, folder of JSON files, or keypoint CSV (transfer)."""
+    pose_from: Path | None = None
+    """A photo or folder of photos whose detected keypoints are the target poses (transfer)."""
+    source_pose: Path | None = None
+    """Source keypoints: a JSON file (one source), a folder of ``<stem>.json``, or a keypoint CSV."""
+    source_parsing: Path | None = None
+    """Source parsing: a label PNG (one source) or a folder of ``<stem>_parsing.png`` / ``<stem>.png``."""
+    pairs: Path | None = None
+    """A pairs CSV (``from,to``) instead of all combinations."""
+    mask: str = "irregular"
+    """Inpainting mask: ``irregular``, ``semantic``, a mask image, or a folder of ``<stem>.png`` masks."""
+    video: Path | None = None
+    """Also write the results of each source, in pose order, as an ``.mp4`` / ``.gif``."""
+    overwrite: bool = False
+    """Replace existing outputs."""
+
+
+@dataclass(frozen=True)
+class Task:
+    """One output to produce (picklable: sent to the loader workers)."""
+
+    index: int
+    name: str
+    source: Path
+    target: PoseSource | None = None
+    source_pose: PoseSource | None = None
+    source_pose_frame: Any = None
+    source_parsing: Path | None = None
+    mask: str | Path | None = None
+    fit: FrameTransform | None = None
+
+    @property
+    def target_label(self) -> str:
+        if self.target is not None:
+            return str(self.target.path if self.target.kind != "pose" else f"{self.target.path}:{self.target.name}")
+        return str(self.mask or "")
+
+
+@dataclass
+class Failure:
+    """One item that could not be produced."""
+
+    source: str
+    target: str
+    stage: str
+    error: str
+
+
+@dataclass
+class BatchReport:
+    """Outcome of :func:`run_job` (shown as the summary table)."""
+
+    total: int = 0
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    out: Path | None = None
+    failures: list[Failure] = field(default_factory=list)
+    videos: list[Path] = field(default_factory=list)
+    warnings: int = 0
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def images_per_s(self) -> float:
+        return self.done / self.seconds if self.seconds > 0 else 0.0
+
+
+# -------------------------------------------------------------------------------------------- plan
+
+
+def _shard() -> tuple[int, int]:
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def _source_pose_lookup(spec: JobSpec, sources: list[Path]) -> tuple[dict[Path, PoseSource | None], Any]:
+    out: dict[Path, PoseSource | None] = {}
+    frame = None
+    sp = spec.source_pose
+    csv_poses: dict[str, Pose] = {}
+    if sp is not None:
+        if not sp.exists():
+            raise InputError(f"{sp}: no such source-pose file or folder")
+        if sp.is_file() and sp.suffix.lower() == ".csv":
+            csv_poses = read_keypoint_csv(sp)
+    for src in sources:
+        found: PoseSource | None = None
+        if sp is not None and sp.is_file() and sp.suffix.lower() != ".csv":
+            if len(sources) > 1:
+                raise InputError(f"{sp}: one --source-pose file for {len(sources)} sources; pass a folder or a CSV")
+            found = PoseSource("file", safe_stem(sp.name), path=sp)
+        elif sp is not None and sp.is_dir():
+            cand = sp / f"{src.stem}.json"
+            found = PoseSource("file", src.stem, path=cand) if cand.is_file() else None
+        elif csv_poses:
+            pose = csv_poses.get(src.name, csv_poses.get(src.stem))
+            found = PoseSource("pose", src.name, path=sp, pose=pose) if pose is not None else None
+        if found is None:
+            side = find_sidecar(src, "pose")
+            found = PoseSource("file", src.stem, path=side) if side is not None else None
+        out[src] = found
+    return out, frame
+
+
+def _parsing_for(spec: JobSpec, src: Path, n_sources: int) -> Path | None:
+    sp = spec.source_parsing
+    if sp is not None:
+        if sp.is_file():
+            if n_sources > 1:
+                raise InputError(f"{sp}: one --source-parsing file for {n_sources} sources; pass a folder")
+            return sp
+        if sp.is_dir():
+            for cand in (sp / f"{src.stem}_parsing.png", sp / f"{src.stem}.png"):
+                if cand.is_file():
+                    return cand
+            return None
+        raise InputError(f"{sp}: no such parsing file or folder")
+    return find_sidecar(src, "parsing")
+
+
+def _mask_for(spec: JobSpec, src: Path, n_sources: int) -> str | Path:
+    if spec.mask in ("irregular", "semantic"):
+        return spec.mask
+    m = Path(spec.mask)
+    if m.is_dir():
+        for cand in (m / f"{src.stem}.png", m / f"{src.stem}_mask.png"):
+            if cand.is_file():
+                return cand
+        raise InputError(f"{m}: no mask for {src.name} ({src.stem}.png or {src.stem}_mask.png)")
+    if m.is_file():
+        return m
+    if spec.mask == "file":
+        side = find_sidecar(src, "mask")
+        if side is None:
+            raise InputError(f"{src}: no mask sidecar {src.stem}_mask.png")
+        return side
+    raise InputError(f"--mask {spec.mask}: not irregular, semantic, a mask image or a folder of masks")
+
+
+def output_paths(out: Path, name: str, mode: str, cfg: InferConfig) -> dict[str, Path]:
+    """Files written for one task: ``result`` always; ``masked`` (inpaint), ``grid``, ``parsing``, ``flow`` on request."""
+    ext = "." + cfg.image_format
+    paths = {"result": out / f"{name}{ext}"}
+    if mode == "inpaint":
+        paths["masked"] = out / f"{name}_masked.png"
+    if cfg.grid:
+        paths["grid"] = out / f"{name}_grid.png"
+    if cfg.save_parsing:
+        paths["parsing"] = out / f"{name}_parsing.png"
+    if cfg.save_flow and mode == "transfer":
+        paths["flow"] = out / f"{name}_flow.png"
+    return paths
+
+
+def plan_tasks(spec: JobSpec, cfg: InferConfig, frame_hw: tuple[int, int]) -> list[Task]:
+    """Every task of the job, in a stable order (sources sorted, then poses sorted / pairs order)."""
+    if not spec.source.exists():
+        raise InputError(f"{spec.source}: no such source image or folder")
+    sources = list_images(spec.source) if spec.source.is_dir() else [spec.source]
+    if not sources:
+        raise InputError(f"{spec.source}: folder holds no images")
+    src_poses, frame = _source_pose_lookup(spec, sources)
+    tasks: list[Task] = []
+    if spec.mode == "inpaint":
+        chosen = sources
+        if spec.pairs is not None:
+            names = {r[0] for r in read_pairs(spec.pairs)}
+            chosen = [s for s in sources if s.name in names or s.stem in names]
+        for src in chosen:
+            tasks.append(Task(len(tasks), safe_stem(src.name), src, None, src_poses[src], frame,
+                              _parsing_for(spec, src, len(sources)), _mask_for(spec, src, len(sources))))
+        return tasks
+    if (spec.pose is None) == (spec.pose_from is None):
+        raise InputError("transfer needs exactly one of --pose FILE|DIR|CSV and --pose-from IMAGE|DIR")
+    targets = list_pose_sources(spec.pose or spec.pose_from, from_images=spec.pose_from is not None,
+                                csv_frame=cfg.pose_csv_frame, model_hw=frame_hw)
+    fit = None
+    if spec.video is not None and cfg.pose_frame in ("fit", "auto") and all(t.kind == "file" for t in targets):
+        poses = []
+        for t in targets:
+            try:
+                poses.append(read_pose_file(t.path)[0])  # type: ignore[arg-type]
+            except GLocalError:
+                continue  # reported again (as a failure) when the task runs
+        fit = fit_transform_for_poses(poses, frame_hw, cfg.fit_margin)
+    if spec.pairs is not None:
+        by_source = {}
+        for s in sources:
+            by_source.setdefault(s.name, s)
+            by_source.setdefault(s.stem, s)
+        by_target: dict[str, PoseSource] = {}
+        for t in targets:
+            for key in (t.name, safe_stem(t.name), t.path.name if t.path else t.name,
+                        t.path.stem if t.path else t.name):
+                by_target.setdefault(key, t)
+        combos = []
+        for i, (a, b) in enumerate(read_pairs(spec.pairs), start=2):
+            src = by_source.get(a) or by_source.get(Path(a).stem)
+            tgt = by_target.get(b) or by_target.get(Path(b).stem) or by_target.get(safe_stem(b))
+            if src is None or tgt is None:
+                missing = a if src is None else b
+                raise InputError(f"{spec.pairs}: row {i}: {missing!r} not found among the "
+                                 f"{'sources' if src is None else 'target poses'}")
+            combos.append((src, tgt))
+    else:
+        combos = [(s, t) for s in sources for t in targets]
+    for src, tgt in combos:
+        name = f"{safe_stem(src.name)}_to_{safe_stem(tgt.name)}"
+        tasks.append(Task(len(tasks), name, src, tgt, src_poses[src], frame,
+                          _parsing_for(spec, src, len(sources)), None, fit))
+    return tasks
+
+
+# -------------------------------------------------------------------------------------------- load
+
+_BACKENDS: dict[str, Any] = {}
+
+
+def _backend(name: str) -> Any:
+    """One keypoint backend per process (built lazily; loader workers build their own)."""
+    if name not in _BACKENDS:
+        from glocal_cli.data.backends import BackendSpec, make_backend
+
+        _BACKENDS[name] = make_backend(BackendSpec(name))
+    return _BACKENDS[name]
+
+
+def _detect(image: np.ndarray, where: str, backend: str) -> Pose:
+    pose = _backend(backend).detect(image)
+    if pose is None or pose.num_visible == 0:
+        raise InputError(f"{where}: the keypoint backend ({backend}) found no person")
+    return pose
+
+
+class TaskDataset(torch.utils.data.Dataset):
+    """Prepares one :class:`Task` per item: a dict of arrays, or ``{"index", "error", "stage"}``."""
+
+    def __init__(self, tasks: list[Task], mode: str, cfg: InferConfig, frame_hw: tuple[int, int]) -> None:
+        self.tasks, self.mode, self.cfg, self.frame_hw = tasks, mode, cfg, frame_hw
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        task = self.tasks[i]
+        try:
+            return self._prepare(task)
+        except GLocalError as exc:
+            return {"index": task.index, "error": str(exc), "stage": "input"}
+        except (ValueError, OSError, RuntimeError) as exc:  # an odd file that slipped past the readers
+            return {"index": task.index, "error": f"{task.source}: {exc.__class__.__name__}: {exc}", "stage": "input"}
+
+    def _prepare(self, task: Task) -> dict[str, Any]:
+        from glocal_cli.data.parsing import read_parsing
+
+        cfg, h, w = self.cfg, *self.frame_hw
+        raw_image = load_image(task.source)
+        image, notes = limit_size(raw_image, cfg.max_input_side, str(task.source))
+        raw_hw = raw_image.shape[:2]
+        del raw_image
+        src_pose: Pose | None = None
+        sp = task.source_pose
+        if sp is not None and sp.kind == "file":
+            src_pose, note = read_pose_file(sp.path)  # type: ignore[arg-type]
+            if "kept person" in note:
+                notes.append(f"{sp.path}: {note}")
+        elif sp is not None and sp.pose is not None:
+            src_pose = convert_csv_pose(sp.pose, task.source_pose_frame, image.shape[:2])
+        if src_pose is not None and raw_hw != image.shape[:2]:
+            src_pose = src_pose.resize(raw_hw, image.shape[:2])
+        if src_pose is None:
+            src_pose = _detect(image, f"{task.source}", cfg.keypoints)
+        parsing = read_parsing(task.source_parsing) if task.source_parsing is not None else None
+        prepared = prepare_source(image, src_pose, parsing, (h, w), str(task.source), margin=cfg.fit_margin,
+                                  min_visible=cfg.min_visible_keypoints)
+        notes += prepared.notes
+        item: dict[str, Any] = {
+            "index": task.index,
+            "image": prepared.image,
+            "source_xy": prepared.pose.xy,
+            "source_vis": prepared.pose.visible,
+            "parsing": prepared.parsing if prepared.parsing is not None else np.zeros((h, w), np.uint8),
+            "has_parsing": prepared.parsing is not None,
+            "notes": notes,
+            "transform": prepared.transform,
+        }
+        if self.mode == "transfer":
+            tgt, more = self._target(task, prepared.transform)
+            notes += more
+            item["target_xy"], item["target_vis"] = tgt.xy, tgt.visible
+        else:
+            item["mask"], item["has_mask"] = self._mask(task, prepared, notes)
+        return item
+
+    def _target(self, task: Task, source_transform: FrameTransform) -> tuple[Pose, list[str]]:
+        cfg, hw = self.cfg, self.frame_hw
+        t = task.target
+        assert t is not None
+        where = f"target pose {t.path if t.kind != 'pose' else t.name}"
+        notes: list[str] = []
+        if t.kind == "image":
+            ref, notes = load_source_image(t.path, cfg.max_input_side)  # type: ignore[arg-type]
+            pose = _detect(ref, str(t.path), cfg.keypoints)
+            _, ref_t = fit_to_frame(ref, hw[0], hw[1], pose=pose, margin=cfg.fit_margin)
+            mapped, more = map_target_pose(ref_t.apply_to_pose(pose, clip=False), "model", hw, where=where,
+                                           min_visible=cfg.min_visible_keypoints)
+            return mapped, notes + more
+        if t.kind == "pose":
+            mapped, more = map_target_pose(t.pose, "model", hw, where=where,  # type: ignore[arg-type]
+                                           min_visible=cfg.min_visible_keypoints)
+            return mapped, more
+        pose, note = read_pose_file(t.path)  # type: ignore[arg-type]
+        if "kept person" in note:
+            notes.append(f"{t.path}: {note}")
+        mapped, more = map_target_pose(pose, cfg.pose_frame, hw, source_transform, fit=task.fit, where=where,
+                                       min_visible=cfg.min_visible_keypoints)
+        return mapped, notes + more
+
+    def _mask(self, task: Task, prepared: Any, notes: list[str]) -> tuple[np.ndarray, bool]:
+        from glocal_cli.data.masks import irregular_mask, load_mask
+        from glocal_cli.infer.pipeline import _mask_to_frame
+
+        h, w = self.frame_hw
+        if task.mask == "irregular":
+            m = irregular_mask(h, w, self.cfg.mask_ratio_bin, self.cfg.seed + task.index)
+            return m[None].astype(np.uint8), True
+        if task.mask == "semantic":
+            return np.zeros((1, h, w), np.uint8), False
+        mask, more = load_mask(task.mask, prepared.original_hw, self.cfg.mask_invert)  # type: ignore[arg-type]
+        notes += more
+        return _mask_to_frame(mask, prepared)[None].astype(np.uint8), True
+
+
+def collate(items: list[dict[str, Any]]) -> tuple[dict[str, torch.Tensor] | None, list[dict[str, Any]], list[dict]]:
+    """Stack the good items into tensors; returns ``(batch or None, metas, failures)``."""
+    good = [it for it in items if "error" not in it]
+    bad = [it for it in items if "error" in it]
+    metas = [{"index": it["index"], "notes": it["notes"], "transform": it["transform"]} for it in good]
+    if not good:
+        return None, metas, bad
+    batch: dict[str, torch.Tensor] = {
+        "image": torch.from_numpy(np.stack([it["image"] for it in good])).permute(0, 3, 1, 2).contiguous(),
+        "source_xy": torch.from_numpy(np.stack([it["source_xy"] for it in good])),
+        "source_vis": torch.from_numpy(np.stack([it["source_vis"] for it in good])),
+        "parsing": torch.from_numpy(np.stack([it["parsing"] for it in good])),
+        "has_parsing": torch.tensor([bool(it["has_parsing"]) for it in good]),
+    }
+    if "target_xy" in good[0]:
+        batch["target_xy"] = torch.from_numpy(np.stack([it["target_xy"] for it in good]))
+        batch["target_vis"] = torch.from_numpy(np.stack([it["target_vis"] for it in good]))
+    if "mask" in good[0]:
+        batch["mask"] = torch.from_numpy(np.stack([it["mask"] for it in good]))
+        batch["has_mask"] = torch.tensor([bool(it["has_mask"]) for it in good])
+    return batch, metas, bad
+
+
+# --------------------------------------------------------------------------------------------- run
+
+
+def _grid(task_mode: str, source: np.ndarray, src_xy: np.ndarray, src_vis: np.ndarray, tgt: tuple | None,
+          parsing: np.ndarray, result: np.ndarray, masked: np.ndarray | None) -> np.ndarray:
+    from glocal_cli.data.parsing import colorize
+
+    white = np.full_like(source, 255)
+    panels = [source, draw_skeleton(white, Pose(src_xy, src_vis), radius=1, thickness=1)]
+    if tgt is not None:
+        panels.append(draw_skeleton(white, Pose(*tgt), radius=1, thickness=1))
+    if masked is not None:
+        panels.append(masked)
+    panels += [colorize(parsing), result]
+    return np.concatenate(panels, axis=1)
+
+
+def _write_item(task: Task, paths: dict[str, Path], mode: str, cfg: InferConfig, arrays: dict[str, Any],
+                transform: FrameTransform) -> None:
+    from glocal_cli.data.parsing import colorize
+
+    result = arrays["result"]
+    final = result
+    if cfg.paste_back:
+        from glocal_cli.infer.io import PreparedSource
+        from glocal_cli.infer.pipeline import _original_hint
+
+        hint = _original_hint(PreparedSource(result, Pose.missing(), None, transform, (0, 0)))
+        if hint is not None:
+            hint = load_source_image(task.source, cfg.max_input_side)[0]
+        final = transform.paste_back(result, hint)
+    save_image(paths["result"], final)
+    if "masked" in paths:
+        save_image(paths["masked"], arrays["masked"])
+    if "grid" in paths:
+        save_image(paths["grid"], _grid(mode, arrays["source"], arrays["source_xy"], arrays["source_vis"],
+                                        arrays.get("target"), arrays["parsing"], result, arrays.get("masked")))
+    if "parsing" in paths:
+        save_image(paths["parsing"], colorize(arrays["parsing"]))
+    if "flow" in paths and arrays.get("flow") is not None:
+        from glocal_cli.data.images import resize_image
+
+        h, w = result.shape[:2]
+        save_image(paths["flow"], resize_image(arrays["flow"], h, w, "nearest"))
+
+
+def _write_failures(out: Path, failures: list[Failure], rank: int, world: int) -> Path:
+    name = "failures.csv" if world == 1 else f"failures.rank{rank}.csv"
+    path = out / name
+    from glocal_cli.data import atomic_output
+
+    with atomic_output(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["source", "target", "stage", "error"])
+        for f in failures:
+            writer.writerow([f.source, f.target, f.stage, f.error])
+    return path
+
+
+def run_job(pipeline: Any, spec: JobSpec, cfg: InferConfig | None = None, show_progress: bool = True) -> BatchReport:
+    """Run a folder job end to end (see the module docstring); returns the :class:`BatchReport`."""
+    cfg = cfg or pipeline.config
+    started = time.perf_counter()
+    out = check_out_dir(spec.out)
+    frame_hw = pipeline.frame_hw
+    all_tasks = plan_tasks(spec, cfg, frame_hw)
+    rank, world = _shard()
+    report = BatchReport(total=len(all_tasks), out=out, rank=rank, world=world)
+    out.mkdir(parents=True, exist_ok=True)
+    mine = all_tasks[rank::world]
+    todo = [t for t in mine if spec.overwrite or not output_paths(out, t.name, spec.mode, cfg)["result"].exists()]
+    report.skipped = len(mine) - len(todo)
+    if report.skipped:
+        info(f"{report.skipped} of {len(mine)} output(s) exist and are kept (use --overwrite to replace them)")
+    by_index = {t.index: t for t in all_tasks}
+    dataset = TaskDataset(todo, spec.mode, cfg, frame_hw)
+    workers = min(cfg.workers, max(0, len(todo) // max(1, cfg.batch_size)))  # no idle worker start-up for tiny jobs
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=cfg.batch_size, shuffle=False, num_workers=workers, collate_fn=collate,
+        pin_memory=pipeline.device.type == "cuda", persistent_workers=False,
+        prefetch_factor=4 if workers > 0 else None,
+    )
+    pending: list[tuple[Task, Future]] = []
+    seen_notes: set[str] = set()
+    with ThreadPoolExecutor(max_workers=cfg.writer_threads) as pool, make_progress() as progress:
+        bar = progress.add_task(spec.mode, total=len(todo), status="", visible=show_progress)
+        for batch, metas, bad in loader:
+            for item in bad:
+                task = by_index[item["index"]]
+                report.failures.append(Failure(str(task.source), task.target_label, item["stage"], item["error"]))
+            for meta in metas:
+                for note in meta["notes"]:
+                    if note not in seen_notes:  # a source's warning once, not once per target pose
+                        seen_notes.add(note)
+                        warn(note)
+                        report.warnings += 1
+            if batch is not None:
+                try:
+                    result = pipeline.forward_batch(batch, spec.mode, want_flow=cfg.save_flow,
+                                                    mask_classes=cfg.mask_classes, mask_dilate=cfg.mask_dilate)
+                except (GLocalError, RuntimeError) as exc:
+                    for meta in metas:
+                        task = by_index[meta["index"]]
+                        report.failures.append(Failure(str(task.source), task.target_label, "model",
+                                                       f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}"))
+                    result = None
+                if result is not None:
+                    for j, meta in enumerate(metas):
+                        task = by_index[meta["index"]]
+                        arrays = {
+                            "result": result.image[j].numpy(), "parsing": result.parsing[j].numpy(),
+                            "source": batch["image"][j].permute(1, 2, 0).numpy(),
+                            "source_xy": batch["source_xy"][j].numpy(), "source_vis": batch["source_vis"][j].numpy(),
+                        }
+                        if "target_xy" in batch:
+                            arrays["target"] = (batch["target_xy"][j].numpy(), batch["target_vis"][j].numpy())
+                        if result.masked is not None:
+                            arrays["masked"] = result.masked[j].numpy()
+                        if result.flow is not None:
+                            arrays["flow"] = result.flow[j].numpy()
+                        paths = output_paths(out, task.name, spec.mode, cfg)
+                        pending.append((task, pool.submit(_write_item, task, paths, spec.mode, cfg, arrays,
+                                                          meta["transform"])))
+            progress.update(bar, advance=len(metas) + len(bad),
+                            status=f"[red]{len(report.failures)} failed[/red]" if report.failures else "")
+            pending = _collect(pending, report, wait=False)
+        _collect(pending, report, wait=True)
+    report.failed = len(report.failures)
+    if spec.video is not None:
+        _barrier(world)
+        if rank == 0:
+            report.videos = _write_videos(spec, all_tasks, out, cfg)
+    if report.failures or (out / "failures.csv").exists():
+        _write_failures(out, report.failures, rank, world)
+    report.seconds = time.perf_counter() - started
+    debug(f"rank {rank}/{world}: {report.done} written in {report.seconds:.1f} s")
+    return report
+
+
+def _collect(pending: list[tuple[Task, Future]], report: BatchReport, wait: bool) -> list[tuple[Task, Future]]:
+    left = []
+    for task, fut in pending:
+        if not wait and not fut.done():
+            left.append((task, fut))
+            continue
+        try:
+            fut.result()
+            report.done += 1
+        except (GLocalError, OSError, ValueError) as exc:
+            report.failures.append(Failure(str(task.source), task.target_label, "write",
+                                           f"{exc.__class__.__name__}: {exc}"))
+    return left
+
+
+def _barrier(world: int) -> None:
+    """Wait for every torchrun rank (only when several run), so rank 0 sees all frames."""
+    if world <= 1:
+        return
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    dist.barrier()
+
+
+def _write_videos(spec: JobSpec, tasks: list[Task], out: Path, cfg: InferConfig) -> list[Path]:
+    """One animation per source from its result frames on disk (in pose order; missing frames skipped)."""
+    from glocal_cli.data.images import load_image
+    from glocal_cli.infer.video import FrameWriter
+
+    assert spec.video is not None
+    groups: dict[Path, list[Task]] = {}
+    for t in tasks:
+        groups.setdefault(t.source, []).append(t)
+    written = []
+    for src, group in groups.items():
+        path = spec.video if len(groups) == 1 else spec.video.with_name(
+            f"{spec.video.stem}_{safe_stem(src.name)}{spec.video.suffix}")
+        frames = [output_paths(out, t.name, spec.mode, cfg)["result"] for t in group]
+        frames = [f for f in frames if f.exists()]
+        if not frames:
+            warn(f"{path}: no frames were produced; video not written")
+            continue
+        with FrameWriter(path, cfg.fps) as writer:
+            for f in frames:
+                writer.add(load_image(f))
+        written.append(path)
+    return written

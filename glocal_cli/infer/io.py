@@ -1,0 +1,346 @@
+"""Inference inputs and outputs: finding sources and poses, sidecars, frame mapping, result files.
+
+Sidecar convention (also used by ``examples/``): next to a source image ``<stem>.<ext>``
+
+* ``<stem>.json``: its pose (OpenPose / COCO / mmpose JSON, in the image's pixels);
+* ``<stem>_parsing.png``: its parsing (8-class label map, same size as the image);
+* ``<stem>_mask.png``: an inpainting mask (white = hole), used by ``inpaint --mask file``.
+
+Sidecar images are never treated as sources when a folder is scanned.
+
+Target poses come from a pose JSON file, a folder of them, a community keypoint CSV (every row, or
+the row named in a pairs CSV), or photos (``--pose-from``: keypoints by the configured backend).
+Their coordinates are mapped into the model frame according to ``infer.pose_frame``
+(see :func:`map_target_pose`).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from glocal_cli.data.images import IMAGE_SUFFIXES, FrameTransform, fit_to_frame, load_image, resize_image
+from glocal_cli.data.keypoints import NUM_KEYPOINTS, Pose, convert_frame, read_keypoint_csv, read_pose_file
+from glocal_cli.errors import InputError
+
+__all__ = [
+    "SIDECAR_SUFFIXES",
+    "PoseSource",
+    "PreparedSource",
+    "check_out_dir",
+    "find_sidecar",
+    "fit_transform_for_poses",
+    "list_images",
+    "list_pose_sources",
+    "load_source_image",
+    "map_target_pose",
+    "prepare_source",
+    "read_pairs",
+    "safe_stem",
+]
+
+SIDECAR_SUFFIXES = ("_parsing", "_mask")
+"""Stem endings of sidecar images (never sources)."""
+
+
+def safe_stem(name: str) -> str:
+    """A file-name-safe stem (path separators and odd characters replaced by ``_``)."""
+    stem = Path(name).stem if "." in Path(name).name else Path(name).name
+    return "".join(c if c.isalnum() or c in "-_.+" else "_" for c in stem) or "item"
+
+
+def list_images(folder: str | os.PathLike[str]) -> list[Path]:
+    """Image files of a folder (not recursive, sorted), sidecar images excluded."""
+    root = Path(folder)
+    return sorted(
+        p for p in root.iterdir()
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.stem.endswith(SIDECAR_SUFFIXES)
+        and not p.name.startswith(".")
+    )
+
+
+def find_sidecar(image: Path, kind: str) -> Path | None:
+    """The ``pose`` (``<stem>.json``), ``parsing`` (``<stem>_parsing.png``) or ``mask`` sidecar, if present."""
+    name = {"pose": f"{image.stem}.json", "parsing": f"{image.stem}_parsing.png", "mask": f"{image.stem}_mask.png"}[kind]
+    path = image.with_name(name)
+    return path if path.is_file() else None
+
+
+def check_out_dir(out: str | os.PathLike[str]) -> Path:
+    """``out`` as a folder to write into: an existing file there is an :class:`InputError`."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{path}: output folder is an existing file")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise InputError(f"{path}: cannot create the output folder ({parent} is a file)")
+    return path
+
+
+# ------------------------------------------------------------------------------------------- poses
+
+
+@dataclass(frozen=True)
+class PoseSource:
+    """Where one target pose comes from (picklable, resolved in the loader workers).
+
+    ``kind``: ``"file"`` (a pose JSON), ``"image"`` (a photo; keypoints by the backend) or
+    ``"pose"`` (an already read :class:`Pose`, e.g. a CSV row, with ``frame_hw`` the size of the
+    frame its coordinates are in, ``None`` = the model frame).
+    """
+
+    kind: str
+    name: str
+    path: Path | None = None
+    pose: Pose | None = field(default=None, compare=False)
+    frame_hw: tuple[int, int] | None = None
+
+
+def _csv_frame(path: Path, setting: str) -> Any:
+    """The frame of a keypoint CSV's coordinates: the config value, a manifest beside it, or ``None``."""
+    if setting != "auto":
+        if "x" in setting and setting.replace("x", "").isdigit():
+            h, w = setting.split("x")
+            return (int(h), int(w))
+        return setting
+    manifest = path.with_name("manifest.json")
+    if manifest.is_file():
+        import json
+
+        try:
+            data = json.loads(manifest.read_text(encoding="utf-8"))
+            return (int(data["height"]), int(data["width"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+    return None
+
+
+def list_pose_sources(path: str | os.PathLike[str], from_images: bool = False, csv_frame: str = "auto",
+                      model_hw: tuple[int, int] | None = None) -> list[PoseSource]:
+    """Target poses from a JSON file, a keypoint CSV (every row), a folder of JSON files, or photos.
+
+    ``from_images``: ``path`` is a photo or a folder of photos whose keypoints the backend detects.
+    CSV coordinates are converted to the model frame ``model_hw`` from the CSV's frame (``csv_frame``:
+    ``auto`` = the ``manifest.json`` beside the CSV, else the model frame; or a frame name / ``HxW``).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such pose file or folder")
+    if from_images:
+        images = list_images(p) if p.is_dir() else [p]
+        if not images:
+            raise InputError(f"{p}: folder holds no images")
+        return [PoseSource("image", safe_stem(i.name), path=i) for i in images]
+    if p.is_dir():
+        files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() == ".json"
+                       and not f.name.startswith("."))
+        if not files:
+            csvs = sorted(p.glob("*.csv"))
+            if len(csvs) == 1:
+                return list_pose_sources(csvs[0], csv_frame=csv_frame, model_hw=model_hw)
+            raise InputError(f"{p}: folder holds no pose files (*.json)")
+        return [PoseSource("file", safe_stem(f.name), path=f) for f in files]
+    if p.suffix.lower() == ".csv":
+        frame = _csv_frame(p, csv_frame)
+        poses = read_keypoint_csv(p, frame, model_hw) if (frame is not None and model_hw is not None) \
+            else read_keypoint_csv(p)
+        if not poses:
+            raise InputError(f"{p}: keypoint CSV has no rows")
+        return [PoseSource("pose", name, path=p, pose=pose) for name, pose in poses.items()]
+    if p.suffix.lower() in IMAGE_SUFFIXES:
+        return [PoseSource("image", safe_stem(p.name), path=p)]
+    return [PoseSource("file", safe_stem(p.name), path=p)]
+
+
+def read_pairs(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
+    """``(from, to)`` rows of a pairs CSV (header ``from,to``); errors name the file and row."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{p}: cannot read pairs CSV ({exc.__class__.__name__})") from None
+    rows = list(csv.reader(text.splitlines()))
+    if not rows or [c.strip() for c in rows[0][:2]] != ["from", "to"]:
+        raise InputError(f"{p}: row 1: expected the header 'from,to'")
+    pairs = []
+    for i, row in enumerate(rows[1:], start=2):
+        if not row or not "".join(row).strip():
+            continue
+        if len(row) < 2 or not row[0].strip() or not row[1].strip():
+            raise InputError(f"{p}: row {i}: expected two names 'from,to'")
+        pairs.append((row[0].strip(), row[1].strip()))
+    if not pairs:
+        raise InputError(f"{p}: pairs CSV has no rows")
+    return pairs
+
+
+def _pose_check(pose: Pose, frame_hw: tuple[int, int], where: str, min_visible: int) -> tuple[Pose, list[str]]:
+    """Clip to the frame and collect the "out of frame" / "mostly missing" warnings."""
+    notes: list[str] = []
+    inside = pose.in_frame(*frame_hw)
+    outside = int(pose.visible.sum() - inside.sum())
+    if outside:
+        notes.append(f"{where}: {outside} keypoint(s) fall outside the frame and are ignored")
+    pose = pose.clip_to_frame(*frame_hw)
+    if pose.num_visible < min_visible:
+        notes.append(f"{where}: only {pose.num_visible} of {NUM_KEYPOINTS} keypoints visible; the result may be poor")
+    return pose, notes
+
+
+def fit_transform_for_poses(poses: list[Pose], frame_hw: tuple[int, int], margin: float = 0.15) -> FrameTransform | None:
+    """A :class:`FrameTransform` that puts the union box of ``poses`` (with ``margin``) in the frame, centred.
+
+    Used for target poses whose canvas is unknown (``pose_frame: fit``); one transform for a whole
+    sequence keeps an animation from jittering. ``None`` when no point is visible.
+    """
+    boxes = [b for b in (p.bbox() for p in poses) if b is not None]
+    if not boxes:
+        return None
+    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
+    m = margin * max(x1 - x0, y1 - y0, 1.0)
+    bw, bh = x1 - x0 + 2 * m + 1, y1 - y0 + 2 * m + 1
+    h, w = frame_hw
+    scale = min(h / bh, w / bw)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    # FrameTransform maps x_f = (x + 0.5) * s - 0.5 + offset; choose offset so the centre maps mid-frame
+    off_x = round((w - 1) / 2 - ((cx + 0.5) * scale - 0.5))
+    off_y = round((h - 1) / 2 - ((cy + 0.5) * scale - 0.5))
+    # a virtual canvas large enough to hold every point; its size only sets the exact scale
+    cw, ch = int(np.ceil(x1 + m + 2)), int(np.ceil(y1 + m + 2))
+    return FrameTransform(float(scale), int(off_x), int(off_y), max(ch, 1), max(cw, 1), h, w)
+
+
+def map_target_pose(
+    pose: Pose,
+    mode: str,
+    frame_hw: tuple[int, int],
+    source_transform: FrameTransform | None = None,
+    fit: FrameTransform | None = None,
+    where: str = "target pose",
+    min_visible: int = 9,
+) -> tuple[Pose, list[str]]:
+    """Map a target pose into the model frame; returns ``(pose, warnings)``.
+
+    ``mode``: ``model`` (already in the frame), ``source`` (in the source image's pixels: mapped
+    by the source's fit transform, so ``--paste-back`` lines up), ``fit`` (its own box fitted into
+    the frame, or the shared ``fit`` transform of a sequence), ``auto`` (``source`` when every
+    visible point lies inside the source image, else ``fit``).
+    """
+    notes: list[str] = []
+    if mode == "auto":
+        if source_transform is not None and pose.visible.any() and bool(
+            pose.in_frame(source_transform.source_height, source_transform.source_width)[pose.visible].all()
+        ):
+            mode = "source"
+        else:
+            mode = "fit"
+    if mode == "source":
+        if source_transform is None:
+            raise ValueError("map_target_pose: mode 'source' needs the source transform")
+        pose = source_transform.apply_to_pose(pose, clip=False)
+    elif mode == "fit":
+        transform = fit or fit_transform_for_poses([pose], frame_hw)
+        if transform is not None:
+            pose = _apply_scale_offset(pose, transform)
+    elif mode != "model":
+        raise ValueError(f"unknown pose_frame {mode!r}")
+    pose, more = _pose_check(pose, frame_hw, where, min_visible)
+    return pose, notes + more
+
+
+def _apply_scale_offset(pose: Pose, t: FrameTransform) -> Pose:
+    s = t.scale
+    return pose.transform(s, s, 0.5 * s - 0.5 + t.offset_x, 0.5 * s - 0.5 + t.offset_y)
+
+
+# ------------------------------------------------------------------------------------------ sources
+
+
+def load_source_image(path: str | os.PathLike[str], max_side: int) -> tuple[np.ndarray, list[str]]:
+    """Load any image as RGB uint8 (see :func:`~glocal_cli.data.images.load_image`), downscaling one
+    whose longer side exceeds ``max_side`` (warned)."""
+    image = load_image(path)
+    return limit_size(image, max_side, str(path))
+
+
+def limit_size(image: np.ndarray, max_side: int, where: str) -> tuple[np.ndarray, list[str]]:
+    """Downscale ``image`` so that its longer side is at most ``max_side``; returns ``(image, warnings)``."""
+    h, w = image.shape[:2]
+    if max(h, w) <= max_side:
+        return image, []
+    s = max_side / max(h, w)
+    nh, nw = max(1, round(h * s)), max(1, round(w * s))
+    return resize_image(image, nh, nw, "area"), [f"{where}: {h}x{w} image downscaled to {nh}x{nw}"]
+
+
+@dataclass
+class PreparedSource:
+    """A source photo put into the model frame."""
+
+    image: np.ndarray
+    """``uint8 (H, W, 3)`` in the model frame."""
+    pose: Pose
+    """Source keypoints in the model frame."""
+    parsing: np.ndarray | None
+    """``uint8 (H, W)`` labels in the model frame, or ``None`` (to be estimated)."""
+    transform: FrameTransform
+    """Maps the (possibly downscaled) original into the frame; for ``--paste-back``."""
+    original_hw: tuple[int, int]
+    """Size of the (possibly downscaled) original image."""
+    notes: list[str] = field(default_factory=list)
+    """Warnings to show."""
+
+
+def prepare_source(
+    image: np.ndarray,
+    pose: Pose | None,
+    parsing: np.ndarray | None,
+    frame_hw: tuple[int, int],
+    where: str = "source",
+    resample: str = "bicubic",
+    margin: float = 0.15,
+    min_visible: int = 9,
+) -> PreparedSource:
+    """Fit a source image (and its pose and parsing, in the image's pixels) into the model frame."""
+    notes: list[str] = []
+    if parsing is not None and parsing.shape != image.shape[:2]:
+        notes.append(f"{where}: parsing is {parsing.shape[0]}x{parsing.shape[1]}, image {image.shape[0]}x"
+                     f"{image.shape[1]}; parsing resized")
+        parsing = resize_image(parsing.astype(np.uint8), image.shape[0], image.shape[1], "nearest")
+    h, w = frame_hw
+    frame, transform = fit_to_frame(image, h, w, resample, pose=pose, margin=margin)  # type: ignore[arg-type]
+    frame_pose = Pose.missing() if pose is None else transform.apply_to_pose(pose, clip=False)
+    frame_pose, more = _pose_check(frame_pose, frame_hw, f"{where} keypoints", min_visible)
+    notes += more
+    frame_parsing = None
+    if parsing is not None:
+        rgb = np.repeat(parsing.astype(np.uint8)[..., None], 3, axis=2)
+        fitted, _ = fit_to_frame(rgb, h, w, "nearest", pose=pose, pad_value=0, margin=margin)
+        frame_parsing = fitted[..., 0]
+    return PreparedSource(frame, frame_pose, frame_parsing, transform, image.shape[:2], notes)
+
+
+def pose_from_any(value: Any, where: str = "pose") -> tuple[Pose, list[str]]:
+    """A :class:`Pose` from a Pose, a pose-file path, or an ``(18, 2)`` / ``(18, 3)`` array of ``x, y[, score]``."""
+    if isinstance(value, Pose):
+        return value, []
+    if isinstance(value, (str, os.PathLike)):
+        pose, note = read_pose_file(value)
+        return pose, ([f"{value}: {note}"] if "kept person" in note else [])
+    arr = np.asarray(value.detach().cpu() if hasattr(value, "detach") else value, dtype=np.float32)
+    if arr.shape == (NUM_KEYPOINTS, 2):
+        return Pose(arr, (arr >= 0).all(axis=1)), []
+    if arr.shape == (NUM_KEYPOINTS, 3):
+        return Pose.from_xyv(arr), []
+    raise InputError(f"{where}: expected a Pose, a pose file, or an (18, 2)/(18, 3) array, got shape {arr.shape}")
+
+
+def convert_csv_pose(pose: Pose, frame: Any, model_hw: tuple[int, int]) -> Pose:
+    """A CSV pose from ``frame`` into the model frame (no-op when ``frame`` is ``None``)."""
+    return pose if frame is None else convert_frame(pose, frame, model_hw, clip=False)

@@ -1,0 +1,479 @@
+"""``GLocalPipeline``: pose transfer and texture inpainting for PIL images, numpy arrays or tensors.
+
+The pipeline holds a :class:`~glocal_cli.models.generator.GLocalModel` and everything around it:
+fitting a photo of any size into the model frame, pose heatmaps, parsing (given, or estimated by
+the semantic network with ``Pt = Ps``), masks, and the way back to pictures. It runs under
+``torch.inference_mode`` with bf16 autocast on CUDA. The batch jobs (:mod:`glocal_cli.infer.batch`)
+and the CLI are thin layers over :meth:`GLocalPipeline.forward_batch`.
+
+Example::
+
+    pipe = GLocalPipeline.from_pretrained("weights/default", device="cuda")
+    out = pipe.transfer(Image.open("a.jpg"), "b.json", source_pose="a.json")  # a PIL image
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from glocal_cli.console import warn
+from glocal_cli.data.keypoints import Pose, pose_heatmaps_torch, pose_sigma
+from glocal_cli.errors import ConfigError, InputError
+from glocal_cli.infer.config import InferConfig
+from glocal_cli.infer.io import PreparedSource, limit_size, map_target_pose, pose_from_any, prepare_source
+
+__all__ = ["BatchOutput", "GLocalPipeline", "PipelineResult", "resolve_device", "to_uint8_image"]
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``auto`` -> CUDA when available (``cuda:LOCAL_RANK`` under torchrun), else CPU."""
+    if device is None or str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        return torch.device("cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: CUDA is not available on this machine (use --device cpu)")
+    return dev
+
+
+def to_uint8_image(value: Any, where: str = "image") -> tuple[np.ndarray, str]:
+    """``(uint8 (H, W, 3) RGB, kind)`` from a PIL image, a numpy array (uint8 or float in [0, 1]) or a
+    tensor ``(3, H, W)`` in [-1, 1]; ``kind`` is ``pil``, ``numpy`` or ``tensor`` (to return the same kind)."""
+    from PIL import Image
+
+    if isinstance(value, (str, os.PathLike)):
+        from glocal_cli.data.images import load_image
+
+        return load_image(value), "numpy"
+    if isinstance(value, Image.Image):
+        from glocal_cli.data.images import _to_rgb
+
+        return np.ascontiguousarray(_to_rgb(value)), "pil"
+    if isinstance(value, torch.Tensor):
+        t = value.detach().float().cpu()
+        if t.dim() == 4 and t.shape[0] == 1:
+            t = t[0]
+        if t.dim() != 3 or t.shape[0] not in (1, 3):
+            raise InputError(f"{where}: expected a (3, H, W) tensor in [-1, 1], got shape {tuple(value.shape)}")
+        t = t.expand(3, -1, -1)
+        arr = ((t.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        return np.ascontiguousarray(arr), "tensor"
+    arr = np.asarray(value)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
+        raise InputError(f"{where}: expected an (H, W, 3) image array, got shape {arr.shape}")
+    if arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    if arr.shape[2] == 4:
+        alpha = arr[..., 3:4].astype(np.float32) / (255.0 if arr.dtype == np.uint8 else 1.0)
+        arr = (arr[..., :3] * alpha + (255.0 if arr.dtype == np.uint8 else 1.0) * (1 - alpha))
+    if arr.dtype == np.uint16:
+        arr = np.rint(arr / 257.0)
+    elif arr.dtype.kind == "f":
+        arr = np.clip(arr, 0, 1) * 255.0 if float(np.nanmax(arr)) <= 1.0 else arr
+        arr = np.rint(np.nan_to_num(arr))
+    return np.ascontiguousarray(np.clip(arr, 0, 255).astype(np.uint8)), "numpy"
+
+
+def _from_uint8(image: np.ndarray, kind: str) -> Any:
+    if kind == "pil":
+        from PIL import Image
+
+        return Image.fromarray(image)
+    if kind == "tensor":
+        return torch.from_numpy(image).permute(2, 0, 1).float() / 127.5 - 1.0
+    return image
+
+
+def flow_to_rgb(flow: torch.Tensor) -> torch.Tensor:
+    """``(B, 2, h, w)`` normalised flow -> ``uint8 (B, h, w, 3)``: hue = direction, saturation = length."""
+    dx, dy = flow[:, 0].float(), flow[:, 1].float()
+    mag = torch.sqrt(dx * dx + dy * dy)
+    mag = mag / mag.flatten(1).amax(1).clamp_min(1e-6)[:, None, None]
+    hue = (torch.atan2(dy, dx) / (2 * torch.pi)) % 1.0 * 6.0
+    c = mag
+    x = c * (1 - ((hue % 2) - 1).abs())
+    zeros = torch.zeros_like(c)
+    sector = hue.floor().long().clamp(0, 5)
+    r = torch.stack([c, x, zeros, zeros, x, c])
+    g = torch.stack([x, c, c, x, zeros, zeros])
+    b = torch.stack([zeros, zeros, x, c, c, x])
+    idx = sector[None]
+    rgb = torch.stack([r.gather(0, idx)[0], g.gather(0, idx)[0], b.gather(0, idx)[0]], dim=-1)
+    rgb = rgb + (1 - c)[..., None]  # white = no motion
+    return (rgb.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+@dataclass
+class BatchOutput:
+    """What :meth:`GLocalPipeline.forward_batch` returns, on the CPU."""
+
+    image: torch.Tensor
+    """``uint8 (B, H, W, 3)`` results in the model frame."""
+    parsing: torch.Tensor
+    """``uint8 (B, H, W)`` target parsing labels (predicted, or the source parsing in inpainting)."""
+    masked: torch.Tensor | None = None
+    """``uint8 (B, H, W, 3)`` masked inputs (inpainting)."""
+    flow: torch.Tensor | None = None
+    """``uint8 (B, h, w, 3)`` flow pictures (when asked for)."""
+
+
+@dataclass
+class PipelineResult:
+    """One result of the Python API with its by-products (``return_details=True``)."""
+
+    image: Any
+    """The result, of the input's kind (PIL, numpy uint8 or tensor in [-1, 1])."""
+    frame_image: np.ndarray
+    """``uint8 (H, W, 3)`` result in the model frame."""
+    parsing: np.ndarray
+    """``uint8 (H, W)`` target parsing labels in the model frame."""
+    source: PreparedSource
+    """The source fitted into the frame (with its transform)."""
+    target_pose: Pose
+    """Target keypoints in the model frame."""
+    masked: np.ndarray | None = None
+    """Masked input in the model frame (inpainting)."""
+    notes: list[str] = field(default_factory=list)
+    """Warnings raised while preparing the inputs."""
+
+
+class GLocalPipeline:
+    """Pose transfer and inpainting around a :class:`GLocalModel` (see the module docstring)."""
+
+    def __init__(self, model: torch.nn.Module, device: str | torch.device = "auto", dtype: torch.dtype | None = None,
+                 config: InferConfig | None = None, sigma_at_256: float = 6.0, random_init: bool = False,
+                 weights_dir: Path | None = None) -> None:
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.config = config or InferConfig()
+        if dtype is None:
+            prec = self.config.precision
+            if prec == "auto":
+                dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
+            else:
+                dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[prec]
+        self.dtype = dtype
+        self.frame_hw: tuple[int, int] = (int(model.height), int(model.width))
+        self.sigma = pose_sigma(self.frame_hw[0], sigma_at_256)
+        self.random_init = random_init
+        """True when the model was freshly initialised (no weights): results are not meaningful."""
+        self.weights_dir = weights_dir
+
+    # -- construction ---------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike[str], device: str | torch.device = "auto",
+                        dtype: torch.dtype | None = None, config: InferConfig | None = None,
+                        sigma_at_256: float = 6.0) -> GLocalPipeline:
+        """Load a weights folder (``config.json`` + safetensors); bad folders raise :class:`WeightsError`."""
+        from glocal_cli.models.pretrained import from_pretrained
+
+        model = from_pretrained(directory, map_location="cpu")
+        return cls(model, device, dtype, config, sigma_at_256, weights_dir=Path(directory))
+
+    @classmethod
+    def from_config(cls, preset: str = "synthetic-64", seed: int = 0, device: str | torch.device = "auto",
+                    dtype: torch.dtype | None = None, config: InferConfig | None = None) -> GLocalPipeline:
+        """A freshly (randomly, seeded) initialised model of a config preset: for demos and tests only."""
+        from glocal_cli.config import resolve_config
+        from glocal_cli.models.generator import GLocalModel
+
+        cfg = resolve_config(preset)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = GLocalModel(cfg.model, cfg.data.height, cfg.data.width, cfg.data.num_classes)
+        return cls(model, device, dtype, config, cfg.data.pose_sigma, random_init=True)
+
+    # -- the batched core ----------------------------------------------------------------------------
+    def _autocast(self):
+        if self.device.type == "cuda" and self.dtype in (torch.bfloat16, torch.float16):
+            return torch.autocast("cuda", dtype=self.dtype)
+        if self.device.type == "cpu" and self.dtype == torch.bfloat16:
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return torch.autocast(self.device.type, enabled=False)
+
+    def heatmaps(self, xy: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+        """``(B, 18, H, W)`` pose maps on the pipeline's device from ``(B, 18, 2)`` points and ``(B, 18)`` flags."""
+        h, w = self.frame_hw
+        return pose_heatmaps_torch(xy.to(self.device, torch.float32), visible.to(self.device), h, w, self.sigma)
+
+    def forward_batch(self, batch: dict[str, torch.Tensor], mode: str = "transfer", want_flow: bool = False,
+                      mask_classes: Sequence[str | int] = ("upper",), mask_dilate: int = 1) -> BatchOutput:
+        """Run one collated batch (see :func:`glocal_cli.infer.batch.collate`) and return CPU pictures.
+
+        Keys: ``image`` uint8 ``(B, 3, H, W)``; ``source_xy``/``source_vis``; for transfer
+        ``target_xy``/``target_vis``; ``parsing`` uint8 ``(B, H, W)`` with ``has_parsing`` ``(B,)``;
+        for inpainting ``mask`` uint8 ``(B, 1, H, W)`` with ``has_mask`` (items without one get a
+        semantic mask of ``mask_classes`` from their given or estimated parsing).
+        """
+        from glocal_cli.data.masks import semantic_masks_torch
+
+        dev = self.device
+        with torch.inference_mode(), self._autocast():
+            image = batch["image"].to(dev, non_blocking=True).float().div_(127.5).sub_(1.0)
+            source_pose = self.heatmaps(batch["source_xy"], batch["source_vis"])
+            n = self.model.num_classes
+            has_parsing = batch["has_parsing"].to(dev)
+            given = F.one_hot(batch["parsing"].to(dev).long().clamp_(0, n - 1), n).permute(0, 3, 1, 2).float()
+            if bool(has_parsing.all()):
+                source_parsing = given
+            else:
+                estimated = self.model.estimate_source_parsing(image, source_pose).float()
+                source_parsing = torch.where(has_parsing[:, None, None, None], given, estimated)
+            masked = None
+            if mode == "inpaint":
+                mask = batch["mask"].to(dev).float()
+                has_mask = batch["has_mask"].to(dev)
+                if not bool(has_mask.all()):
+                    sem = semantic_masks_torch(source_parsing, mask_classes)
+                    if mask_dilate > 0:
+                        k = 2 * mask_dilate + 1
+                        sem = F.max_pool2d(sem, k, stride=1, padding=mask_dilate)
+                    mask = torch.where(has_mask[:, None, None, None], mask, sem)
+                out = self.model(image, source_pose, None, source_parsing, None, mask, mode="inpaint",
+                                 check_finite=False)
+                masked = image * (1 - mask) + mask  # holes shown white
+                parsing_labels = source_parsing.argmax(1)
+            else:
+                target_pose = self.heatmaps(batch["target_xy"], batch["target_vis"])
+                out = self.model(image, source_pose, target_pose, source_parsing, None, None, mode="transfer",
+                                 check_finite=False)
+                parsing_labels = out.target_parsing.argmax(1)
+            result = _to_hwc_uint8(out.image)
+            flow = flow_to_rgb(out.flow[-1]).cpu() if want_flow else None
+            return BatchOutput(result.cpu(), parsing_labels.to(torch.uint8).cpu(),
+                               None if masked is None else _to_hwc_uint8(masked).cpu(), flow)
+
+    # -- single images and lists ----------------------------------------------------------------------
+    def _prepare(self, source: Any, source_pose: Any, source_parsing: Any, where: str) -> tuple[PreparedSource, str]:
+        image, kind = to_uint8_image(source, where)
+        image, notes = limit_size(image, self.config.max_input_side, where)
+        pose = None
+        if source_pose is None:
+            pose = self._detect(image, where)
+        else:
+            pose, more = pose_from_any(source_pose, f"{where} pose")
+            notes += more
+        parsing = None
+        if source_parsing is not None:
+            if isinstance(source_parsing, (str, os.PathLike)):
+                from glocal_cli.data.parsing import read_parsing
+
+                parsing = read_parsing(source_parsing)
+            else:
+                arr = source_parsing.detach().cpu().numpy() if hasattr(source_parsing, "detach") else np.asarray(source_parsing)
+                parsing = (arr.argmax(0) if arr.ndim == 3 else arr).astype(np.uint8)
+        prepared = prepare_source(image, pose, parsing, self.frame_hw, where, margin=self.config.fit_margin,
+                                  min_visible=self.config.min_visible_keypoints)
+        prepared.notes[:0] = notes
+        return prepared, kind
+
+    def _detect(self, image: np.ndarray, where: str) -> Pose:
+        from glocal_cli.data.backends import BackendSpec, make_backend
+
+        with make_backend(BackendSpec(self.config.keypoints, device=str(self.device))) as backend:
+            pose = backend.detect(image)
+        if pose is None:
+            raise InputError(f"{where}: the keypoint backend found no person")
+        return pose
+
+    def _collate(self, items: list[PreparedSource], targets: list[Pose] | None, masks: list[np.ndarray | None] | None):
+        h, w = self.frame_hw
+        batch = {
+            "image": torch.from_numpy(np.stack([it.image for it in items])).permute(0, 3, 1, 2).contiguous(),
+            "source_xy": torch.from_numpy(np.stack([it.pose.xy for it in items])),
+            "source_vis": torch.from_numpy(np.stack([it.pose.visible for it in items])),
+            "parsing": torch.from_numpy(np.stack([it.parsing if it.parsing is not None else np.zeros((h, w), np.uint8)
+                                                  for it in items])),
+            "has_parsing": torch.tensor([it.parsing is not None for it in items]),
+        }
+        if targets is not None:
+            batch["target_xy"] = torch.from_numpy(np.stack([p.xy for p in targets]))
+            batch["target_vis"] = torch.from_numpy(np.stack([p.visible for p in targets]))
+        if masks is not None:
+            batch["mask"] = torch.from_numpy(np.stack([m if m is not None else np.zeros((h, w), bool)
+                                                       for m in masks])[:, None].astype(np.uint8))
+            batch["has_mask"] = torch.tensor([m is not None for m in masks])
+        return batch
+
+    def _finish(self, out: BatchOutput, items: list[PreparedSource], kinds: list[str], originals_paste: bool,
+                targets: list[Pose] | None, return_details: bool, notes: list[list[str]]) -> list[Any]:
+        results = []
+        for i, item in enumerate(items):
+            frame = out.image[i].numpy()
+            final = frame
+            if originals_paste:
+                final = item.transform.paste_back(frame, _original_hint(item))
+            img = _from_uint8(final, kinds[i])
+            if return_details:
+                results.append(PipelineResult(img, frame, out.parsing[i].numpy(), item,
+                                              targets[i] if targets else item.pose,
+                                              None if out.masked is None else out.masked[i].numpy(), notes[i]))
+            else:
+                results.append(img)
+        return results
+
+    def transfer_batch(self, sources: Sequence[Any], target_poses: Sequence[Any],
+                       source_poses: Sequence[Any] | None = None, source_parsings: Sequence[Any] | None = None,
+                       paste_back: bool = False, return_details: bool = False) -> list[Any]:
+        """:meth:`transfer` for lists (one forward pass per ``config.batch_size`` items)."""
+        n = len(sources)
+        if len(target_poses) != n:
+            raise InputError(f"transfer_batch: {n} sources but {len(target_poses)} target poses")
+        source_poses = list(source_poses) if source_poses is not None else [None] * n
+        source_parsings = list(source_parsings) if source_parsings is not None else [None] * n
+        results: list[Any] = []
+        step = self.config.batch_size
+        for start in range(0, n, step):
+            items, kinds, targets, notes = [], [], [], []
+            for i in range(start, min(n, start + step)):
+                prepared, kind = self._prepare(sources[i], source_poses[i], source_parsings[i], f"source {i}")
+                raw, more = pose_from_any(target_poses[i], f"target pose {i}")
+                tgt, more2 = map_target_pose(raw, self.config.pose_frame, self.frame_hw, prepared.transform,
+                                             where=f"target pose {i}", min_visible=self.config.min_visible_keypoints)
+                item_notes = prepared.notes + more + more2
+                for note in item_notes:
+                    warn(note)
+                items.append(prepared)
+                kinds.append(kind)
+                targets.append(tgt)
+                notes.append(item_notes)
+            out = self.forward_batch(self._collate(items, targets, None), "transfer")
+            results += self._finish(out, items, kinds, paste_back, targets, return_details, notes)
+        return results
+
+    def transfer(self, source: Any, target_pose: Any, source_pose: Any = None, source_parsing: Any = None,
+                 paste_back: bool = False, return_details: bool = False) -> Any:
+        """Re-pose the person of ``source`` to ``target_pose``.
+
+        ``source``: a PIL image, an ``(H, W, 3)`` numpy array (uint8, or float in [0, 1]), a
+        ``(3, H, W)`` tensor in [-1, 1], or an image path; any size (fitted into the model frame).
+        ``target_pose`` / ``source_pose``: a :class:`Pose`, a pose file, or an ``(18, 2|3)`` array of
+        ``x, y[, score]`` (-1 = missing); target coordinates map into the frame by ``config.pose_frame``.
+        Without ``source_pose`` the keypoint backend detects it. ``source_parsing``: an ``(H, W)`` label
+        map, ``(8, H, W)`` one-hot or a label PNG; estimated when omitted. Returns the result of the
+        input's kind, in the model frame (or the source canvas with ``paste_back``); with
+        ``return_details`` a :class:`PipelineResult`.
+        """
+        return self.transfer_batch([source], [target_pose], [source_pose], [source_parsing], paste_back,
+                                   return_details)[0]
+
+    def inpaint_batch(self, sources: Sequence[Any], masks: Sequence[Any], source_poses: Sequence[Any] | None = None,
+                      source_parsings: Sequence[Any] | None = None, paste_back: bool = False,
+                      return_details: bool = False) -> list[Any]:
+        """:meth:`inpaint` for lists."""
+        from glocal_cli.data.masks import irregular_mask, load_mask
+
+        n = len(sources)
+        if len(masks) != n:
+            raise InputError(f"inpaint_batch: {n} sources but {len(masks)} masks")
+        source_poses = list(source_poses) if source_poses is not None else [None] * n
+        source_parsings = list(source_parsings) if source_parsings is not None else [None] * n
+        h, w = self.frame_hw
+        results: list[Any] = []
+        step = self.config.batch_size
+        for start in range(0, n, step):
+            items, kinds, frame_masks, notes = [], [], [], []
+            for i in range(start, min(n, start + step)):
+                prepared, kind = self._prepare(sources[i], source_poses[i], source_parsings[i], f"source {i}")
+                spec = masks[i]
+                item_notes = list(prepared.notes)
+                frame_mask: np.ndarray | None
+                if isinstance(spec, str) and spec == "irregular":
+                    frame_mask = irregular_mask(h, w, self.config.mask_ratio_bin, self.config.seed + i)
+                elif isinstance(spec, str) and spec == "semantic":
+                    frame_mask = None
+                else:
+                    if isinstance(spec, (str, os.PathLike)):
+                        mask_img, more = load_mask(spec, prepared.original_hw, self.config.mask_invert)
+                        item_notes += more
+                    else:
+                        mask_img = _mask_array(spec, prepared.original_hw, item_notes, f"mask {i}")
+                    frame_mask = _mask_to_frame(mask_img, prepared)
+                for note in item_notes:
+                    warn(note)
+                items.append(prepared)
+                kinds.append(kind)
+                frame_masks.append(frame_mask)
+                notes.append(item_notes)
+            out = self.forward_batch(self._collate(items, None, frame_masks), "inpaint",
+                                     mask_classes=self.config.mask_classes, mask_dilate=self.config.mask_dilate)
+            results += self._finish(out, items, kinds, paste_back, None, return_details, notes)
+        return results
+
+    def inpaint(self, source: Any, mask: Any = "irregular", source_pose: Any = None, source_parsing: Any = None,
+                paste_back: bool = False, return_details: bool = False) -> Any:
+        """Fill the holes of ``source``.
+
+        ``mask``: ``"irregular"`` (generated in ``config.mask_ratio_bin``, seeded by ``config.seed``),
+        ``"semantic"`` (removes ``config.mask_classes`` of the given or estimated parsing), a mask file
+        (white = hole), or an array / tensor of the source's size (1 / True = hole; another size is
+        resized and a non-binary mask thresholded, both warned). Other arguments as in :meth:`transfer`.
+        """
+        return self.inpaint_batch([source], [mask], [source_pose], [source_parsing], paste_back, return_details)[0]
+
+    def with_config(self, **changes: Any) -> GLocalPipeline:
+        """A copy sharing the model, with some :class:`InferConfig` fields changed."""
+        clone = object.__new__(GLocalPipeline)
+        clone.__dict__.update(self.__dict__)
+        clone.config = replace(self.config, **changes)
+        return clone
+
+
+def _to_hwc_uint8(image: torch.Tensor) -> torch.Tensor:
+    return ((image.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+
+
+def _original_hint(item: PreparedSource) -> np.ndarray | None:
+    """paste_back needs the original only when the source was cropped; we keep the frame-fitted view,
+    so a cropped source is pasted onto a white canvas of the original size."""
+    t = item.transform
+    if (t.offset_x, t.offset_y) >= (0, 0) and t.offset_x + t.resized_width <= t.frame_width and \
+            t.offset_y + t.resized_height <= t.frame_height:
+        return None
+    return np.full((t.source_height, t.source_width, 3), 255, np.uint8)
+
+
+def _mask_array(value: Any, size: tuple[int, int], notes: list[str], where: str) -> np.ndarray:
+    import cv2
+
+    arr = value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
+    arr = np.squeeze(arr)
+    if arr.ndim == 3:
+        arr = arr[..., :3].mean(axis=2) if arr.shape[2] in (3, 4) else arr[0]
+    if arr.ndim != 2:
+        raise InputError(f"{where}: expected an (H, W) mask, got shape {np.shape(value)}")
+    if arr.dtype == bool:
+        mask = arr
+    else:
+        peak = 255.0 if arr.dtype == np.uint8 or float(arr.max(initial=0)) > 1 else 1.0
+        norm = arr.astype(np.float64) / peak
+        if not np.isin(norm, (0.0, 1.0)).all():
+            notes.append(f"{where}: mask is not binary; thresholded at 0.5")
+        mask = norm >= 0.5
+    if mask.shape != tuple(size):
+        notes.append(f"{where}: mask is {mask.shape[0]}x{mask.shape[1]}, resized to {size[0]}x{size[1]}")
+        mask = cv2.resize(mask.astype(np.uint8), (size[1], size[0]), interpolation=cv2.INTER_NEAREST).astype(bool)
+    return mask
+
+
+def _mask_to_frame(mask: np.ndarray, prepared: PreparedSource) -> np.ndarray:
+    """A mask in the original image's pixels -> the model frame (same fit as the image; padding kept)."""
+    from glocal_cli.data.images import resize_image
+
+    t = prepared.transform
+    resized = resize_image(mask.astype(np.uint8) * 255, t.resized_height, t.resized_width, "nearest")
+    frame = np.zeros((t.frame_height, t.frame_width), np.uint8)
+    x0, y0, x1, y1 = t.content_box()
+    frame[y0:y1, x0:x1] = resized[y0 - t.offset_y:y1 - t.offset_y, x0 - t.offset_x:x1 - t.offset_x]
+    return frame > 127

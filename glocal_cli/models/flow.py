@@ -1,0 +1,81 @@
+"""Flow and visibility estimation (the paper's "Preliminary"; Intr-Flow is replaced by a 2D estimator).
+
+Flow convention (docs/design.md): a flow is ``(B, 2, h, w)`` holding ``(dx, dy)`` offsets in the
+normalised coordinates of ``grid_sample`` (``align_corners=False``, the frame spans [-1, 1]).
+For each *target* position it says where to sample the *source*; it is resolution independent, so a
+flow at any pyramid level can warp features of any size. The zero flow is the identity. The
+visibility map ``m_vis`` lives in the target frame: 1 where the target position's correspondence is
+visible in the source, 0 where it is occluded (or masked out, in inpainting).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from glocal_cli.models.blocks import UNet
+from glocal_cli.models.config import ModelConfig
+from glocal_cli.models.semantic import POSE_CHANNELS
+
+
+def base_grid(height: int, width: int, like: torch.Tensor) -> torch.Tensor:
+    """Identity sampling grid ``(1, H, W, 2)`` (x, y) in normalised ``align_corners=False`` coordinates."""
+    ys = (torch.arange(height, device=like.device, dtype=like.dtype) * 2 + 1) / height - 1
+    xs = (torch.arange(width, device=like.device, dtype=like.dtype) * 2 + 1) / width - 1
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([gx, gy], dim=-1).unsqueeze(0)
+
+
+def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of a (normalised, hence scale-free) flow to ``size``."""
+    if tuple(flow.shape[-2:]) == tuple(size):
+        return flow
+    return F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
+
+
+def warp(features: torch.Tensor, flow: torch.Tensor, padding_mode: str = "border") -> torch.Tensor:
+    """Backward-warp ``features (B,C,H,W)`` with ``flow (B,2,h,w)`` (resized to H x W) via ``grid_sample``."""
+    h, w = features.shape[-2:]
+    flow = resize_flow(flow, (h, w)).to(features.dtype)
+    grid = base_grid(h, w, flow) + flow.permute(0, 2, 3, 1)
+    return F.grid_sample(features, grid, mode="bilinear", padding_mode=padding_mode, align_corners=False)
+
+
+def identity_flow(batch: int, height: int, width: int, like: torch.Tensor) -> torch.Tensor:
+    """The zero flow ``(B, 2, H, W)`` (used for ``flow: none`` and inpainting)."""
+    return like.new_zeros(batch, 2, height, width)
+
+
+class FlowEstimator(nn.Module):
+    """GFLA-style estimator: ``(Is, Ps, Pt)`` -> flow pyramid (coarsest first) + sigmoid visibility.
+
+    A U-Net of depth ``flow_depth`` whose decoder stops at the finest pyramid stride; level ``l``
+    adds a residual to the upsampled flow of level ``l-1``. Heads start at zero, so an untrained
+    estimator is the identity flow with visibility 0.5.
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        finest = cfg.num_downsample - cfg.flow_levels + 1
+        self.unet = UNet(3 + 2 * POSE_CHANNELS, cfg.flow_channels, cfg.flow_max_channels, cfg.flow_depth,
+                         stop=finest)
+        self.levels = cfg.flow_levels
+        chans = self.unet.out_channels[-cfg.flow_levels:]
+        self.flow_heads = nn.ModuleList(nn.Conv2d(c, 2, 3, padding=1) for c in chans)
+        self.vis_head = nn.Conv2d(chans[-1], 1, 3, padding=1)
+        for head in [*self.flow_heads, self.vis_head]:
+            nn.init.normal_(head.weight, std=1e-3)
+            nn.init.zeros_(head.bias)
+
+    def forward(
+        self, image: torch.Tensor, source_pose: torch.Tensor, target_pose: torch.Tensor
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Returns ``(flows, visibility)``: flows ``[(B,2,H/s,W/s) ...]`` coarsest first, visibility at the finest."""
+        feats = self.unet(torch.cat([image, source_pose, target_pose], dim=1))[-self.levels:]
+        flows: list[torch.Tensor] = []
+        for head, feat in zip(self.flow_heads, feats):
+            delta = head(feat)
+            flows.append(delta if not flows else resize_flow(flows[-1], feat.shape[-2:]) + delta)
+        visibility = torch.sigmoid(self.vis_head(feats[-1]))
+        return flows, visibility

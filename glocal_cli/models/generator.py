@@ -1,0 +1,255 @@
+"""The GLocal generator wiring (paper Figure 2) and the full model ``GLocalModel``.
+
+``GLocalModel`` holds the semantic predictor, the flow/visibility estimator (absent for
+``flow: none``) and the generator; its ``forward`` serves both the trainer and the inference
+pipeline, for pose transfer and for texture inpainting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from glocal_cli.errors import ConfigError, InputError
+from glocal_cli.models.config import ModelConfig
+from glocal_cli.models.decoder import Decoder
+from glocal_cli.models.encoders import FeatureFusion, SourceEncoder, StyleEncoder, TargetEncoder
+from glocal_cli.models.flow import FlowEstimator, identity_flow, warp
+from glocal_cli.models.ggr import REGIONS, GlobalGraphReasoning
+from glocal_cli.models.lst import LocalStructureTransfer
+from glocal_cli.models.semantic import POSE_CHANNELS, SemanticPredictor
+
+
+@dataclass
+class GeneratorOutput:
+    """What :class:`GLocalGenerator` computes (features at the network stride)."""
+
+    image: torch.Tensor
+    """Generated image ``(B, 3, H, W)`` in [-1, 1]."""
+    fused: torch.Tensor
+    """``F_I``: fused target + warped source features."""
+    modulated: torch.Tensor
+    """``F_o`` after GGR (Eq. 4)."""
+    generated: torch.Tensor
+    """``F_g`` after LST (Eq. 8); equals ``modulated`` when LST is off."""
+    transport_plan: torch.Tensor | None = None
+    """Column-normalised LST transport plan ``(B, n, n)``, or None when LST is off."""
+
+
+@dataclass
+class GLocalOutput:
+    """Result of :meth:`GLocalModel.forward`."""
+
+    image: torch.Tensor
+    """Generated target image ``(B, 3, H, W)`` in [-1, 1]."""
+    target_parsing: torch.Tensor
+    """Target parsing used by the generator ``(B, N, H, W)``: the given one, or softmax of the prediction."""
+    target_parsing_logits: torch.Tensor | None
+    """Semantic-prediction logits ``(B, N, H, W)``; None when ``target_parsing`` was given."""
+    flow: list[torch.Tensor]
+    """Flow pyramid, coarsest first, each ``(B, 2, h, w)`` normalised (dx, dy); ``[zeros]`` for identity flow."""
+    visibility: torch.Tensor
+    """``m_vis (B, 1, h, w)`` in [0, 1] at the finest flow level (``1 - mask`` in inpainting)."""
+    warped_source: torch.Tensor
+    """Source image warped by the finest flow ``(B, 3, H, W)``."""
+    source_image: torch.Tensor
+    """The source image the generator saw (masked in inpainting)."""
+    features: GeneratorOutput | None = field(default=None, repr=False)
+    """Intermediate generator features (F_I, F_o, F_g, transport plan)."""
+
+
+class GLocalGenerator(nn.Module):
+    """Encoders + fusion + GGR (or the "w/o GGR" variant) + LST (optional) + decoder."""
+
+    def __init__(self, cfg: ModelConfig, num_classes: int = 8) -> None:
+        super().__init__()
+        self.cfg = cfg
+        c = cfg.width(cfg.num_downsample)
+        self.source_encoder = SourceEncoder(cfg, num_classes)
+        self.target_encoder = TargetEncoder(cfg, num_classes)
+        self.style_encoder = StyleEncoder(cfg)
+        self.fusion = FeatureFusion(cfg)
+        self.ggr = GlobalGraphReasoning(c, cfg.style_channels, num_classes, cfg.ggr_steps, cfg.ggr_centre,
+                                        cfg.ggr_norm, use_graph=cfg.use_ggr,
+                                        hidden=min(128, cfg.style_channels))
+        self.lst = LocalStructureTransfer(cfg) if cfg.use_lst else None
+        self.decoder = Decoder(cfg)
+
+    def forward(self, source_image: torch.Tensor, source_pose: torch.Tensor, target_pose: torch.Tensor,
+                source_parsing: torch.Tensor, target_parsing: torch.Tensor, flow: torch.Tensor,
+                visibility: torch.Tensor) -> GeneratorOutput:
+        """All maps at the image frame except ``flow``/``visibility`` (any size, resized here)."""
+        dtype = source_image.dtype
+        source_feat = self.source_encoder(torch.cat([source_image, source_pose.to(dtype),
+                                                     source_parsing.to(dtype)], 1))
+        target_feat = self.target_encoder(torch.cat([target_pose.to(dtype), target_parsing.to(dtype)], 1))
+        size = source_feat.shape[-2:]
+        stride = 2**self.cfg.num_downsample
+        vis = F.adaptive_avg_pool2d(visibility, size) if visibility.shape[-2:] != size else visibility
+        ss = F.avg_pool2d(source_parsing.to(dtype), stride) if stride > 1 else source_parsing
+        sg = F.avg_pool2d(target_parsing.to(dtype), stride) if stride > 1 else target_parsing
+        fused = self.fusion(target_feat, warp(source_feat, flow), vis)
+        modulated = self.ggr(fused, self.style_encoder(source_feat), ss, sg, vis)
+        plan = None
+        generated = modulated
+        if self.lst is not None:
+            generated, plan = self.lst(source_feat, modulated)
+        return GeneratorOutput(self.decoder(generated), fused, modulated, generated, plan)
+
+
+def _check(name: str, t: torch.Tensor | None, channels: int, ref: tuple[int, int, int] | None, stride: int,
+           example: str) -> tuple[int, int, int]:
+    """Shape check of one input; returns ``(B, H, W)``."""
+    if t is None:
+        raise InputError(f"{name}: missing; expected a tensor of shape {example}")
+    if not isinstance(t, torch.Tensor) or t.dim() != 4 or t.shape[1] != channels:
+        shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+        raise InputError(f"{name}: expected shape {example}, got {shape}")
+    b, _, h, w = t.shape
+    if ref is not None and (b, h, w) != ref:
+        raise InputError(f"{name}: expected shape {example} with (B, H, W) = {ref}, got {tuple(t.shape)}")
+    if ref is None and (h % stride or w % stride):
+        raise InputError(f"{name}: expected shape {example} with H and W multiples of the network stride "
+                         f"{stride}, got {tuple(t.shape)}")
+    return b, h, w
+
+
+class GLocalModel(nn.Module):
+    """Semantic prediction + flow/visibility + generator, built from a :class:`ModelConfig`.
+
+    ``num_classes`` must be the 8 canonical regions (the GGR graph is defined on them). ``height`` and
+    ``width`` are the model frame (``data.height``/``data.width``); they are recorded with saved
+    weights and must be multiples of ``cfg.stride``.
+    """
+
+    def __init__(self, cfg: ModelConfig, height: int = 256, width: int = 176, num_classes: int = 8) -> None:
+        super().__init__()
+        if num_classes != len(REGIONS):
+            raise ConfigError(f"model: num_classes = {num_classes}: GLocal needs the {len(REGIONS)} canonical "
+                              f"classes {', '.join(REGIONS)}")
+        if height % cfg.stride or width % cfg.stride:
+            raise ConfigError(f"model: frame {height}x{width} is not a multiple of the network stride "
+                              f"{cfg.stride} (2**num_downsample * lst_pool)")
+        self.cfg, self.height, self.width, self.num_classes = cfg, height, width, num_classes
+        self.semantic = SemanticPredictor(cfg, num_classes)
+        self.flow = FlowEstimator(cfg) if cfg.flow == "learned" else None
+        self.generator = GLocalGenerator(cfg, num_classes)
+
+    # -- weights folders ----------------------------------------------------------------------------
+    def save_pretrained(self, directory, discriminator: nn.Module | None = None):  # noqa: ANN001, ANN201
+        """Write ``config.json`` + one safetensors component per network (see :mod:`.pretrained`)."""
+        from glocal_cli.models.pretrained import save_pretrained
+
+        return save_pretrained(self, directory, discriminator)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_pretrained(cls, directory, map_location: str | torch.device = "cpu") -> GLocalModel:  # noqa: ANN001
+        """Rebuild the model from a weights folder and load it strictly (:class:`WeightsError` otherwise)."""
+        from glocal_cli.models.pretrained import from_pretrained
+
+        return from_pretrained(directory, map_location)
+
+    # -- input validation -------------------------------------------------------------------------
+    def check_inputs(self, source_image: torch.Tensor, source_pose: torch.Tensor,
+                     target_pose: torch.Tensor | None = None, source_parsing: torch.Tensor | None = None,
+                     target_parsing: torch.Tensor | None = None, mask: torch.Tensor | None = None,
+                     check_finite: bool = True) -> None:
+        """Raise :class:`InputError` on a wrong shape/channel count, a size off the stride, or NaN/inf."""
+        s, n = self.cfg.stride, self.num_classes
+        ex = f"(B, {{c}}, H, W) (e.g. (B, {{c}}, {self.height}, {self.width}))"
+        ref = _check("source_image", source_image, 3, None, s, ex.format(c=3))
+        _check("source_pose", source_pose, POSE_CHANNELS, ref, s, ex.format(c=POSE_CHANNELS))
+        optional = {"target_pose": (target_pose, POSE_CHANNELS), "source_parsing": (source_parsing, n),
+                    "target_parsing": (target_parsing, n), "mask": (mask, 1)}
+        for name, (t, ch) in optional.items():
+            if t is not None:
+                _check(name, t, ch, ref, s, ex.format(c=ch))
+        if check_finite:
+            tensors = [t for t in (source_image, source_pose, target_pose, source_parsing, target_parsing, mask)
+                       if t is not None]
+            finite = torch.stack([torch.isfinite(t).all() for t in tensors])
+            if not bool(finite.all()):  # one host sync per call
+                names = ["source_image", "source_pose", "target_pose", "source_parsing", "target_parsing", "mask"]
+                given = [nm for nm, t in zip(names, (source_image, source_pose, target_pose, source_parsing,
+                                                     target_parsing, mask)) if t is not None]
+                bad = [nm for nm, ok in zip(given, finite.tolist()) if not ok]
+                raise InputError(f"{', '.join(bad)}: contains NaN or infinite values")
+
+    # -- sub-tasks ----------------------------------------------------------------------------------
+    def predict_target_parsing(self, source_image: torch.Tensor, source_pose: torch.Tensor,
+                               target_pose: torch.Tensor) -> torch.Tensor:
+        """Semantic-prediction logits ``(B, N, H, W)`` for ``(Is, Ps, Pt)``."""
+        return self.semantic(source_image, source_pose.to(source_image.dtype), target_pose.to(source_image.dtype))
+
+    @torch.no_grad()
+    def estimate_source_parsing(self, image: torch.Tensor, pose: torch.Tensor) -> torch.Tensor:
+        """One-hot source parsing ``(B, N, H, W)`` predicted by the semantic network with ``Pt = Ps``."""
+        self.check_inputs(image, pose)
+        logits = self.predict_target_parsing(image, pose, pose)
+        return F.one_hot(logits.argmax(1), self.num_classes).permute(0, 3, 1, 2).to(image.dtype)
+
+    def estimate_flow(self, source_image: torch.Tensor, source_pose: torch.Tensor,
+                      target_pose: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Flow pyramid and visibility; identity flow and all-visible for ``flow: none``."""
+        if self.flow is None:
+            b, _, h, w = source_image.shape
+            stride = 2**self.cfg.num_downsample
+            flow = identity_flow(b, h // stride, w // stride, source_image)
+            return [flow], source_image.new_ones(b, 1, h // stride, w // stride)
+        return self.flow(source_image, source_pose.to(source_image.dtype), target_pose.to(source_image.dtype))
+
+    # -- the forward API ----------------------------------------------------------------------------
+    def forward(self, source_image: torch.Tensor, source_pose: torch.Tensor,
+                target_pose: torch.Tensor | None = None, source_parsing: torch.Tensor | None = None,
+                target_parsing: torch.Tensor | None = None, mask: torch.Tensor | None = None, *,
+                mode: str | None = None, check_finite: bool = True) -> GLocalOutput:
+        """Generate the target image.
+
+        Args:
+            source_image: ``(B, 3, H, W)`` in [-1, 1]; H, W multiples of ``cfg.stride``.
+            source_pose, target_pose: ``(B, 18, H, W)`` keypoint heatmaps (target ignored in inpainting).
+            source_parsing: ``(B, 8, H, W)`` one-hot (or soft) source parsing; estimated when None.
+            target_parsing: ``(B, 8, H, W)``; predicted by the semantic network when None (logits returned).
+            mask: inpainting only, ``(B, 1, H, W)``, 1 = missing pixel.
+            mode: "transfer" or "inpaint"; defaults to ``cfg.mode``.
+            check_finite: reject NaN/inf inputs (one host sync).
+        """
+        mode = mode or self.cfg.mode
+        if mode not in ("transfer", "inpaint"):
+            raise InputError(f"mode = {mode!r}: expected 'transfer' or 'inpaint'")
+        if mode == "transfer" and mask is not None:
+            raise InputError("mask: only used in inpaint mode")
+        if mode == "transfer" and target_pose is None:
+            raise InputError(f"target_pose: missing; expected a tensor of shape (B, 18, {self.height}, {self.width})")
+        if mode == "inpaint" and mask is None:
+            raise InputError(f"mask: missing; inpaint mode needs a (B, 1, {self.height}, {self.width}) mask (1 = hole)")
+        self.check_inputs(source_image, source_pose, target_pose, source_parsing, target_parsing, mask,
+                          check_finite)
+        dtype = source_image.dtype
+        if mode == "inpaint":
+            keep = 1 - mask.to(dtype)
+            source_image = source_image * keep
+            target_pose = source_pose
+        if source_parsing is None:
+            source_parsing = self.estimate_source_parsing(source_image, source_pose)
+        logits = None
+        if target_parsing is None:
+            logits = self.predict_target_parsing(source_image, source_pose, target_pose)
+            target_parsing = torch.softmax(logits.float(), dim=1).to(dtype)
+        if mode == "inpaint":
+            b, _, h, w = source_image.shape
+            stride = 2**self.cfg.num_downsample
+            flows = [identity_flow(b, h // stride, w // stride, source_image)]
+            visibility = keep
+            style_parsing = source_parsing.to(dtype) * keep  # styles from the existing area only
+        else:
+            flows, visibility = self.estimate_flow(source_image, source_pose, target_pose)
+            style_parsing = source_parsing
+        feats = self.generator(source_image, source_pose, target_pose, style_parsing, target_parsing,
+                               flows[0], visibility)
+        warped = warp(source_image, flows[-1])
+        return GLocalOutput(feats.image, target_parsing, logits, flows, visibility, warped, source_image, feats)
+

@@ -42,5 +42,15 @@ mediapipe: $(STAMP)
 	$(PIP) install -q -c $(CONSTRAINTS) -e ".[mediapipe]"
 	$(PIP) install -q --no-deps mediapipe==0.10.21
 
+# mmpose 1.3.2 for --keypoints mmpose (~30 s on top of `make install`). chumpy's setup.py needs the
+# installed numpy (no build isolation); xtcocotools is rebuilt from source against numpy 2; mmengine
+# imports pkg_resources, hence setuptools<81. mmcv-lite has no compiled ops (mmcv.ops): the test
+# suite registers a placeholder for it; users running mmpose need the full mmcv.
+mmpose: $(STAMP)
+	$(PIP) install -q -c $(CONSTRAINTS) "setuptools<81" wheel cython
+	$(PIP) install -q -c $(CONSTRAINTS) --no-build-isolation chumpy
+	$(PIP) install -q -c $(CONSTRAINTS) --no-build-isolation --no-binary xtcocotools xtcocotools
+	$(PIP) install -q -c $(CONSTRAINTS) -e ".[mmpose]"
+
 clean-demo:
 	rm -rf outputs/demo

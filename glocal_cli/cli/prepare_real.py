@@ -1,0 +1,184 @@
+"""``glocal prepare-data deepfashion|market|folder``: real data -> the prepared dataset layout.
+
+Each command parses its options, calls ONE library function of :mod:`glocal_cli.data.prepare`
+and prints a summary table; the validation report lists every skipped file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from glocal_cli.cli.common import OutOpt, OverwriteOpt, SeedOpt, handle_errors
+from glocal_cli.console import console, is_quiet
+from glocal_cli.data.backends import BACKEND_NAMES, BackendSpec
+from glocal_cli.data.prepare import (
+    PrepareOptions,
+    PrepareResult,
+    parse_size,
+    prepare_deepfashion,
+    prepare_folder,
+    prepare_market,
+)
+from glocal_cli.errors import ConfigError
+
+__all__ = ["deepfashion_command", "folder_command", "market_command"]
+
+RawOpt = Annotated[Path, typer.Option("--raw", help="The raw download (DeepFashion: the folder holding img/ or img_highres/; Market-1501: the folder holding bounding_box_train/, bounding_box_test/, query/).")]
+ImagesOpt = Annotated[Path, typer.Option("--images", help="A folder of photos, one person each (sub-folders: one person per sub-folder).")]
+KeypointsOpt = Annotated[
+    str | None,
+    typer.Option("--keypoints", help=f"Keypoint backend: {'|'.join(BACKEND_NAMES)}. Default: csv when annotations are given, else auto."),
+]
+AnnotationsOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--annotations", help="Keypoint annotations: a community CSV (repeatable; train and test) or, for --keypoints json, a folder of pose JSON files."),
+]
+PairsOpt = Annotated[Path | None, typer.Option("--pairs", help="Test pairs CSV (header from,to), e.g. fasion-pairs-test.csv.")]
+SplitDirOpt = Annotated[
+    Path | None,
+    typer.Option("--split-dir", help="Folder with the community's train.lst, test.lst, *pairs-{train,test}.csv, *annotation-{train,test}.csv."),
+]
+ParsingOpt = Annotated[Path | None, typer.Option("--parsing", help="Folder of parsing PNGs named <image stem>.png. Without it, training predicts the source parsing.")]
+ParsingFormatOpt = Annotated[str, typer.Option("--parsing-format", help="spl8 (PISE's 8 classes), lip20 (LIP/CIHP 20 labels, converted), remap (use --remap).")]
+RemapOpt = Annotated[str | None, typer.Option("--remap", help="User label remap 'source:class,...', e.g. '0:0,1:1,2:1,...' (classes 0..7).")]
+WorkersOpt = Annotated[int, typer.Option("--workers", "-j", min=0, help="Worker processes (0: in this process).")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Only report what would be done; write nothing.")]
+ResampleOpt = Annotated[str, typer.Option("--resample", help="Resize filter: bicubic (default), area, lanczos, bilinear.")]
+MinKpOpt = Annotated[int, typer.Option("--min-keypoints", min=0, help="Generated pairs skip images with fewer visible keypoints.")]
+MaxPairsOpt = Annotated[int | None, typer.Option("--max-pairs-per-identity", min=1, help="Cap on generated pairs per identity.")]
+TestFracOpt = Annotated[float, typer.Option("--test-fraction", min=0.0, max=0.95, help="Test share when the split is generated (by identity).")]
+MmConfigOpt = Annotated[str | None, typer.Option("--mmpose-config", help="mmpose config file or model alias (e.g. rtmpose-m_8xb256-420e_coco-256x192).")]
+MmCkptOpt = Annotated[str | None, typer.Option("--mmpose-checkpoint", help="mmpose checkpoint file or URL (an alias brings its own).")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="Device of the mmpose model: cpu, cuda, cuda:1.")]
+
+
+def _spec(keypoints: str | None, annotations: list[Path] | None, mm_config: str | None, mm_ckpt: str | None, device: str) -> BackendSpec:
+    name = keypoints or ("csv" if annotations else "auto")
+    if name not in BACKEND_NAMES:
+        raise ConfigError(f"--keypoints {name!r}: use one of {', '.join(BACKEND_NAMES)}")
+    return BackendSpec(name, mmpose_config=mm_config, mmpose_checkpoint=mm_ckpt, device=device)
+
+
+def _options(out: Path, size: str, spec: BackendSpec, parsing: Path | None, parsing_format: str, remap: str | None,
+             resample: str, workers: int, dry_run: bool, overwrite: bool, seed: int, min_keypoints: int,
+             max_pairs: int | None, test_fraction: float) -> PrepareOptions:
+    h, w = parse_size(size)
+    return PrepareOptions(
+        out=out, height=h, width=w, keypoints=spec, parsing_dir=parsing, parsing_format=parsing_format, remap=remap,
+        resample=resample, workers=workers, dry_run=dry_run, overwrite=overwrite, seed=seed,
+        min_keypoints=min_keypoints, max_pairs_per_identity=max_pairs, test_fraction=test_fraction,
+    )
+
+
+def render_result(result: PrepareResult) -> None:
+    """Print the summary table (and the dry-run notes)."""
+    if is_quiet():
+        return
+    title = f"prepare-data {result.kind}" + (" (dry run)" if result.dry_run else "")
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("item")
+    table.add_column("value", overflow="fold")
+    for key, value in result.rows():
+        style = "yellow" if key.startswith("problem:") and not key.endswith("note") else None
+        table.add_row(key, value, style=style)
+    console.print(table)
+    for note in result.notes:
+        console.print(f"[dim]{note}[/dim]")
+
+
+@handle_errors
+def deepfashion_command(
+    raw: RawOpt,
+    out: OutOpt,
+    size: Annotated[str, typer.Option("--size", help="Model frame HEIGHTxWIDTH (256x176; 512x352 too).")] = "256x176",
+    keypoints: KeypointsOpt = None,
+    annotations: AnnotationsOpt = None,
+    pairs: PairsOpt = None,
+    split_dir: SplitDirOpt = None,
+    parsing: ParsingOpt = None,
+    parsing_format: ParsingFormatOpt = "spl8",
+    remap: RemapOpt = None,
+    resample: ResampleOpt = "bicubic",
+    workers: WorkersOpt = 0,
+    dry_run: DryRunOpt = False,
+    overwrite: OverwriteOpt = False,
+    seed: SeedOpt = 0,
+    min_keypoints: MinKpOpt = 0,
+    max_pairs_per_identity: MaxPairsOpt = None,
+    test_fraction: TestFracOpt = 0.1,
+    mmpose_config: MmConfigOpt = None,
+    mmpose_checkpoint: MmCkptOpt = None,
+    device: DeviceOpt = "cpu",
+) -> None:
+    """DeepFashion In-shop: raw download -> benchmark names, 256x176 frame, keypoints, pairs, report."""
+    if keypoints is None and split_dir is not None and any(split_dir.glob("*annotation-*.csv")):
+        keypoints = "csv"
+    spec = _spec(keypoints, annotations, mmpose_config, mmpose_checkpoint, device)
+    opts = _options(out, size, spec, parsing, parsing_format, remap, resample, workers, dry_run, overwrite, seed,
+                    min_keypoints, max_pairs_per_identity, test_fraction)
+    render_result(prepare_deepfashion(raw, opts, split_dir=split_dir, annotations=annotations or (), pairs_test=pairs))
+
+
+@handle_errors
+def market_command(
+    raw: RawOpt,
+    out: OutOpt,
+    size: Annotated[str, typer.Option("--size", help="Model frame HEIGHTxWIDTH.")] = "128x64",
+    keypoints: KeypointsOpt = None,
+    annotations: AnnotationsOpt = None,
+    pairs: PairsOpt = None,
+    split_dir: SplitDirOpt = None,
+    parsing: ParsingOpt = None,
+    parsing_format: ParsingFormatOpt = "spl8",
+    remap: RemapOpt = None,
+    resample: ResampleOpt = "bicubic",
+    workers: WorkersOpt = 0,
+    dry_run: DryRunOpt = False,
+    overwrite: OverwriteOpt = False,
+    seed: SeedOpt = 0,
+    min_keypoints: MinKpOpt = 0,
+    max_pairs_per_identity: MaxPairsOpt = None,
+    mmpose_config: MmConfigOpt = None,
+    mmpose_checkpoint: MmCkptOpt = None,
+    device: DeviceOpt = "cpu",
+) -> None:
+    """Market-1501: raw crops -> 128x64 frame, keypoints, pairs within each person, report."""
+    if keypoints is None and split_dir is not None and any(split_dir.glob("*annotation-*.csv")):
+        keypoints = "csv"
+    spec = _spec(keypoints, annotations, mmpose_config, mmpose_checkpoint, device)
+    opts = _options(out, size, spec, parsing, parsing_format, remap, resample, workers, dry_run, overwrite, seed,
+                    min_keypoints, max_pairs_per_identity, 0.1)
+    render_result(prepare_market(raw, opts, split_dir=split_dir, annotations=annotations or (), pairs_test=pairs))
+
+
+@handle_errors
+def folder_command(
+    images: ImagesOpt,
+    out: OutOpt,
+    size: Annotated[str, typer.Option("--size", help="Model frame HEIGHTxWIDTH.")] = "256x176",
+    split: Annotated[str, typer.Option("--split", help="Split of every photo: test (batch inference) or train (fine-tuning).")] = "test",
+    keypoints: KeypointsOpt = None,
+    annotations: AnnotationsOpt = None,
+    parsing: ParsingOpt = None,
+    parsing_format: ParsingFormatOpt = "spl8",
+    remap: RemapOpt = None,
+    resample: ResampleOpt = "bicubic",
+    workers: WorkersOpt = 0,
+    dry_run: DryRunOpt = False,
+    overwrite: OverwriteOpt = False,
+    seed: SeedOpt = 0,
+    min_keypoints: MinKpOpt = 0,
+    max_pairs_per_identity: MaxPairsOpt = None,
+    mmpose_config: MmConfigOpt = None,
+    mmpose_checkpoint: MmCkptOpt = None,
+    device: DeviceOpt = "cpu",
+) -> None:
+    """Your own photos: person located from keypoints and centred, same layout as the benchmarks."""
+    spec = _spec(keypoints, annotations, mmpose_config, mmpose_checkpoint, device)
+    opts = _options(out, size, spec, parsing, parsing_format, remap, resample, workers, dry_run, overwrite, seed,
+                    min_keypoints, max_pairs_per_identity, 0.1)
+    render_result(prepare_folder(images, opts, split=split, annotations=annotations or ()))

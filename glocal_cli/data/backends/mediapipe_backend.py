@@ -1,0 +1,131 @@
+"""The ``mediapipe`` keypoint backend: mediapipe 0.10.21's bundled BlazePose (full) model, offline.
+
+mediapipe 0.10.21 is the newest release whose wheel still carries ``pose_landmark_full.tflite``
+and ``pose_detection.tflite`` (later releases download them on first use), so this backend needs
+no network. Install it with ``make mediapipe`` (``pip install --no-deps mediapipe==0.10.21`` next
+to ``protobuf>=4.25.3,<5``, absl-py, attrs, flatbuffers, matplotlib; it declares ``numpy<2`` but
+runs with numpy 2).
+
+The 33 BlazePose landmarks map to the 18 COCO-18 points by name (:data:`BLAZEPOSE_TO_COCO18`);
+the neck is the midpoint of the shoulders when both are visible; a landmark whose visibility is
+below ``min_visibility`` or that lies outside the image is missing.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from glocal_cli.data.backends.base import KeypointBackend, _non_empty
+from glocal_cli.data.keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS, Pose
+from glocal_cli.errors import NotAvailableError
+
+__all__ = ["BLAZEPOSE_NAMES", "BLAZEPOSE_TO_COCO18", "MediapipeBackend", "blazepose_to_coco18", "mediapipe_status"]
+
+MEDIAPIPE_VERSION = "0.10.21"
+"""The release this backend is written and measured against."""
+
+BLAZEPOSE_NAMES: tuple[str, ...] = (
+    "nose", "l_eye_inner", "l_eye", "l_eye_outer", "r_eye_inner", "r_eye", "r_eye_outer", "l_ear", "r_ear",
+    "mouth_left", "mouth_right", "l_shoulder", "r_shoulder", "l_elbow", "r_elbow", "l_wrist", "r_wrist",
+    "l_pinky", "r_pinky", "l_index", "r_index", "l_thumb", "r_thumb", "l_hip", "r_hip", "l_knee", "r_knee",
+    "l_ankle", "r_ankle", "l_heel", "r_heel", "l_foot_index", "r_foot_index",
+)  # fmt: skip
+"""mediapipe's 33 pose landmarks, in its order (``PoseLandmark``)."""
+
+BLAZEPOSE_TO_COCO18: tuple[int | None, ...] = tuple(
+    None if n == "neck" else BLAZEPOSE_NAMES.index(n) for n in KEYPOINT_NAMES
+)
+"""For each COCO-18 point its BlazePose index (``None`` for the neck, the shoulders' midpoint)."""
+
+_NECK = KEYPOINT_NAMES.index("neck")
+_R_SH, _L_SH = KEYPOINT_NAMES.index("r_shoulder"), KEYPOINT_NAMES.index("l_shoulder")
+
+
+def mediapipe_status() -> tuple[bool, str]:
+    """``(usable, reason)``: whether ``import mediapipe`` works and carries the bundled pose model."""
+    os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's C++ logging: warnings and up only
+    try:
+        import mediapipe as mp
+    except Exception as e:  # ImportError, or a protobuf clash raising TypeError at import time
+        return False, f"mediapipe is not installed or fails to import ({e.__class__.__name__}: {e}); run `make mediapipe`"
+    from pathlib import Path
+
+    model = Path(mp.__file__).parent / "modules" / "pose_landmark" / "pose_landmark_full.tflite"
+    if not model.is_file():
+        return False, (
+            f"mediapipe {getattr(mp, '__version__', '?')} has no bundled {model.name} (it would download it); "
+            f"install mediapipe=={MEDIAPIPE_VERSION} with `make mediapipe`"
+        )
+    return True, f"mediapipe {getattr(mp, '__version__', '?')}"
+
+
+def blazepose_to_coco18(landmarks: np.ndarray, height: int, width: int, min_visibility: float) -> Pose:
+    """Map ``(33, 3)`` BlazePose ``(x, y, visibility)`` with x, y normalised to [0, 1] onto a COCO-18 pose.
+
+    Coordinates become pixels of the ``height x width`` image (pixel-centre convention:
+    ``x_px = x * width - 0.5``); points below ``min_visibility`` or outside the image are missing.
+    """
+    lm = np.asarray(landmarks, dtype=np.float64)
+    xy = np.full((NUM_KEYPOINTS, 2), -1.0)
+    score = np.zeros(NUM_KEYPOINTS)
+    for i, j in enumerate(BLAZEPOSE_TO_COCO18):
+        if j is not None:
+            xy[i] = (lm[j, 0] * width - 0.5, lm[j, 1] * height - 0.5)
+            score[i] = lm[j, 2]
+    visible = score >= min_visibility
+    if visible[_R_SH] and visible[_L_SH]:
+        xy[_NECK] = (xy[_R_SH] + xy[_L_SH]) / 2
+        score[_NECK] = min(score[_R_SH], score[_L_SH])
+        visible[_NECK] = True
+    return Pose(xy, visible, score).clip_to_frame(height, width)
+
+
+class MediapipeBackend(KeypointBackend):
+    """BlazePose full (``model_complexity=1``) in static-image mode; one person per image.
+
+    ``min_visibility``: landmarks below it are missing (0.5 by default, mediapipe's own drawing
+    threshold). ``min_detection_confidence``: the person detector's threshold; below it the image
+    has "no person".
+    """
+
+    name = "mediapipe"
+
+    def __init__(self, min_visibility: float = 0.5, min_detection_confidence: float = 0.3) -> None:
+        ok, reason = mediapipe_status()
+        if not ok:
+            raise NotAvailableError(f"keypoint backend 'mediapipe': {reason}")
+        import mediapipe as mp
+
+        self.min_visibility = float(min_visibility)
+        self.min_detection_confidence = float(min_detection_confidence)
+        self._pose: Any = mp.solutions.pose.Pose(
+            static_image_mode=True,
+            model_complexity=1,
+            enable_segmentation=False,
+            min_detection_confidence=self.min_detection_confidence,
+        )
+        self._version = getattr(mp, "__version__", "?")
+
+    def detect(self, image: np.ndarray, name: str | None = None) -> Pose | None:
+        img = np.ascontiguousarray(image, dtype=np.uint8)
+        if img.ndim != 3 or img.shape[2] != 3:
+            raise ValueError(f"mediapipe backend needs an H x W x 3 RGB image, got shape {image.shape}")
+        result = self._pose.process(img)
+        if result.pose_landmarks is None:
+            return None
+        lm = np.array([(p.x, p.y, p.visibility) for p in result.pose_landmarks.landmark], dtype=np.float64)
+        return _non_empty(blazepose_to_coco18(lm, img.shape[0], img.shape[1], self.min_visibility))
+
+    def describe(self) -> str:
+        return (
+            f"mediapipe {self._version} BlazePose full (visibility >= {self.min_visibility}, "
+            f"detection >= {self.min_detection_confidence})"
+        )
+
+    def close(self) -> None:
+        if self._pose is not None:
+            self._pose.close()
+            self._pose = None

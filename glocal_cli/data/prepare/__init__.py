@@ -1,0 +1,27 @@
+"""``glocal prepare-data deepfashion|market|folder``: raw data -> the prepared dataset layout.
+
+One engine (:mod:`.engine`: workers, journal, frame fitting, parsing import, outputs) and one
+module per kind (:mod:`.deepfashion`, :mod:`.market`, :mod:`.folder`); :mod:`.pairs` builds
+identity-aware splits and pairs; :mod:`.report` the validation report.
+"""
+
+from __future__ import annotations
+
+from glocal_cli.data.prepare.deepfashion import prepare_deepfashion
+from glocal_cli.data.prepare.engine import PrepareOptions, PrepareResult, parse_size
+from glocal_cli.data.prepare.folder import prepare_folder
+from glocal_cli.data.prepare.market import prepare_market
+from glocal_cli.data.prepare.pairs import generate_pairs, split_by_identity
+from glocal_cli.data.prepare.report import ValidationReport
+
+__all__ = [
+    "PrepareOptions",
+    "PrepareResult",
+    "ValidationReport",
+    "generate_pairs",
+    "parse_size",
+    "prepare_deepfashion",
+    "prepare_folder",
+    "prepare_market",
+    "split_by_identity",
+]

@@ -35,7 +35,7 @@ def load_pipeline(weights: Path | None, device: str, icfg: Any, seed: int, confi
     from glocal_cli.infer.pipeline import GLocalPipeline
     from glocal_cli.paths import default_weights_dir
 
-    sigma = 6.0
+    sigma = None  # the weights' own pose sigma unless a config says otherwise
     if config or set_:
         from glocal_cli.config import resolve_config
 

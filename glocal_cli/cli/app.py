@@ -11,12 +11,14 @@ from typing import Annotated
 import typer
 
 from glocal_cli import __version__
-from glocal_cli.cli.common import handle_errors
+from glocal_cli.cli.eval_cmd import eval_command
 from glocal_cli.cli.info_cmd import info_command
 from glocal_cli.cli.inpaint_cmd import inpaint_command
+from glocal_cli.cli.prepare_real import deepfashion_command, folder_command, market_command
+from glocal_cli.cli.prepare_synthetic import synthetic_command
+from glocal_cli.cli.train_cmd import train_command
 from glocal_cli.cli.transfer_cmd import transfer_command
 from glocal_cli.console import console, set_verbosity
-from glocal_cli.errors import NotAvailableError
 
 app = typer.Typer(
     name="glocal",
@@ -31,8 +33,6 @@ prepare_app = typer.Typer(
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-_PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": ["-h", "--help"]}
 
 
 def _version_callback(value: bool) -> None:
@@ -54,25 +54,16 @@ def root(
     set_verbosity(verbose=verbose, quiet=quiet)
 
 
-def _not_yet(name: str, issue: int):
-    @handle_errors
-    def command(ctx: typer.Context) -> None:
-        raise NotAvailableError(f"'glocal {name}' is not available yet (tracked in issue {issue})")
-
-    command.__doc__ = f"(not available yet: issue {issue})"
-    return command
-
-
 app.command("info", help="Versions, torch device and CUDA, weights and data found, optional backends.")(info_command)
 app.add_typer(prepare_app, name="prepare-data")
-prepare_app.command("synthetic", context_settings=_PASSTHROUGH)(_not_yet("prepare-data synthetic", 3))
-prepare_app.command("deepfashion", context_settings=_PASSTHROUGH)(_not_yet("prepare-data deepfashion", 8))
-prepare_app.command("market", context_settings=_PASSTHROUGH)(_not_yet("prepare-data market", 8))
-prepare_app.command("folder", context_settings=_PASSTHROUGH)(_not_yet("prepare-data folder", 8))
-app.command("train", context_settings=_PASSTHROUGH)(_not_yet("train", 5))
+prepare_app.command("synthetic", help="SynthPeople: procedural people with exact ground truth.")(synthetic_command)
+prepare_app.command("deepfashion", help="DeepFashion In-shop from its raw download.")(deepfashion_command)
+prepare_app.command("market", help="Market-1501 person crops.")(market_command)
+prepare_app.command("folder", help="A folder of your own person photos.")(folder_command)
+app.command("train", help="Staged training (semantic, flow, generator, inpaint) on one CPU or many GPUs.")(train_command)
 app.command("transfer", help="Re-pose person photos to target poses (one image or whole folders).")(transfer_command)
 app.command("inpaint", help="Fill in missing regions of person photos (irregular, semantic or given masks).")(inpaint_command)
-app.command("eval", context_settings=_PASSTHROUGH)(_not_yet("eval", 7))
+app.command("eval", help="Metrics (SSIM, PSNR, FID, IS, LPIPS) under named protocols.")(eval_command)
 
 
 def main() -> None:

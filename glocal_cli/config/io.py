@@ -117,7 +117,7 @@ def _coerce(value: Any, tp: Any, path: str, label: str) -> Any:
             return tuple(_coerce(v, args[0], f"{path}[{i}]", label) for i, v in enumerate(value))
         if len(args) != len(value):
             raise ConfigError(f"{label}: {path} needs {len(args)} items, got {len(value)}")
-        return tuple(_coerce(v, a, f"{path}[{i}]", label) for i, (v, a) in enumerate(zip(args, value)))
+        return tuple(_coerce(v, a, f"{path}[{i}]", label) for i, (v, a) in enumerate(zip(value, args)))
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -137,6 +137,10 @@ def _coerce(value: Any, tp: Any, path: str, label: str) -> Any:
     raise ConfigError(f"{label}: {path}: unsupported field type {tp!r}")
 
 
+class _InvalidValues(ConfigError):
+    """Raised when every key and type is fine but the section's own validation rejects the values."""
+
+
 def _build(cls: type[T], data: dict[str, Any], prefix: str, label: str) -> T:
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
@@ -151,7 +155,7 @@ def _build(cls: type[T], data: dict[str, Any], prefix: str, label: str) -> T:
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{label}: {prefix or 'config'}: {exc}") from exc
+        raise _InvalidValues(f"{label}: {prefix or 'config'}: {exc}") from exc
 
 
 def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -216,7 +220,12 @@ def load_config(
         data = _merge(data, file_data)
     for item in overrides:
         one = parse_override(item)
-        _build(cls, _merge(data, one), "", f"--set {item}")
+        try:
+            _build(cls, _merge(data, one), "", f"--set {item}")
+        except _InvalidValues:
+            # Cross-field checks (e.g. two lists that must have the same length) are judged once
+            # every override is applied, so related keys can be changed by separate --set items.
+            pass
         data = _merge(data, one)
     return _build(cls, data, "", "config")
 

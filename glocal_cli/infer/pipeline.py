@@ -174,10 +174,16 @@ class GLocalPipeline:
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike[str], device: str | torch.device = "auto",
                         dtype: torch.dtype | None = None, config: InferConfig | None = None,
-                        sigma_at_256: float = 6.0) -> GLocalPipeline:
-        """Load a weights folder (``config.json`` + safetensors); bad folders raise :class:`WeightsError`."""
-        from glocal_cli.models.pretrained import from_pretrained
+                        sigma_at_256: float | None = None) -> GLocalPipeline:
+        """Load a weights folder (``config.json`` + safetensors); bad folders raise :class:`WeightsError`.
 
+        ``sigma_at_256`` defaults to the pose-map sigma recorded in the weights (6 px if absent).
+        """
+        from glocal_cli.models.pretrained import from_pretrained, read_weights_config
+
+        if sigma_at_256 is None:
+            _, meta = read_weights_config(directory)
+            sigma_at_256 = float(meta.get("frame", {}).get("pose_sigma", 6.0))
         model = from_pretrained(directory, map_location="cpu")
         return cls(model, device, dtype, config, sigma_at_256, weights_dir=Path(directory))
 

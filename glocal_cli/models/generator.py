@@ -139,11 +139,12 @@ class GLocalModel(nn.Module):
         self.generator = GLocalGenerator(cfg, num_classes)
 
     # -- weights folders ----------------------------------------------------------------------------
-    def save_pretrained(self, directory, discriminator: nn.Module | None = None):  # noqa: ANN001, ANN201
+    def save_pretrained(self, directory, discriminator: nn.Module | None = None,  # noqa: ANN001, ANN201
+                        pose_sigma: float | None = None):
         """Write ``config.json`` + one safetensors component per network (see :mod:`.pretrained`)."""
         from glocal_cli.models.pretrained import save_pretrained
 
-        return save_pretrained(self, directory, discriminator)  # type: ignore[arg-type]
+        return save_pretrained(self, directory, discriminator, pose_sigma)  # type: ignore[arg-type]
 
     @classmethod
     def from_pretrained(cls, directory, map_location: str | torch.device = "cpu") -> GLocalModel:  # noqa: ANN001

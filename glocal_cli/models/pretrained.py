@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,9 @@ def save_component(module: nn.Module, directory: str | Path, name: str) -> Path:
     tmp = folder / (WEIGHTS_NAME + ".tmp")
     save_file(state, str(tmp), metadata={"format": COMPONENT_FORMAT, "component": name})
     tmp.replace(weights)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(weights, 0o666 & ~umask)  # safetensors writes 0600; weights are ordinary shared files
     _write_json(folder / CONFIG_NAME, {
         "format": COMPONENT_FORMAT, "format_version": FORMAT_VERSION, "component": name,
         "class": type(module).__name__, "num_parameters": sum(p.numel() for p in module.parameters()),
@@ -128,8 +132,13 @@ def _components(model: GLocalModel) -> dict[str, nn.Module]:
     return parts
 
 
-def save_pretrained(model: GLocalModel, directory: str | Path, discriminator: Discriminator | None = None) -> Path:
-    """Write a weights folder for ``model`` (and optionally its discriminator); returns the folder."""
+def save_pretrained(model: GLocalModel, directory: str | Path, discriminator: Discriminator | None = None,
+                    pose_sigma: float | None = None) -> Path:
+    """Write a weights folder for ``model`` (and optionally its discriminator); returns the folder.
+
+    ``pose_sigma`` (the ``data.pose_sigma`` the model was trained with, at a 256-pixel-high frame) is
+    recorded in ``frame`` so that inference draws the same pose heatmaps.
+    """
     from glocal_cli import __version__
     from glocal_cli.config.io import to_dict
 
@@ -142,7 +151,9 @@ def save_pretrained(model: GLocalModel, directory: str | Path, discriminator: Di
         save_component(module, directory, name)
     _write_json(directory / CONFIG_NAME, {
         "format": FORMAT, "format_version": FORMAT_VERSION, "glocal_version": __version__,
-        "model": to_dict(model.cfg), "frame": {"height": model.height, "width": model.width},
+        "model": to_dict(model.cfg),
+        "frame": {"height": model.height, "width": model.width,
+                  **({"pose_sigma": float(pose_sigma)} if pose_sigma is not None else {})},
         "num_classes": model.num_classes, "components": sorted(parts),
     })
     return directory

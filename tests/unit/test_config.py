@@ -109,3 +109,27 @@ def test_every_field_has_a_docstring():
     missing = [key for key, _, _, doc in rows if not doc]
     assert not missing, f"config fields without a docstring: {missing}"
     assert "height" in field_docs(type(resolve_config().data))
+
+
+def test_fixed_length_tuple_fields_roundtrip():
+    from dataclasses import dataclass
+
+    from glocal_cli.config.io import load_config
+
+    @dataclass(frozen=True)
+    class Pair:
+        betas: tuple[float, float] = (0.5, 0.999)
+        """Adam betas."""
+
+        def __post_init__(self) -> None:
+            if self.betas[0] > self.betas[1]:
+                raise ValueError("betas must be increasing")
+
+    assert load_config(Pair, None, ["betas=[0.1, 0.2]"]).betas == (0.1, 0.2)
+    with pytest.raises(ConfigError, match="needs 2 items"):
+        load_config(Pair, None, ["betas=[0.1]"])
+    with pytest.raises(ConfigError, match=r"betas\[1\]"):
+        load_config(Pair, None, ["betas=[0.1, x]"])
+    # a cross-field check is judged after all overrides, but still enforced
+    with pytest.raises(ConfigError, match="increasing"):
+        load_config(Pair, None, ["betas=[0.9, 0.1]"])

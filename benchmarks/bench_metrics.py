@@ -1,0 +1,177 @@
+"""Metric speed: batched torch SSIM + PSNR against the per-image scikit-image loop, with equal values.
+
+    .venv/bin/python benchmarks/bench_metrics.py                 # the DeepFashion + Market samples
+    .venv/bin/python benchmarks/bench_metrics.py --threads 1     # single-threaded comparison
+    .venv/bin/python benchmarks/bench_metrics.py --pipeline 8570 --device cuda
+        # all five metrics (clean protocol) over N synthetic 256x176 PNG pairs through evaluate()
+
+The first mode decodes the sample panels once, then times (best of --repeat) the scikit-image loop
+(``structural_similarity`` + ``peak_signal_noise_ratio`` per pair, each recipe's parameters) and
+glocal's batched torch metrics on the same in-memory arrays, and reports the largest difference.
+The pipeline mode uses the real InceptionV3/LPIPS weights when present and random ones otherwise
+(then the FID/IS/LPIPS values are not meaningful; only the time is).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from glocal_cli.metrics.psnr import psnr  # noqa: E402
+from glocal_cli.metrics.ssim import SSIMSpec, ssim  # noqa: E402
+
+SHARED = REPO.parent / "shared" / "data"
+
+
+def load_panels(folder: Path, pad: int) -> tuple[np.ndarray, np.ndarray]:
+    gts, outs = [], []
+    for f in sorted(folder.glob("*.png")):
+        a = np.asarray(Image.open(f).convert("RGB"))
+        w = a.shape[1] // 3
+        gts.append(a[:, w + pad : 2 * w - pad])
+        outs.append(a[:, 2 * w + pad : 3 * w - pad])
+    return np.stack(gts), np.stack(outs)
+
+
+def skimage_loop(gt: np.ndarray, out: np.ndarray, spec: SSIMSpec) -> tuple[np.ndarray, np.ndarray]:
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    s, p = [], []
+    for g, o in zip(gt, out):
+        dr = float(o.max()) - float(o.min()) if spec.data_range == "generated" else float(spec.data_range)
+        s.append(structural_similarity(
+            g, o, data_range=dr, gaussian_weights=spec.gaussian_weights, sigma=spec.sigma, win_size=spec.win_size,
+            use_sample_covariance=spec.use_sample_covariance, channel_axis=-1))
+        p.append(peak_signal_noise_ratio(g, o, data_range=255))
+    return np.asarray(s), np.asarray(p)
+
+
+def torch_batched(gt: torch.Tensor, out: torch.Tensor, spec: SSIMSpec, batch: int) -> tuple[np.ndarray, np.ndarray]:
+    s, p = [], []
+    for i in range(0, gt.shape[0], batch):
+        g, o = gt[i : i + batch], out[i : i + batch]
+        s.append(ssim(o, g, spec))
+        p.append(psnr(o, g))
+    if gt.is_cuda:
+        torch.cuda.synchronize()
+    return torch.cat(s).cpu().numpy(), torch.cat(p).cpu().numpy()
+
+
+def best_of(fn, repeat: int):
+    times, result = [], None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t)
+    return min(times), result
+
+
+def bench_samples(args) -> None:
+    device = torch.device(args.device)
+    sets = [
+        ("DeepFashion 256x256 panels, PATN SSIM", SHARED / "deepfashion" / "samples", 0,
+         SSIMSpec(data_range="generated", sigma=1.5)),
+        ("DeepFashion 256x176 unpadded, clean SSIM", SHARED / "deepfashion" / "samples", 40, SSIMSpec(data_range=255.0)),
+        ("DeepFashion 256x176, GFLA win-51 SSIM", SHARED / "deepfashion" / "samples", 40,
+         SSIMSpec(data_range=255.0, gaussian_weights=False, win_size=51, use_sample_covariance=True)),
+        ("Market 128x64, clean SSIM", SHARED / "market1501" / "samples", 0, SSIMSpec(data_range=255.0)),
+    ]
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {device}, best of {args.repeat}")
+    print(f"{'set':44s} {'pairs':>5s} {'skimage s':>10s} {'torch s':>9s} {'speed-up':>9s} "
+          f"{'max|dSSIM|':>11s} {'max|dPSNR|':>11s}")
+    for name, folder, pad, spec in sets:
+        if not folder.is_dir():
+            print(f"{name}: {folder} missing, skipped")
+            continue
+        gt, out = load_panels(folder, pad)
+        tg = torch.from_numpy(gt).permute(0, 3, 1, 2).contiguous().to(device)
+        to = torch.from_numpy(out).permute(0, 3, 1, 2).contiguous().to(device)
+        torch_batched(tg[:2], to[:2], spec, args.batch)  # warm-up
+        t_sk, (s_sk, p_sk) = best_of(lambda: skimage_loop(gt, out, spec), args.repeat)
+        t_tc, (s_tc, p_tc) = best_of(lambda: torch_batched(tg, to, spec, args.batch), args.repeat)
+        print(f"{name:44s} {len(gt):5d} {t_sk:10.3f} {t_tc:9.3f} {t_sk / t_tc:8.1f}x "
+              f"{np.abs(s_sk - s_tc).max():11.2e} {np.abs(p_sk - p_tc).max():11.2e}")
+
+
+def bench_pipeline(args) -> None:
+    """All five metrics over N synthetic pairs through evaluate() (clean protocol)."""
+    from glocal_cli.metrics.config import EvalConfig
+    from glocal_cli.metrics.evaluate import evaluate
+    from glocal_cli.metrics.fid import FID_WEIGHTS_GLOB, hub_checkpoint_dir, random_inception_state
+    from glocal_cli.metrics.lpips import LPIPS, find_lpips_weights
+
+    tmp = Path(tempfile.mkdtemp(prefix="glocal-bench-"))
+    try:
+        gt, out = load_panels(SHARED / "deepfashion" / "samples", 40)
+        rng = np.random.default_rng(0)
+        gen_dir, ref_dir = tmp / "gen", tmp / "ref"
+        gen_dir.mkdir()
+        ref_dir.mkdir()
+        for i in range(args.pipeline):
+            k = i % len(gt)
+            shift = int(rng.integers(-8, 9))
+            Image.fromarray(np.roll(gt[k], shift, axis=1)).save(ref_dir / f"t{i:05d}.png", compress_level=1)
+            Image.fromarray(np.roll(out[k], shift, axis=1)).save(gen_dir / f"s{i:05d}_t{i:05d}.png", compress_level=1)
+        notes = []
+        inception = next(iter(sorted(hub_checkpoint_dir().glob(FID_WEIGHTS_GLOB))), None)
+        if inception is None:
+            inception = tmp / "pt_inception-2015-12-05-random.pth"
+            torch.save(random_inception_state(0), inception)
+            notes.append("random InceptionV3 weights (FID/IS values not meaningful)")
+        try:
+            lpips_dir = find_lpips_weights("alex").heads
+        except Exception:  # noqa: BLE001 - absent weights: use random ones for timing
+            model = LPIPS("alex")
+            lpips_dir = tmp / "lpips"
+            lpips_dir.mkdir()
+            torch.save({f"lin{i}.model.1.weight": h.model[1].weight.abs() for i, h in enumerate(model.heads())},
+                       lpips_dir / "alex.pth")
+            torch.save({f"features.{k}": v for k, v in model.features.state_dict().items()},
+                       lpips_dir / "alexnet-owt-7be5be79.pth")
+            notes.append("random LPIPS weights (values not meaningful)")
+        cfg = EvalConfig(protocol="clean", device=args.device, batch_size=args.batch, workers=args.workers,
+                         stats_cache_dir=str(tmp / "cache"), worst_k=16)
+        t = time.perf_counter()
+        res = evaluate(gen_dir, ref_dir, config=cfg, inception_weights=inception, lpips_weights=lpips_dir,
+                       out=tmp / "report", progress=False)
+        total = time.perf_counter() - t
+        print(f"pipeline: {args.pipeline} pairs, clean protocol, device {res.device}, workers {args.workers}, "
+              f"batch {args.batch}: {total:.1f} s (real-set statistics computed, not cached)")
+        for m in res.metrics:
+            print(f"  {m.key:8s} {m.status:7s} {m.value}")
+        for n in notes:
+            print("  note:", n)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch default)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--pipeline", type=int, default=0, help="run evaluate() on N synthetic pairs instead")
+    ap.add_argument("--workers", type=int, default=8)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.pipeline:
+        bench_pipeline(args)
+    else:
+        bench_samples(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""Peak signal-to-noise ratio: the correct float PSNR and the PISE-lineage ``uint8-wraparound`` variant.
+
+``psnr`` equals ``skimage.metrics.peak_signal_noise_ratio`` (float64 mean squared error).
+
+``psnr_uint8_wraparound`` reproduces the ~31 dB numbers of the PISE lineage: their script evaluates
+``((a - b) ** 2).mean()`` on uint8 arrays without a float cast, so NumPy wraps both the difference
+and its square modulo 256 before averaging. The result is *not* a PSNR of the images; it exists
+only so that published tables can be reproduced, and it is labelled ``uint8-wraparound`` wherever it
+appears.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from glocal_cli.errors import InputError
+
+WRAPAROUND_LABEL = "PSNR (uint8-wraparound: PISE-lineage bug, not a true PSNR)"
+"""Label shown wherever the wrap-around variant appears."""
+
+
+def _check(generated: torch.Tensor, reference: torch.Tensor) -> None:
+    if generated.shape != reference.shape:
+        raise InputError(
+            f"PSNR needs images of equal size, got {tuple(generated.shape)} and {tuple(reference.shape)}"
+        )
+    if generated.ndim < 2:
+        raise InputError(f"PSNR expects (B, ...) batches, got shape {tuple(generated.shape)}")
+
+
+def mse(generated: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Per-image mean squared error in float64, shape (B,)."""
+    _check(generated, reference)
+    diff = generated.to(torch.float64) - reference.to(torch.float64)
+    return (diff * diff).flatten(1).mean(dim=1)
+
+
+def psnr(generated: torch.Tensor, reference: torch.Tensor, data_range: float = 255.0) -> torch.Tensor:
+    """Per-image PSNR in dB (float64, shape (B,)): ``10 log10(data_range^2 / mse)``; inf when equal."""
+    err = mse(generated, reference)
+    return 10.0 * torch.log10(torch.as_tensor(data_range, dtype=torch.float64) ** 2 / err)
+
+
+def wraparound_mse(generated: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Per-image ``((a - b) ** 2).mean()`` evaluated the way NumPy does on uint8 arrays (mod 256)."""
+    _check(generated, reference)
+    if generated.dtype != torch.uint8 or reference.dtype != torch.uint8:
+        raise InputError("the uint8-wraparound PSNR is defined on uint8 images only")
+    diff = (generated.to(torch.int32) - reference.to(torch.int32)) % 256
+    square = (diff * diff) % 256
+    return square.to(torch.float64).flatten(1).mean(dim=1)
+
+
+def psnr_uint8_wraparound(generated: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """The PISE-lineage "PSNR": ``20 log10(255) - 10 log10(wraparound_mse)`` per image (float64, (B,)).
+
+    Not a valid PSNR (see the module docstring); use :func:`psnr` for a correct value.
+    """
+    err = wraparound_mse(generated, reference)
+    return 20.0 * torch.log10(torch.tensor(255.0, dtype=torch.float64)) - 10.0 * torch.log10(err)

@@ -1,0 +1,793 @@
+"""``glocal train``: staged, resumable, DDP-ready training with checkpoints, validation and logs.
+
+:func:`train` is the one library entry point (the CLI's ``glocal train`` calls it). A run lives in
+``<runs_dir>/<name>/``::
+
+    config.yaml                    the resolved config
+    train.log                      plain-text log (every log line, validation, checkpoint, warning)
+    tensorboard/                   scalars <stage>/train/*, <stage>/val/* and <stage>/images
+    checkpoints/<stage>/           step-*.pt (last K), best.pt, last.pt (full state, weights_only-loadable)
+    results.json                   final validation metrics of every stage
+    weights/                       the pose-transfer model (save_pretrained: config.json + safetensors),
+                                   written after each completed semantic/flow/generator stage
+    weights-inpaint/               the inpainting model (after the inpaint stage, which fine-tunes the
+                                   generator on masked sources)
+
+Stages run in the order semantic -> flow -> generator -> inpaint; each starts from the best
+weights of the stage before it. ``resume='auto'`` continues every unfinished stage of the run
+exactly where its latest checkpoint left it (bit-exact on CPU).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import signal
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from glocal_cli.config import GLocalConfig, resolve_config, save_config, to_dict
+from glocal_cli.data.datasets import PairDataset, PairSampler, batch_to_device, make_loader, open_dataset
+from glocal_cli.errors import ConfigError, DataError, OutputExistsError, TrainingError
+from glocal_cli.train.checkpoint import (
+    CheckpointManager,
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+)
+from glocal_cli.train.config import STAGES
+from glocal_cli.train.distributed import (
+    DistInfo,
+    all_reduce_max,
+    all_reduce_mean,
+    barrier,
+    broadcast_object,
+    cleanup_distributed,
+    init_distributed,
+    no_sync,
+    unwrap,
+)
+from glocal_cli.train.logging import RunLogger, format_losses
+from glocal_cli.train.stages import Stage, StageContext, make_stage, visual_grid
+
+__all__ = ["StageResult", "TrainResult", "train", "validate_images"]
+
+CHECKPOINT_FORMAT = "glocal-train-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+@dataclass
+class StageResult:
+    """What one stage did."""
+
+    stage: str
+    """Stage name."""
+    start_step: int
+    """Step the stage (re)started at (0 for a fresh stage)."""
+    step: int
+    """Last completed optimiser step."""
+    total_steps: int
+    """Steps the stage was asked to run."""
+    metrics: dict[str, float] = field(default_factory=dict)
+    """Last validation metrics (``val/...``) and the copy-the-source baseline (``baseline/...``)."""
+    initial_metrics: dict[str, float] = field(default_factory=dict)
+    """Validation metrics before the first step of a fresh stage (``val/...``)."""
+    best_score: float | None = None
+    """Best validation score (lower is better; the stage's ``score_name``)."""
+    images_per_second: float = 0.0
+    """Training throughput of this process group (global batch x steps / s)."""
+    skipped: bool = False
+    """True when the stage was already complete in a resumed run."""
+    interrupted: bool = False
+    """True when Ctrl-C (SIGINT/SIGTERM) stopped the stage (state saved in last.pt)."""
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` did."""
+
+    run_dir: Path
+    """The run folder."""
+    stages: list[StageResult]
+    """One entry per stage run (or skipped)."""
+    weights_dir: Path | None = None
+    """The exported pose-transfer model: ``<run>/weights`` after the last completed stage other than
+    inpaint (None when no such stage completed in this call)."""
+    interrupted: bool = False
+    """True when the run stopped on Ctrl-C; ``--resume auto`` continues it."""
+    inpaint_weights_dir: Path | None = None
+    """The exported inpainting model, ``<run>/weights-inpaint`` (when the inpaint stage completed)."""
+
+
+# ---------------------------------------------------------------------------------------- helpers
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM -> stop after the current step (a second Ctrl-C aborts at once)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.getsignal(sig)
+                signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _precision(cfg: GLocalConfig, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype, or None for fp32."""
+    p = cfg.train.precision
+    if p == "fp32" or (p == "auto" and device.type != "cuda"):
+        return None
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError("train.precision bf16: this GPU does not support bfloat16 (use fp32)")
+    return torch.bfloat16
+
+
+def _lr_lambda(total: int, warmup: int, schedule: str):  # noqa: ANN202
+    def fn(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if schedule == "constant" or total <= warmup:
+            return 1.0
+        progress = min(max((step - warmup) / max(total - warmup, 1), 0.0), 1.0)
+        if schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+        return 1.0 - progress
+
+    return fn
+
+
+def _resolve_run_name(cfg: GLocalConfig, config: str | Path | None, name: str | None) -> str:
+    if name:
+        return name
+    if cfg.train.run_name:
+        return cfg.train.run_name
+    stem = Path(str(config)).stem if config else "default"
+    return f"{stem}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def _latest_run(runs_dir: Path) -> Path | None:
+    runs = [p for p in runs_dir.iterdir() if (p / "checkpoints").is_dir()] if runs_dir.is_dir() else []
+    return max(runs, key=lambda p: p.stat().st_mtime) if runs else None
+
+
+def _oom_hint(batch_size: int, accum: int, device: torch.device) -> str:
+    fit = max(1, batch_size // 2)
+    if device.type == "cuda":
+        try:
+            total = torch.cuda.get_device_properties(device).total_memory
+            peak = max(torch.cuda.max_memory_allocated(device), 1)
+            fit = max(1, min(batch_size - 1, int(batch_size * 0.85 * total / peak)))
+        except RuntimeError:
+            pass
+    new_accum = math.ceil(batch_size * accum / fit)
+    return (f"CUDA out of memory with {batch_size} images per process: try --batch-size {fit} "
+            f"--set train.grad_accum={new_accum} (about the same global batch), or --set train.precision=bf16")
+
+
+def _ssim_psnr(pred01: torch.Tensor, gt01: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image SSIM and PSNR of ``(B, 3, H, W)`` images in [0, 1] (the metrics package's definitions,
+    on the 0..255 scale)."""
+    from glocal_cli.metrics.psnr import psnr
+    from glocal_cli.metrics.ssim import ssim
+
+    return ssim(pred01 * 255.0, gt01 * 255.0), psnr(pred01 * 255.0, gt01 * 255.0)
+
+
+def validate_images(pred: torch.Tensor, gt: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-batch sums of L1 (on [-1, 1]), SSIM and PSNR (on [0, 1]) for ``(B, 3, H, W)`` images."""
+    p01 = ((pred.float() + 1) / 2).clamp(0, 1)
+    g01 = ((gt.float() + 1) / 2).clamp(0, 1)
+    s, q = _ssim_psnr(p01, g01)
+    return {
+        "l1": (pred.float() - gt.float()).abs().mean(dim=(1, 2, 3)).sum(),
+        "ssim": s.float().sum(),
+        "psnr": q.float().sum(),
+    }
+
+
+# ------------------------------------------------------------------------------------ the trainer
+
+
+class _Trainer:
+    def __init__(self, cfg: GLocalConfig, info: DistInfo, dataset: Any, run_dir: Path, logger: RunLogger,
+                 max_steps: int | None, resume: bool, stop: _StopFlag) -> None:
+        from glocal_cli.models.discriminator import Discriminator
+        from glocal_cli.models.generator import GLocalModel
+
+        self.cfg, self.info, self.ds, self.run_dir, self.log = cfg, info, dataset, run_dir, logger
+        self.max_steps, self.resume, self.stop = max_steps, resume, stop
+        self.device = info.device
+        self.amp_dtype = _precision(cfg, self.device)
+        torch.manual_seed(cfg.train.seed)
+        self.model = GLocalModel(cfg.model, cfg.data.height, cfg.data.width, cfg.data.num_classes).to(self.device)
+        self.D = Discriminator(cfg.model).to(self.device)
+        if cfg.train.sync_bn and info.distributed:
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        if cfg.train.channels_last and self.device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+            self.D = self.D.to(memory_format=torch.channels_last)
+        self.has_test = dataset.has_split("test") and (dataset.root / "pairs-test.csv").is_file()
+        self.vgg_cache: dict[str, Any] = {}
+        self.reported: set[str] = set()
+        self._inception: nn.Module | None = None
+
+    # -- small pieces
+
+    def autocast(self):  # noqa: ANN201
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def _note(self, ctx: StageContext) -> None:
+        for msg in ctx.messages:
+            if msg not in self.reported:
+                self.reported.add(msg)
+                self.log.warn(msg)
+        ctx.messages.clear()
+
+    def total_steps(self, stage: str) -> int:
+        steps = self.cfg.train.steps_for(stage)
+        return min(steps, self.max_steps) if self.max_steps is not None else steps
+
+    def _load_weights(self, state: dict[str, Any]) -> None:
+        unwrap(self.model).load_state_dict(state["model"])
+        if "discriminator" in state:
+            unwrap(self.D).load_state_dict(state["discriminator"])
+
+    def _init_from_previous(self, stage: str) -> str | None:
+        """Load the best weights of the latest earlier stage that has checkpoints in this run."""
+        for prev in reversed(STAGES[: STAGES.index(stage)]):
+            src = CheckpointManager(self.run_dir, prev).weights_source()
+            if src is not None:
+                self._load_weights(load_checkpoint(src, self.device))
+                return f"{prev} ({src.name})"
+        return None
+
+    # -- data
+
+    def _loaders(self, stage: Stage) -> tuple[PairDataset, PairSampler, Any, Any]:
+        t, d = self.cfg.train, self.cfg.data
+        opts = stage.dataset_options()
+        train_ds = PairDataset(self.ds, "train", flip_prob=d.flip_prob, seed=t.seed, **opts)
+        sampler = PairSampler(len(train_ds), t.batch_size, self.info.world_size, self.info.rank, True, t.seed)
+        pin = d.pin_memory and self.device.type == "cuda"
+        loader = make_loader(train_ds, sampler, t.batch_size, d.workers, pin)
+        val_loader = None
+        if self.has_test and t.val_pairs > 0 and self.info.is_main:
+            val_ds = PairDataset(self.ds, "test", flip_prob=0.0, limit=t.val_pairs, seed=t.seed + 1, **opts)
+            val_loader = make_loader(val_ds, None, min(t.batch_size, len(val_ds)), 0, pin, drop_last=False)
+        return train_ds, sampler, loader, val_loader
+
+    def _to_device(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        d = self.cfg.data
+        return batch_to_device(batch, self.device, d.scaled_sigma, d.height, d.width, self.cfg.train.channels_last)
+
+    # -- validation
+
+    @torch.no_grad()
+    def validate(self, stage: Stage, loader: Any, with_baseline: bool = False) -> dict[str, float]:
+        rng = capture_rng_state()
+        self.model.eval()
+        self.D.eval()
+        sums: dict[str, torch.Tensor] = {}
+        n = 0
+        confusion = None
+        fid_pred: list[torch.Tensor] = []
+        fid_gt: list[torch.Tensor] = []
+        try:
+            for raw in loader:
+                batch = self._to_device(raw)
+                out = stage.val_outputs(batch)
+                b = batch["source_image"].shape[0]
+                n += b
+                parts: dict[str, torch.Tensor] = {}
+                if "parsing_pred" in out:
+                    k = self.cfg.data.num_classes
+                    idx = out["parsing_gt"].flatten() * k + out["parsing_pred"].flatten()
+                    cm = torch.bincount(idx, minlength=k * k).view(k, k)
+                    confusion = cm if confusion is None else confusion + cm
+                if "pred" in out:
+                    parts.update(validate_images(out["pred"], out["gt"]))
+                    if with_baseline:
+                        for key, v in validate_images(out["copy"], out["gt"]).items():
+                            parts[f"baseline_copy_{key}"] = v
+                    if stage.name in ("generator", "inpaint") and self.cfg.train.val_fid:
+                        fid_pred.append(out["pred"].float().cpu())
+                        fid_gt.append(out["gt"].float().cpu())
+                for key in ("epe_sum", "epe_count"):
+                    if key in out:
+                        parts[key] = out[key]
+                for key, v in parts.items():
+                    sums[key] = sums.get(key, 0) + v.detach().float()
+        finally:
+            restore_rng_state(rng)
+            stage.train_mode()
+        metrics: dict[str, float] = {}
+        values = {k: float(v) for k, v in sums.items()}
+        prefix = "warp_" if stage.name == "flow" else ""
+        for key, value in values.items():
+            if key.startswith("epe") or not n:
+                continue
+            metrics[key if key.startswith("baseline") else prefix + key] = value / n
+        if "epe_sum" in values:
+            metrics["epe"] = values["epe_sum"] / max(values["epe_count"], 1.0)
+        if confusion is not None:
+            cm = confusion.double()
+            tp = cm.diag()
+            union = cm.sum(0) + cm.sum(1) - tp
+            present = union > 0
+            metrics["pixel_acc"] = float(tp.sum() / cm.sum().clamp_min(1))
+            metrics["miou"] = float((tp[present] / union[present]).mean()) if present.any() else 0.0
+            metrics["parsing_error"] = 1.0 - metrics["miou"]
+        if fid_pred:
+            fid = self._fid(torch.cat(fid_pred), torch.cat(fid_gt))
+            if fid is not None:
+                metrics["fid"] = fid
+        return metrics
+
+    def _fid(self, pred: torch.Tensor, gt: torch.Tensor) -> float | None:
+        """FID between generated and ground-truth validation images when the Inception weights are local."""
+        from glocal_cli.errors import WeightsError
+        from glocal_cli.metrics.fid import (
+            FeatureStats,
+            FIDInceptionV3,
+            find_inception_weights,
+            frechet_distance,
+        )
+
+        if pred.shape[0] < 2:
+            return None
+        if self._inception is None:
+            try:
+                path = find_inception_weights(None)
+            except WeightsError as exc:
+                if "fid" not in self.reported:
+                    self.reported.add("fid")
+                    self.log.message(f"validation: FID skipped ({exc})")
+                return None
+            self._inception = FIDInceptionV3.from_file(path).to(self.device)
+        stats = []
+        for images in (pred, gt):
+            fs = FeatureStats()
+            for chunk in images.split(32):
+                fs.update(self._inception(((chunk.to(self.device) + 1) / 2).clamp(0, 1))[0])
+            stats.append(fs.mean_cov())
+        return float(frechet_distance(*stats[0], *stats[1]))
+
+    # -- checkpoint state
+
+    def _state(self, stage: Stage, step: int, total: int, epoch: int, position: int, opts: dict[str, Any],
+               scheds: dict[str, Any], scaler: Any, best: float | None, complete: bool) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "format_version": CHECKPOINT_VERSION,
+            "stage": stage.name,
+            "step": step,
+            "total_steps": total,
+            "complete": complete,
+            "epoch": epoch,
+            "position": position,
+            "global_batch": self.cfg.train.batch_size * self.cfg.train.grad_accum * self.info.world_size,
+            "world_size": self.info.world_size,
+            "best_score": best,
+            "model": unwrap(self.model).state_dict(),
+            "discriminator": unwrap(self.D).state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in opts.items()},
+            "schedulers": {k: s.state_dict() for k, s in scheds.items()},
+            "scaler": scaler.state_dict() if scaler is not None else {},
+            "rng": capture_rng_state(),
+            "config": to_dict(self.cfg),
+        }
+
+    # -- one stage
+
+    def run_stage(self, name: str) -> StageResult:
+        t = self.cfg.train
+        total = self.total_steps(name)
+        mgr = CheckpointManager(self.run_dir, name, t.keep_last)
+        state: dict[str, Any] | None = None
+        if self.resume:
+            latest = mgr.latest()
+            if latest is not None:
+                state = load_checkpoint(latest, self.device)
+                if state.get("stage") != name:
+                    raise TrainingError(f"{latest}: holds stage {state.get('stage')!r}, expected {name!r}")
+                if int(state["step"]) >= total:
+                    src = mgr.weights_source() or latest
+                    self._load_weights(load_checkpoint(src, self.device) if src != latest else state)
+                    self.log.message(f"{name}: already complete at step {state['step']} ({src.name}); skipped")
+                    return StageResult(name, int(state["step"]), int(state["step"]), total, skipped=True,
+                                       best_score=state.get("best_score"))
+        if state is None:
+            torch.manual_seed(t.seed + STAGES.index(name))
+            origin = self._init_from_previous(name)
+            if origin:
+                self.log.message(f"{name}: starting from the weights of stage {origin}")
+            elif name in ("generator", "inpaint") and STAGES.index(name) > 0:
+                self.log.message(f"{name}: no earlier stage in this run; starting from the current weights")
+        ctx = StageContext(self.cfg, unwrap(self.model), unwrap(self.D), self.info, self.ds.has_parsing,
+                           self.ds.has_surface, self.autocast, self.vgg_cache)
+        stage = make_stage(name, ctx)
+        stage.check_data()
+        groups = stage.param_groups()
+        self._note(ctx)
+        fused = self.device.type == "cuda"
+        opts = {
+            key: torch.optim.AdamW(g, lr=t.lr, betas=(t.betas[0], t.betas[1]), weight_decay=t.weight_decay,
+                                   fused=fused or None)
+            for key, g in groups.items()
+        }
+        scheds = {key: torch.optim.lr_scheduler.LambdaLR(o, _lr_lambda(total, t.warmup_steps, t.lr_schedule))
+                  for key, o in opts.items()}
+        scaler = None
+        step, epoch, position, best = 0, 0, 0, None
+        if state is not None:
+            self._load_weights(state)
+            for key, o in opts.items():
+                o.load_state_dict(state["optimizers"][key])
+            for key, s in scheds.items():
+                s.load_state_dict(state["schedulers"][key])
+            step, epoch, position = int(state["step"]), int(state["epoch"]), int(state["position"])
+            best = state.get("best_score")
+            gb = t.batch_size * t.grad_accum * self.info.world_size
+            if int(state.get("global_batch", gb)) != gb:
+                position = position * int(state["global_batch"]) // gb
+                self.log.warn(f"{name}: global batch changed ({state['global_batch']} -> {gb}); the data order "
+                              "after the resume differs from an uninterrupted run")
+            restore_rng_state(state["rng"])
+            self.log.message(f"{name}: resumed at step {step}/{total}")
+        stage.wrap()
+        train_ds, sampler, loader, val_loader = self._loaders(stage)
+        if val_loader is None and self.info.is_main and t.val_pairs > 0 and not self.has_test:
+            self.log.warn("the dataset has no test split (test.lst + pairs-test.csv): no validation, the last "
+                          "checkpoint is used as the best")
+        result = StageResult(name, step, step, total, best_score=best)
+        if step >= total:
+            return result
+        self.log.message(f"{name}: {total - step} steps, {len(train_ds)} training pairs, global batch "
+                         f"{t.batch_size * t.grad_accum * self.info.world_size} "
+                         f"({self.info.world_size} x {t.grad_accum} x {t.batch_size}), device {self.device}, "
+                         f"precision {self.amp_dtype or torch.float32}")
+        baseline_done = False
+        vis_batch = None
+        if val_loader is not None:
+            vis_batch = next(iter(val_loader))
+            if step == 0 and t.val_every:
+                metrics = self.validate(stage, val_loader, with_baseline=True)
+                baseline_done = True
+                result.initial_metrics = {f"val/{k}": v for k, v in metrics.items()}
+                self.log.message(f"{name} validation at step 0: " + " ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+                self.log.scalars(0, metrics, f"{name}/val")
+
+        # -- the data stream (position/epoch are the resume point)
+        pos = {"epoch": epoch, "position": position}
+
+        def batches() -> Iterator[dict[str, Any]]:
+            while True:
+                sampler.set_epoch(pos["epoch"])
+                sampler.set_position(pos["position"])
+                for b in loader:
+                    pos["position"] += 1
+                    yield b
+                pos["epoch"] += 1
+                pos["position"] = 0
+
+        stream = batches()
+        accum = t.grad_accum
+
+        def backward(loss: torch.Tensor) -> None:
+            (loss / accum).backward()
+
+        sums: dict[str, torch.Tensor] = {}
+        steps_in_window = 0
+        nan_skips = 0
+        last_log_step = step
+        last_ckpt: Path | None = None
+        stage.train_mode()
+        self.log.start_stage(name, step, total)
+        t_start = time.perf_counter()
+        start_step = step
+        stop_now = False
+
+        def save(kind: str, complete: bool = False) -> Path | None:
+            if not self.info.is_main:
+                return None
+            st = self._state(stage, step, total, pos["epoch"], pos["position"], opts, scheds, scaler, best, complete)
+            if kind == "periodic":
+                return mgr.save_periodic(st, step)
+            if kind == "best":
+                return mgr.save_best(st)
+            return mgr.save_last(st)
+
+        def check_window(values: dict[str, float], first: int, last: int) -> None:
+            bad = [k for k, v in values.items() if not math.isfinite(v)]
+            if bad:
+                good = mgr.latest()
+                where = f"the last good checkpoint is {good}" if good else "no checkpoint was written yet"
+                raise TrainingError(f"{name}: non-finite {', '.join(bad)} loss between steps {first + 1} and "
+                                    f"{last}; training stopped ({where})")
+
+        try:
+            while step < total:
+                for o in opts.values():
+                    o.zero_grad(set_to_none=True)
+                step_losses: dict[str, torch.Tensor] = {}
+                for micro in range(accum):
+                    batch = self._to_device(next(stream))
+                    with no_sync(stage.ddp_modules(), enabled=micro < accum - 1):
+                        losses = stage.train_step(batch, backward)
+                    for k, v in losses.items():
+                        step_losses[k] = step_losses.get(k, 0) + v / accum
+                if t.max_nan_skips > 0:
+                    finite = torch.stack([torch.isfinite(v).all() for v in step_losses.values()]).all()
+                    if not bool(all_reduce_max((~finite).float()) == 0):  # one host sync per step
+                        nan_skips += 1
+                        bad = [k for k, v in step_losses.items() if not bool(torch.isfinite(v).all())]
+                        self.log.warn(f"{name}: non-finite {', '.join(bad) or 'loss'} at step {step + 1}; "
+                                      f"update skipped ({nan_skips}/{t.max_nan_skips})")
+                        if nan_skips > t.max_nan_skips:
+                            check_window({k: float("nan") for k in bad or ["total"]}, step, step + 1)
+                        continue
+                if t.grad_clip > 0:
+                    for o in opts.values():
+                        params = [p for g in o.param_groups for p in g["params"] if p.grad is not None]
+                        torch.nn.utils.clip_grad_norm_(params, t.grad_clip, foreach=True)
+                for o in opts.values():
+                    o.step()
+                for s in scheds.values():
+                    s.step()
+                step += 1
+                steps_in_window += 1
+                for k, v in step_losses.items():
+                    sums[k] = sums.get(k, 0) + v
+                self.log.update(step)
+
+                # -- log interval: the one host sync of the loop
+                if step % t.log_every == 0 or step == total:
+                    keys = sorted(sums)
+                    stacked = all_reduce_mean(torch.stack([sums[k].float() for k in keys]) / steps_in_window)
+                    values = dict(zip(keys, stacked.tolist()))
+                    check_window(values, last_log_step, step)
+                    rate = self.log.rate(step)
+                    ips = rate * t.batch_size * accum * self.info.world_size
+                    if self.info.is_main:
+                        ordered = {"total": values.pop("total"), **values} if "total" in values else values
+                        self.log.update(step, ordered)
+                        self.log.message(f"{name} step {step}/{total} | {rate:.2f} it/s {ips:.1f} img/s | "
+                                         f"{format_losses(ordered, limit=12)}", console_too=False)
+                        self.log.scalars(step, ordered, f"{name}/train")
+                        self.log.scalars(step, {"images_per_second": ips,
+                                                "lr": next(iter(opts.values())).param_groups[0]["lr"]},
+                                         f"{name}/speed")
+                    sums, steps_in_window, last_log_step = {}, 0, step
+                    if self.info.distributed:  # every rank must stop at the same step
+                        flag = all_reduce_max(torch.tensor(float(self.stop.requested), device=self.device))
+                        stop_now = bool(flag.item() > 0)
+                if not self.info.distributed:
+                    stop_now = self.stop.requested
+
+                if self.info.is_main and vis_batch is not None and (step % t.image_every == 0 or step == total):
+                    self.model.eval()
+                    with torch.no_grad():
+                        grid = visual_grid(stage.visuals(self._to_device(vis_batch)))
+                    stage.train_mode()
+                    self.log.image(step, f"{name}/images", grid)
+
+                if val_loader is not None and ((t.val_every and step % t.val_every == 0) or step == total):
+                    metrics = self.validate(stage, val_loader, with_baseline=not baseline_done)
+                    baseline_done = True
+                    result.metrics.update({f"val/{k}": v for k, v in metrics.items()})
+                    score = metrics.get(stage.score_name)
+                    msg = " ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+                    self.log.message(f"{name} validation at step {step}: {msg}")
+                    self.log.scalars(step, metrics, f"{name}/val")
+                    if score is not None and math.isfinite(score) and (best is None or score < best):
+                        best = score
+                        save("best")
+                    self.log.flush()
+
+                if step % t.ckpt_every == 0 and step < total:
+                    if sums:  # never checkpoint weights that a non-finite step may have touched
+                        keys = sorted(sums)
+                        stacked = all_reduce_mean(torch.stack([sums[k].float() for k in keys]))
+                        check_window(dict(zip(keys, stacked.tolist())), last_log_step, step)
+                    last_ckpt = save("periodic")
+                    if last_ckpt is not None:
+                        self.log.message(f"{name}: checkpoint {last_ckpt}", console_too=False)
+
+                if stop_now:
+                    path = save("last")
+                    self.log.end_stage()
+                    self.log.message(f"{name}: interrupted at step {step}/{total}; state saved to {path}; "
+                                     "continue with --resume auto")
+                    result.step, result.interrupted, result.best_score = step, True, best
+                    return result
+        except torch.OutOfMemoryError as exc:
+            self.log.end_stage()
+            raise TrainingError(f"{name} step {step + 1}: " + _oom_hint(t.batch_size, accum, self.device)) from exc
+        finally:
+            self.log.end_stage()
+        elapsed = max(time.perf_counter() - t_start, 1e-9)
+        result.images_per_second = (step - start_step) * t.batch_size * accum * self.info.world_size / elapsed
+        last_path = save("last", complete=True)
+        if self.info.is_main and best is None and last_path is not None:
+            mgr.copy_to_best(last_path)
+        barrier()
+        src = mgr.weights_source()
+        if src is not None:
+            self._load_weights(load_checkpoint(src, self.device))
+        result.step, result.best_score = step, best
+        self.log.message(f"{name}: done at step {step}; {result.images_per_second:.1f} images/s; best "
+                         f"{stage.score_name} {best if best is not None else 'n/a'}")
+        return result
+
+
+# ------------------------------------------------------------------------------------- public API
+
+
+def train(
+    data: str | Path,
+    config: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    stage: str = "all",
+    runs_dir: str | Path = "runs",
+    name: str | None = None,
+    resume: str | Path | None = None,
+    device: str = "auto",
+    workers: int | None = None,
+    batch_size: int | None = None,
+    seed: int | None = None,
+    max_steps: int | None = None,
+    overwrite: bool = False,
+    weights: str | Path | None = None,
+) -> TrainResult:
+    """Train GLocal on a prepared dataset; returns what was done and where.
+
+    Args:
+        data: a prepared dataset folder (``glocal prepare-data``).
+        config: a preset name or YAML file; ``overrides``: ``--set a.b=c`` items.
+        stage: ``semantic``, ``flow``, ``generator``, ``inpaint`` or ``all`` (``train.stages`` in order).
+        runs_dir, name: the run folder is ``runs_dir/name`` (name default: ``train.run_name`` or
+            ``<config>-<date>-<time>``).
+        resume: ``'auto'`` (the run's latest checkpoints; with no ``name``, the newest run in
+            ``runs_dir``) or a run folder / checkpoint file.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (under torchrun, ``cuda`` = ``cuda:LOCAL_RANK``).
+        workers, batch_size, seed: shortcuts for ``data.workers``, ``train.batch_size``, ``train.seed``.
+        max_steps: cap every stage at this many optimiser steps (smoke runs, budgets).
+        overwrite: replace an existing run folder of the same name.
+        weights: a weights folder to initialise every network from (fine-tuning).
+    """
+    if stage != "all" and stage not in STAGES:
+        raise ConfigError(f"--stage {stage!r}: expected one of {', '.join(STAGES)} or all")
+    if max_steps is not None and max_steps < 1:
+        raise ConfigError(f"--max-steps {max_steps}: must be >= 1")
+    info = init_distributed(device)
+    try:
+        return _train(info, data, config, overrides, stage, Path(runs_dir), name, resume, workers, batch_size,
+                      seed, max_steps, overwrite, weights)
+    finally:
+        cleanup_distributed()
+
+
+def _train(info: DistInfo, data: str | Path, config: str | Path | None, overrides: Sequence[str], stage: str,
+           runs_dir: Path, name: str | None, resume: str | Path | None, workers: int | None,
+           batch_size: int | None, seed: int | None, max_steps: int | None, overwrite: bool,
+           weights: str | Path | None) -> TrainResult:
+    # -- where the run lives (resume may name it)
+    run_dir: Path | None = None
+    resuming = resume is not None
+    if resuming:
+        rp = Path(str(resume))
+        if str(resume) == "auto":
+            run_dir = runs_dir / name if name else _latest_run(runs_dir)
+        elif rp.is_file():
+            run_dir = rp.parents[2] if rp.parent.parent.name == "checkpoints" else rp.parent
+        elif rp.is_dir():
+            run_dir = rp
+        else:
+            raise ConfigError(f"--resume {resume}: expected 'auto', a run folder or a checkpoint file")
+    extra = list(overrides)
+    if batch_size is not None:
+        extra.append(f"train.batch_size={batch_size}")
+    if workers is not None:
+        extra.append(f"data.workers={workers}")
+    if seed is not None:
+        extra.append(f"train.seed={seed}")
+    source: str | Path | None = config
+    if resuming and config is None and run_dir is not None and (run_dir / "config.yaml").is_file():
+        source = run_dir / "config.yaml"
+    cfg = resolve_config(source, extra)
+    if run_dir is None:
+        run_dir = runs_dir / _resolve_run_name(cfg, config, name)
+    run_dir = Path(broadcast_object(str(run_dir)))
+
+    ds = open_dataset(data, cfg.data.height, cfg.data.width)
+    counts = ds.check(("train", "test"))
+    if not counts.get("train"):
+        raise DataError(f"{ds.root / 'train.lst'}: no training images")
+    stages = list(cfg.train.stages) if stage == "all" else [stage]
+    if stage == "all" and "semantic" in stages and not ds.has_parsing:
+        stages.remove("semantic")
+    if stage == "all" and "flow" in stages and cfg.model.flow == "none":
+        stages.remove("flow")
+    if not stages:
+        raise ConfigError("train.stages leaves nothing to train on this dataset")
+
+    if info.is_main:
+        has_ckpt = (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir())
+        if has_ckpt and not resuming:
+            if not overwrite:
+                raise OutputExistsError(f"{run_dir}: a run with this name exists; continue it with --resume auto "
+                                        "or start over with --overwrite")
+            import shutil
+
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+    barrier()
+    logger = RunLogger(run_dir, enabled=info.is_main)
+    logger.message(f"run {run_dir} | data {ds.root} ({ds.kind}, {ds.height}x{ds.width}, {counts}) | stages "
+                   f"{', '.join(stages)} | {info.world_size} process(es), backend {info.backend or 'none'}")
+    results: list[StageResult] = []
+    weights_dir: Path | None = None
+    inpaint_dir: Path | None = None
+    interrupted = False
+    try:
+        with _StopFlag() as stop:
+            trainer = _Trainer(cfg, info, ds, run_dir, logger, max_steps, resuming, stop)
+            if weights is not None:
+                from glocal_cli.models.pretrained import load_component, read_weights_config
+
+                _, meta = read_weights_config(weights)
+                for comp in meta.get("components", []):
+                    target = {"semantic": trainer.model.semantic, "flow": trainer.model.flow,
+                              "generator": trainer.model.generator, "discriminator": trainer.D}.get(comp)
+                    if target is not None:
+                        load_component(target, weights, comp)
+                logger.message(f"initialised from weights {weights}")
+            for name_ in stages:
+                res = trainer.run_stage(name_)
+                results.append(res)
+                if res.interrupted:
+                    interrupted = True
+                    break
+                if info.is_main:  # the transfer model, and the inpainting model beside it
+                    folder = run_dir / ("weights-inpaint" if name_ == "inpaint" else "weights")
+                    d = unwrap(trainer.D) if cfg.train.export_discriminator else None
+                    unwrap(trainer.model).save_pretrained(folder, discriminator=d, pose_sigma=cfg.data.pose_sigma)
+                    logger.message(f"{name_}: weights exported to {folder}")
+                    if name_ == "inpaint":
+                        inpaint_dir = folder
+                    else:
+                        weights_dir = folder
+            if info.is_main and results:
+                summary = {r.stage: {"step": r.step, "best_score": r.best_score, "images_per_second":
+                                     r.images_per_second, **r.metrics} for r in results}
+                (run_dir / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+            barrier()
+    finally:
+        logger.close()
+    return TrainResult(run_dir, results, weights_dir, interrupted, inpaint_dir)

@@ -145,13 +145,20 @@ def market_camera(name: str) -> int:
     return int(m["camera"])
 
 
+_SYNTH_NAME = re.compile(r"^synth_(id\d+)_\d+\.\w+$")
+
+
 def identity_of(name: str) -> str:
     """Identity key for pair generation: photos with the same key show the same person and outfit.
 
     DeepFashion names give their outfit key ``MEN/Denim/id_00000080/01`` (item folder and clothes
     index: every one of the community's 8,570 test pairs shares it); Market-1501 names give
-    ``market/<person id>``. Other names raise :class:`InputError`.
+    ``market/<person id>``; SynthPeople names (``synth_id00012_03.png``) give ``synth/id00012``.
+    Other names raise :class:`InputError`.
     """
+    synth = _SYNTH_NAME.match(name)
+    if synth:
+        return f"synth/{synth.group(1)}"
     if is_deepfashion_name(name):
         return parse_deepfashion_name(name).outfit
     if is_market_name(name):

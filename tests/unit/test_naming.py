@@ -99,3 +99,12 @@ def test_round_trip_on_every_community_name(shared_data):
     raw = [deepfashion_path_from_name(n) for n in names]
     assert [deepfashion_name_from_path(r) for r in raw] == names
     assert len(set(raw)) == len(names)  # the mapping is one-to-one
+
+
+def test_identity_of_synthpeople_names_matches_the_renderer():
+    from glocal_cli.data.naming import identity_of
+    from glocal_cli.data.synth.writer import identity_key
+
+    for name in ("synth_id00012_03.png", "synth_id00000_00.png", "synth_id12345_17.png"):
+        assert identity_of(name) == identity_key(name)
+    assert identity_of("synth_id00012_03.png") != identity_of("synth_id00013_03.png")

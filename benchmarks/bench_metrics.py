@@ -68,11 +68,11 @@ def torch_batched(gt: torch.Tensor, out: torch.Tensor, spec: SSIMSpec, batch: in
     return torch.cat(s).cpu().numpy(), torch.cat(p).cpu().numpy()
 
 
-def best_of(fn, repeat: int):
+def best_of(fn, args: tuple, repeat: int):
     times, result = [], None
     for _ in range(repeat):
         t = time.perf_counter()
-        result = fn()
+        result = fn(*args)
         times.append(time.perf_counter() - t)
     return min(times), result
 
@@ -98,8 +98,8 @@ def bench_samples(args) -> None:
         tg = torch.from_numpy(gt).permute(0, 3, 1, 2).contiguous().to(device)
         to = torch.from_numpy(out).permute(0, 3, 1, 2).contiguous().to(device)
         torch_batched(tg[:2], to[:2], spec, args.batch)  # warm-up
-        t_sk, (s_sk, p_sk) = best_of(lambda: skimage_loop(gt, out, spec), args.repeat)
-        t_tc, (s_tc, p_tc) = best_of(lambda: torch_batched(tg, to, spec, args.batch), args.repeat)
+        t_sk, (s_sk, p_sk) = best_of(skimage_loop, (gt, out, spec), args.repeat)
+        t_tc, (s_tc, p_tc) = best_of(torch_batched, (tg, to, spec, args.batch), args.repeat)
         print(f"{name:44s} {len(gt):5d} {t_sk:10.3f} {t_tc:9.3f} {t_sk / t_tc:8.1f}x "
               f"{np.abs(s_sk - s_tc).max():11.2e} {np.abs(p_sk - p_tc).max():11.2e}")
 

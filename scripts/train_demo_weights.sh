@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build SynthPeople at 64x44 and train the `synthetic-64` preset on the CPU (about 12 minutes on 2
+# Build SynthPeople at 64x44 and train the `synthetic-64` preset on the CPU (about 35 minutes on 2
 # cores), then export the pose-transfer model to weights/default (config.json + safetensors, < 20 MB).
 #
 # The perceptual and sampling-correctness losses use a RANDOMLY initialised VGG-19 here

@@ -778,6 +778,7 @@ def _train(info: DistInfo, data: str | Path, config: str | Path | None, override
                     folder = run_dir / ("weights-inpaint" if name_ == "inpaint" else "weights")
                     d = unwrap(trainer.D) if cfg.train.export_discriminator else None
                     unwrap(trainer.model).save_pretrained(folder, discriminator=d, pose_sigma=cfg.data.pose_sigma)
+                    save_config(cfg, folder / "training-config.yaml")  # the whole resolved config, for the record
                     logger.message(f"{name_}: weights exported to {folder}")
                     if name_ == "inpaint":
                         inpaint_dir = folder

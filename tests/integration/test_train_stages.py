@@ -70,6 +70,10 @@ def test_every_stage_smoke(synth_data: Path, tmp_path: Path) -> None:
     state = load_checkpoint(run / "checkpoints" / "generator" / "last.pt")  # weights_only=True
     assert state["step"] == 2 and state["complete"] and "numpy_keys" in state["rng"]
     model = GLocalModel.from_pretrained(res.weights_dir)
+    from glocal_cli.config import resolve_config
+
+    saved = resolve_config(str(res.weights_dir / "training-config.yaml"))  # resolved config beside the weights
+    assert saved.model == model.cfg
     assert model.height == 32 and model.width == 24
     assert res.inpaint_weights_dir == run / "weights-inpaint"
     GLocalModel.from_pretrained(res.inpaint_weights_dir)

@@ -1,6 +1,7 @@
-"""Evaluation metrics (SSIM, PSNR, FID, IS, LPIPS), named protocols and ``evaluate``.
+"""Evaluation metrics (SSIM, PSNR, FID, IS, LPIPS) and named protocols.
 
-Submodules are imported on first use so that reading the config (``metrics.config``) stays light.
+The library entry point is :func:`glocal_cli.metrics.evaluate.evaluate`. Names below are imported
+on first use so that reading the config (``metrics.config``) stays light.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "evaluate": "glocal_cli.metrics.evaluate",
     "EvalResult": "glocal_cli.metrics.report",
     "MetricResult": "glocal_cli.metrics.report",
     "EvalConfig": "glocal_cli.metrics.config",

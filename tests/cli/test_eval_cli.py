@@ -65,3 +65,11 @@ def test_option_errors_exit_with_one_line(panels):
     assert result.exit_code == 2 and "did you mean 'gfla'" in result.output
     result = runner.invoke(_app(), ["eval", "--panel-dir", str(panels), "--panels", "source,-,target,-,output"])
     assert result.exit_code == 1 and "no image width is divisible into 5 panels" in " ".join(result.output.split())
+
+
+def test_root_app_wires_eval(panels):
+    from glocal_cli.cli.app import app
+
+    result = runner.invoke(app, ["eval", "--panel-dir", str(panels), "--metrics", "ssim", "--workers", "0"])
+    assert result.exit_code == 0, result.output
+    assert "SSIM" in result.output

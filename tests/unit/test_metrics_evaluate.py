@@ -134,3 +134,13 @@ def test_pidm_resize_matches_cv2_inter_linear():
     a = np.random.default_rng(0).integers(0, 256, size=(256, 256, 3)).astype(np.float32)
     ours = _resize(torch.from_numpy(a).permute(2, 0, 1)[None], (256, 176))[0].permute(1, 2, 0).numpy()
     assert np.abs(ours - cv2.resize(a, (176, 256))).max() < 0.01  # gray levels on the 0..255 scale
+
+
+@pytest.mark.gpu
+def test_cuda_evaluation_equals_cpu(panels):
+    kwargs = dict(panel_dir=panels, panel_pad=40, protocol="gfla", metrics=["ssim", "ssim_256", "psnr"],
+                  config=CFG, progress=False)
+    cpu = evaluate(device="cpu", **kwargs)
+    gpu = evaluate(device="cuda", **kwargs)
+    for key in ("ssim", "ssim_256", "psnr"):
+        np.testing.assert_allclose(gpu.per_image[key], cpu.per_image[key], atol=1e-5)

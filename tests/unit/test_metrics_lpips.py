@@ -84,3 +84,32 @@ def test_missing_lpips_weights_say_what_to_put_where(tmp_path, monkeypatch):
         find_lpips_weights("alex", tmp_path / "only_heads")
     with pytest.raises(WeightsError, match="no such"):
         find_lpips_weights("alex", tmp_path / "nope.pth")
+
+
+def test_lpips_in_evaluate_per_image_and_pidm_resize(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from glocal_cli.metrics.config import EvalConfig
+    from glocal_cli.metrics.evaluate import evaluate
+
+    source = _random_lpips("alex", seed=6)
+    weights = tmp_path / "w"
+    weights.mkdir()
+    torch.save({f"lin{i}.model.1.weight": h.model[1].weight for i, h in enumerate(source.heads())},
+               weights / "alex.pth")
+    torch.save({f"features.{k}": v for k, v in source.features.state_dict().items()},
+               weights / "alexnet-owt-7be5be79.pth")
+    rng = np.random.default_rng(0)
+    for sub in ("g", "r"):
+        (tmp_path / sub).mkdir()
+    for i, noise in enumerate((5, 40, 120)):
+        base = rng.integers(60, 200, size=(64, 44, 3))
+        Image.fromarray(base.astype(np.uint8)).save(tmp_path / "r" / f"{i}.png")
+        noisy = np.clip(base + rng.integers(-noise, noise + 1, size=base.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(noisy).save(tmp_path / "g" / f"{i}.png")
+    for protocol in ("clean", "pidm"):  # pidm resizes both inputs to 256x176 first
+        res = evaluate(tmp_path / "g", tmp_path / "r", protocol=protocol, metrics=["lpips"],
+                       lpips_weights=weights, config=EvalConfig(workers=0), progress=False)
+        values = res.per_image["lpips"]
+        assert res.metric("lpips").status == "ok" and values[0] < values[1] < values[2]

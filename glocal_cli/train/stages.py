@@ -227,6 +227,21 @@ def _flow_mode(cfg: GLocalConfig, has_surface: bool) -> tuple[bool, bool]:
     return (mode in ("self", "both"), mode in ("supervised", "both"))
 
 
+def static_background_flow(gt_flow: torch.Tensor, gt_visible: torch.Tensor, target_body: torch.Tensor,
+                           source_labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
+    """Extend body-only flow ground truth to the background of a static camera and backdrop.
+
+    A target background pixel corresponds to the same pixel of the source (zero offset); it is
+    visible there where the source shows background too (not hidden behind the person). Returns the
+    flow, the visibility and ``valid = None`` (every pixel now has ground truth).
+    """
+    background = 1.0 - target_body  # (B,1,H,W)
+    source_background = (source_labels == 0).unsqueeze(1).to(gt_visible.dtype)
+    flow = gt_flow * target_body  # zero offset on the background
+    visible = gt_visible * target_body + source_background * background
+    return flow, visible, None
+
+
 class FlowLossMixin:
     """The flow losses, shared by the flow stage and fine-tuning in the generator stage."""
 
@@ -248,6 +263,8 @@ class FlowLossMixin:
         if use_sup:
             gt, valid = batch["flow"], batch["flow_valid"]
             body = (batch["target_labels"] > 0).unsqueeze(1).float() if "target_labels" in batch else None
+            if body is not None and self.cfg.train.flow_background == "static":
+                gt, valid, body = static_background_flow(gt, valid, body, batch["source_labels"])
             losses["flow_supervised"] = sum(
                 supervised_flow_loss(f, visibility, gt, valid, body, w_flow=1.0, w_visibility=0.0) for f in flows
             ) / len(flows)

@@ -30,8 +30,9 @@ dev: $(DEV_STAMP)
 demo: $(STAMP)
 	$(BIN)/glocal transfer --source examples/sources --pose examples/poses --out outputs/demo --grid
 
+# The full CPU suite, slow tests included (plain `pytest` skips `slow`; `gpu` needs CUDA).
 test: $(DEV_STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not gpu"
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .

@@ -70,10 +70,11 @@ class TrainConfig:
     flow_supervision: Literal["auto", "self", "supervised", "both"] = "auto"
     """Flow stage losses: 'auto' = supervised where ground-truth surface maps exist else self-supervised;
     'self' = sampling correctness + smoothness only; 'supervised' = GT flow/visibility only; 'both'."""
-    flow_background: Literal["static", "free"] = "static"
-    """Supervised flow on background pixels: 'static' = the camera and backdrop do not move (true for
-    SynthPeople), so a background pixel maps to itself and is visible where the source shows background
-    there; 'free' = background left unsupervised (only body pixels are supervised)."""
+    flow_background_weight: float = 0.1
+    """Supervised flow on background pixels, relative to the body term: the camera and backdrop do not
+    move (true for SynthPeople), so a background pixel maps to itself and is visible where the source
+    shows background there. Averaged separately from the body so the (larger) background cannot drown
+    the body's flow; 0 leaves the background unsupervised."""
     inpaint_mask: Literal["irregular", "semantic", "mixed"] = "mixed"
     """Inpaint stage masks: free-form strokes, whole semantic classes, or a random mix of both."""
     inpaint_semantic_prob: float = 0.5

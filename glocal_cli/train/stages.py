@@ -227,19 +227,14 @@ def _flow_mode(cfg: GLocalConfig, has_surface: bool) -> tuple[bool, bool]:
     return (mode in ("self", "both"), mode in ("supervised", "both"))
 
 
-def static_background_flow(gt_flow: torch.Tensor, gt_visible: torch.Tensor, target_body: torch.Tensor,
-                           source_labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
-    """Extend body-only flow ground truth to the background of a static camera and backdrop.
+def static_background_flow(target_body: torch.Tensor, source_labels: torch.Tensor) -> torch.Tensor:
+    """Visibility of a static backdrop: a target background pixel corresponds to the same source
+    pixel (zero offset) and is visible there where the source shows background (not the person).
 
-    A target background pixel corresponds to the same pixel of the source (zero offset); it is
-    visible there where the source shows background too (not hidden behind the person). Returns the
-    flow, the visibility and ``valid = None`` (every pixel now has ground truth).
+    Returns ``(B,1,H,W)``: 1 on target background pixels whose source pixel is background, else 0.
     """
-    background = 1.0 - target_body  # (B,1,H,W)
-    source_background = (source_labels == 0).unsqueeze(1).to(gt_visible.dtype)
-    flow = gt_flow * target_body  # zero offset on the background
-    visible = gt_visible * target_body + source_background * background
-    return flow, visible, None
+    source_background = (source_labels == 0).unsqueeze(1).to(target_body.dtype)
+    return (1.0 - target_body) * source_background
 
 
 class FlowLossMixin:
@@ -263,13 +258,24 @@ class FlowLossMixin:
         if use_sup:
             gt, valid = batch["flow"], batch["flow_valid"]
             body = (batch["target_labels"] > 0).unsqueeze(1).float() if "target_labels" in batch else None
-            if body is not None and self.cfg.train.flow_background == "static":
-                gt, valid, body = static_background_flow(gt, valid, body, batch["source_labels"])
             losses["flow_supervised"] = sum(
                 supervised_flow_loss(f, visibility, gt, valid, body, w_flow=1.0, w_visibility=0.0) for f in flows
             ) / len(flows)
-            losses["visibility"] = supervised_flow_loss(flows[-1], visibility, gt, valid, body, w_flow=0.0,
-                                                        w_visibility=1.0)
+            w_bg = self.cfg.train.flow_background_weight
+            if body is not None and w_bg > 0:
+                bg_visible = static_background_flow(body, batch["source_labels"])
+                zero = torch.zeros_like(gt)
+                bg_term = sum(
+                    supervised_flow_loss(f, visibility, zero, bg_visible, 1.0 - body, w_flow=1.0, w_visibility=0.0)
+                    for f in flows
+                ) / len(flows)
+                losses["flow_supervised"] = losses["flow_supervised"] + w_bg * bg_term
+                # visibility is known everywhere now: the body's, and the backdrop's
+                losses["visibility"] = supervised_flow_loss(flows[-1], visibility, gt, valid * body + bg_visible,
+                                                            None, w_flow=0.0, w_visibility=1.0)
+            else:
+                losses["visibility"] = supervised_flow_loss(flows[-1], visibility, gt, valid, body, w_flow=0.0,
+                                                            w_visibility=1.0)
         return losses
 
     def weighted_flow(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -40,6 +40,17 @@ def eval_command(
         Path | None,
         typer.Option("--reference", "-r", help="Folder of ground-truth images, or a prepared dataset folder."),
     ] = None,
+    weights: Annotated[
+        Path | None,
+        typer.Option("--weights", help="Model weights folder: run pose transfer over --data's test pairs, then evaluate."),
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="Prepared dataset (with --weights): pairs-test.csv, images/ ground truth, train.lst."),
+    ] = None,
+    pairs_limit: Annotated[
+        int | None, typer.Option("--pairs-limit", min=1, help="With --weights: only the first N test pairs.")
+    ] = None,
     protocol: Annotated[str | None, typer.Option("--protocol", "-p", help=PROTOCOL_HELP)] = None,
     out: Annotated[
         Path | None,
@@ -79,39 +90,64 @@ def eval_command(
     set_: SetOpt = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
-    """Evaluate generated images against ground truth (SSIM, PSNR, LPIPS, FID, IS) under a named protocol."""
+    """Evaluate generated images against ground truth (SSIM, PSNR, LPIPS, FID, IS) under a named protocol.
+
+    Inputs: --generated with --reference (two folders), --panel-dir (panel images), or --weights with
+    --data and --out (pose transfer over the dataset's test pairs into OUT/generated, then evaluation).
+    """
     import dataclasses
 
     from glocal_cli.config import resolve_config
     from glocal_cli.errors import ConfigError
-    from glocal_cli.metrics.evaluate import evaluate
+    from glocal_cli.metrics.evaluate import evaluate, evaluate_model
     from glocal_cli.metrics.report import metric_rows
+    from glocal_cli.metrics.ssim import keep_freed_memory
 
-    cfg = resolve_config(config, set_ or ()).eval
+    keep_freed_memory()  # this process is ours: keep SSIM's freed buffers for reuse (see its docstring)
+    root = resolve_config(config, set_ or ())
+    cfg = root.eval
     if workers is not None:
         try:
             cfg = dataclasses.replace(cfg, workers=workers)
         except ValueError as exc:
             raise ConfigError(f"eval: {exc}") from None
-    result = evaluate(
-        generated,
-        reference,
-        panel_dir=panel_dir,
-        panels=panels,
-        panel_pad=panel_pad,
-        config=cfg,
-        protocol=protocol,
-        metrics=_split(metrics),
-        fid_real=fid_real,
-        inception_weights=inception_weights,
-        lpips_weights=lpips_weights,
-        device=device,
-        batch_size=batch_size,
-        worst_k=worst_k,
-        out=out,
-        overwrite=overwrite,
-        progress=not is_quiet(),
-    )
+    failures: list[str] = []
+    if weights is not None or data is not None:
+        if weights is None or data is None or out is None:
+            raise ConfigError("the model mode needs --weights DIR, --data DIR and --out DIR together")
+        if generated is not None or reference is not None or panel_dir is not None:
+            raise ConfigError("--weights/--data replace --generated/--reference/--panel-dir: give one input mode")
+        result, summary = evaluate_model(
+            weights, data, out=out, pairs_limit=pairs_limit, config=cfg, infer_config=root.infer,
+            protocol=protocol, metrics=_split(metrics), fid_real=fid_real, inception_weights=inception_weights,
+            lpips_weights=lpips_weights, device=device, batch_size=batch_size, worst_k=worst_k,
+            overwrite=overwrite, progress=not is_quiet(),
+        )
+        failures = summary.failures
+        info(f"inference: {summary.pairs} test pairs, {summary.generated} generated, {summary.kept} kept "
+             f"(existing), {len(failures)} failed -> {Path(out) / 'generated'}")
+    else:
+        if pairs_limit is not None:
+            raise ConfigError("--pairs-limit applies to the model mode (--weights with --data)")
+        result = evaluate(
+            generated,
+            reference,
+            panel_dir=panel_dir,
+            panels=panels,
+            panel_pad=panel_pad,
+            config=cfg,
+            protocol=protocol,
+            metrics=_split(metrics),
+            fid_real=fid_real,
+            inception_weights=inception_weights,
+            lpips_weights=lpips_weights,
+            device=device,
+            batch_size=batch_size,
+            worst_k=worst_k,
+            out=out,
+            overwrite=overwrite,
+            progress=not is_quiet(),
+        )
 
     table = Table(title=f"glocal eval: protocol {result.protocol} ({len(result.names)} pairs)", title_justify="left")
     table.add_column("metric")
@@ -143,7 +179,12 @@ def eval_command(
             warn(f"{len(names)} {title}: {shown}")
     if result.outputs:
         info(f"report: {Path(result.outputs['report']).parent}")
-    if result.failed:
-        names = ", ".join(m.key for m in result.failed)
-        console.print(f"[bold red]error:[/bold red] {len(result.failed)} metric(s) failed: {names}")
+    for line in failures[:5]:
+        console.print(f"inference failed: {line}", markup=False)
+    if result.failed or failures:
+        if result.failed:
+            names = ", ".join(m.key for m in result.failed)
+            console.print(f"[bold red]error:[/bold red] {len(result.failed)} metric(s) failed: {names}")
+        if failures:
+            console.print(f"[bold red]error:[/bold red] {len(failures)} test pair(s) could not be generated")
         raise typer.Exit(1)

@@ -1,6 +1,7 @@
 """Evaluation metrics (SSIM, PSNR, FID, IS, LPIPS) and named protocols.
 
-The library entry point is :func:`glocal_cli.metrics.evaluate.evaluate`. Names below are imported
+The library entry points are :func:`glocal_cli.metrics.evaluate.evaluate` (generated images) and
+:func:`glocal_cli.metrics.evaluate.evaluate_model` (a model plus a prepared dataset). Names below are imported
 on first use so that reading the config (``metrics.config``) stays light.
 """
 

@@ -1,12 +1,12 @@
 """``evaluate``: the library function behind ``glocal eval``.
 
 Inputs are either two folders (generated, reference) matched by name rule, or a folder of panel
-images. The "model plus prepared dataset" mode of ``glocal eval`` is the same call after inference:
-the inference pipeline writes ``<from>_<to>.png`` for the dataset's test pairs into a folder, and
-``evaluate(generated=that_folder, reference=dataset_dir, ...)`` pairs them with the dataset's
-``images/`` (a prepared dataset is accepted as ``reference``; its ``pairs-test.csv`` reports test
-pairs without an output and its ``train.lst`` is the FID real set of the paper/gfla/pise/pidm
-protocols).
+images. The "model plus prepared dataset" mode (:func:`evaluate_model`) is the same call after
+inference: the inference library writes ``<from>_<to>.png`` for the dataset's test pairs into
+``OUT/generated``, and ``evaluate(generated=that_folder, reference=dataset_dir, ...)`` pairs them with
+the dataset's ``images/`` (a prepared dataset is accepted as ``reference``; its ``pairs-test.csv``
+reports test pairs without an output and its ``train.lst`` is the FID real set of the
+paper/gfla/pise/pidm protocols).
 
 One pass over the pairs computes every per-image metric and the generated-side Inception features
 on the chosen device; the real-set FID statistics come from the cache or one pass over the real set.
@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 from glocal_cli import __version__
 from glocal_cli.console import make_progress, warn
 from glocal_cli.errors import ConfigError, GLocalError, InputError, NotAvailableError, WeightsError
+from glocal_cli.infer.config import InferConfig
 from glocal_cli.metrics.config import EvalConfig
 from glocal_cli.metrics.fid import (
     FeatureStats,
@@ -44,6 +45,7 @@ from glocal_cli.metrics.fid import (
 from glocal_cli.metrics.inception_score import inception_score
 from glocal_cli.metrics.lpips import LPIPS, find_lpips_weights
 from glocal_cli.metrics.matching import (
+    IMAGE_SUFFIXES,
     ImagePair,
     ImageRef,
     MatchResult,
@@ -291,6 +293,25 @@ def _match(generated, reference, panel_dir, panels, panel_pad) -> tuple[MatchRes
     return match, inputs
 
 
+def _pair_key(source: str, target: str) -> str:
+    """``<from>_<to>`` without image extensions: the stem of the generated file of a pair."""
+    return f"{_strip_image_suffix(source)}_{_strip_image_suffix(target)}"
+
+
+def _strip_image_suffix(name: str) -> str:
+    p = Path(name)
+    return p.stem if p.suffix.lower() in IMAGE_SUFFIXES else name
+
+
+def _restrict(match: MatchResult, expected: Sequence[tuple[str, str]]) -> MatchResult:
+    """Keep the pairs named in ``expected``; list the expected pairs without a generated file."""
+    keys = {_pair_key(a, b) for a, b in expected}
+    kept = [p for p in match.pairs if _strip_image_suffix(p.name) in keys]
+    have = {_strip_image_suffix(p.name) for p in kept}
+    missing = [f"{a}_{b}" for a, b in expected if _pair_key(a, b) not in have]
+    return dataclasses.replace(match, pairs=kept, unmatched_reference=[], missing_expected=missing)
+
+
 def evaluate(
     generated: str | Path | None = None,
     reference: str | Path | None = None,
@@ -310,6 +331,8 @@ def evaluate(
     out: str | Path | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    expected_pairs: Sequence[tuple[str, str]] | None = None,
+    extra_inputs: dict[str, str] | None = None,
 ) -> EvalResult:
     """Evaluate generated images against their ground truth under a named protocol.
 
@@ -318,6 +341,9 @@ def evaluate(
     ``panel_pad`` pixels removed on each side of every panel. Keyword arguments other than the
     inputs override the matching ``config`` fields. With ``out`` the report files are written there
     (OutputExistsError when they exist and ``overwrite`` is off; checked before any work).
+    ``expected_pairs`` (``(from, to)`` names; the model plus dataset mode) restricts the evaluation
+    to the generated files of those pairs (``<from>_<to>.png``) and lists the pairs without one;
+    ``extra_inputs`` are recorded with the inputs in ``metrics.json`` and ``report.md``.
     Returns an :class:`EvalResult`; ``result.failed`` lists metrics that could not be computed.
     """
     start = time.perf_counter()
@@ -342,7 +368,12 @@ def evaluate(
         raise ConfigError(f"--panel-pad {panel_pad}: must be >= 0")
 
     match, inputs = _match(generated, reference, panel_dir, panels, panel_pad)
+    if expected_pairs is not None:
+        match = _restrict(match, expected_pairs)
+    inputs.update(extra_inputs or {})
     pairs = match.pairs
+    if expected_pairs is not None and not pairs:
+        raise InputError(f"{generated}: none of the {len(expected_pairs)} test pairs has a generated image")
     if proto.png_only:
         bad = [p.generated.path.name for p in pairs if p.generated.path.suffix.lower() != ".png"]
         if bad:
@@ -496,3 +527,137 @@ def _per_image_batch(
         else:
             continue
         per_image[key][idx] = values.detach().to("cpu", torch.float64).numpy()
+
+
+def generated_name(source: str, target: str) -> str:
+    """File name of the generated image of one pair in the model plus dataset mode: ``<from>_<to>.png``."""
+    return _pair_key(source, target) + ".png"
+
+
+@dataclasses.dataclass
+class InferenceSummary:
+    """What the inference step of :func:`evaluate_model` did."""
+
+    pairs: int = 0
+    """Test pairs selected (all of pairs-test.csv, or the first --pairs-limit)."""
+    generated: int = 0
+    """Images generated by this run."""
+    kept: int = 0
+    """Images that existed and were kept (resumed run)."""
+    failures: list[str] = dataclasses.field(default_factory=list)
+    """One line per pair that could not be generated (``from,to: error``)."""
+    seconds: float = 0.0
+    """Wall time of the inference step."""
+
+
+def evaluate_model(
+    weights: str | Path,
+    data: str | Path,
+    *,
+    out: str | Path,
+    pairs_limit: int | None = None,
+    config: EvalConfig | None = None,
+    infer_config: InferConfig | None = None,
+    protocol: str | None = None,
+    metrics: Sequence[str] | None = None,
+    fid_real: str | Path | None = None,
+    inception_weights: str | Path | None = None,
+    lpips_weights: str | Path | None = None,
+    device: str | None = None,
+    batch_size: int | None = None,
+    worst_k: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> tuple[EvalResult, InferenceSummary]:
+    """Pose-transfer inference over a prepared dataset's test pairs, then :func:`evaluate` against it.
+
+    ``weights`` is a weights folder (``config.json`` + safetensors, :meth:`GLocalPipeline.from_pretrained`);
+    ``data`` a prepared dataset whose ``pairs-test.csv`` lists the pairs (the first ``pairs_limit``
+    when given). Each pair's result goes to ``out/generated/<from>_<to>.png``; existing results are
+    kept unless ``overwrite`` (an interrupted run resumes; results in progress wait in
+    ``out/.inference-partial/``). The evaluation then runs exactly as ``evaluate(out/generated, data)``
+    restricted to the selected pairs: ``images/`` is the ground truth and ``train.lst`` the FID real
+    set of the protocols that use the training set. Report files go to ``out``. Returns the
+    :class:`EvalResult` and an :class:`InferenceSummary`; pairs that could not be generated are listed
+    there (and missing from the evaluation), they do not stop it.
+    """
+    from glocal_cli.data.layout import PreparedDataset
+    from glocal_cli.errors import DataError
+    from glocal_cli.infer.batch import JobSpec, run_job
+    from glocal_cli.infer.io import safe_stem
+    from glocal_cli.infer.pipeline import GLocalPipeline
+
+    started = time.perf_counter()
+    out_dir = Path(out)
+    check_outputs(out_dir, overwrite)  # before any inference
+    if pairs_limit is not None and pairs_limit <= 0:
+        raise ConfigError(f"--pairs-limit {pairs_limit}: must be positive")
+    data_dir = Path(data)
+    dataset = PreparedDataset(data_dir)
+    try:
+        all_pairs = dataset.pairs("test")
+    except DataError as exc:
+        raise InputError(f"{exc} (the model plus dataset mode needs the test pairs)") from None
+    selected = all_pairs[:pairs_limit] if pairs_limit is not None else list(all_pairs)
+    for a, b in selected:
+        for name in (a, b):
+            if not dataset.image_path(name).is_file():
+                raise InputError(f"{dataset.root / 'pairs-test.csv'}: {name!r} is not in {dataset.images_dir}")
+
+    cfg = config or EvalConfig()
+    icfg = infer_config or InferConfig()
+    icfg = dataclasses.replace(icfg, image_format="png", grid=False, save_parsing=False, save_flow=False,
+                               paste_back=False, device=device or icfg.device)
+    pipe = GLocalPipeline.from_pretrained(weights, device=icfg.device, config=icfg)
+    if pipe.frame_hw != (dataset.height, dataset.width):
+        raise InputError(
+            f"{weights}: the model frame is {pipe.frame_hw[0]}x{pipe.frame_hw[1]} but the dataset {data_dir} is "
+            f"{dataset.height}x{dataset.width}; evaluate with weights trained at the dataset's size"
+        )
+
+    gen_dir = out_dir / "generated"
+    gen_dir.mkdir(parents=True, exist_ok=True)
+    summary = InferenceSummary(pairs=len(selected))
+    todo = [(a, b) for a, b in selected if overwrite or not (gen_dir / generated_name(a, b)).is_file()]
+    summary.kept = len(selected) - len(todo)
+    if todo:
+        partial = out_dir / ".inference-partial"
+        partial.mkdir(parents=True, exist_ok=True)
+        pairs_csv = partial / "pairs.csv"
+        with pairs_csv.open("w", encoding="utf-8", newline="") as fh:
+            fh.write("from,to\n")
+            fh.writelines(f"{a},{b}\n" for a, b in todo)
+        parsing = dataset.root / "parsing" if dataset.has_parsing else None
+        spec = JobSpec("transfer", dataset.images_dir, partial, pose=dataset.keypoints_path,
+                       source_pose=dataset.keypoints_path, source_parsing=parsing, pairs=pairs_csv,
+                       overwrite=overwrite)
+        report = run_job(pipe, spec, icfg, show_progress=progress)
+        for f in report.failures:
+            summary.failures.append(f"{f.source} -> {f.target}: {f.error}")
+        for a, b in todo:  # run_job names results <from>_to_<to>.png; move them to <from>_<to>.png
+            staged = partial / f"{safe_stem(a)}_to_{safe_stem(b)}.png"
+            if staged.is_file():
+                staged.replace(gen_dir / generated_name(a, b))
+                summary.generated += 1
+        if not summary.failures:
+            pairs_csv.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                partial.rmdir()
+        else:
+            warn(f"{len(summary.failures)} of {len(todo)} test pair(s) could not be generated "
+                 f"(see {partial / 'failures.csv'}); they are missing from the evaluation")
+    summary.seconds = time.perf_counter() - started
+
+    result = evaluate(
+        gen_dir, data_dir, config=cfg, protocol=protocol, metrics=metrics, fid_real=fid_real,
+        inception_weights=inception_weights, lpips_weights=lpips_weights, device=device,
+        batch_size=batch_size, worst_k=worst_k, out=out_dir, overwrite=overwrite, progress=progress,
+        expected_pairs=selected,
+        extra_inputs={
+            "weights": str(weights),
+            "test_pairs": f"{len(selected)} of {len(all_pairs)} (pairs-test.csv)",
+            "inference": f"{summary.generated} generated, {summary.kept} kept, {len(summary.failures)} failed "
+                         f"({summary.seconds:.1f} s)",
+        },
+    )
+    return result, summary

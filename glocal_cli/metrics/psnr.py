@@ -1,6 +1,7 @@
 """Peak signal-to-noise ratio: the correct float PSNR and the PISE-lineage ``uint8-wraparound`` variant.
 
-``psnr`` equals ``skimage.metrics.peak_signal_noise_ratio`` (float64 mean squared error).
+``psnr`` equals ``skimage.metrics.peak_signal_noise_ratio`` (float64 mean squared error; for uint8
+inputs the squared differences are exact in float32 and summed in float64, the same number).
 
 ``psnr_uint8_wraparound`` reproduces the ~31 dB numbers of the PISE lineage: their script evaluates
 ``((a - b) ** 2).mean()`` on uint8 arrays without a float cast, so NumPy wraps both the difference
@@ -31,6 +32,12 @@ def _check(generated: torch.Tensor, reference: torch.Tensor) -> None:
 def mse(generated: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """Per-image mean squared error in float64, shape (B,)."""
     _check(generated, reference)
+    if generated.dtype == torch.uint8 and reference.dtype == torch.uint8:
+        # exact and ~10x faster than float64: differences (|d| <= 255) and squares (<= 65025) are
+        # exact in float32, and the sum accumulates in float64 (integers below 2^53: exact)
+        diff = generated.to(torch.float32).sub_(reference)
+        total = diff.mul_(diff).sum(dim=tuple(range(1, diff.ndim)), dtype=torch.float64)
+        return total / diff[0].numel()
     diff = generated.to(torch.float64) - reference.to(torch.float64)
     return (diff * diff).flatten(1).mean(dim=1)
 

@@ -8,11 +8,13 @@ numbers without any padding. When a caller asks for a crop smaller than the filt
 missing border is filled the way SciPy's ``mode='reflect'`` does (half-sample symmetric), so the
 result stays equal to scikit-image in that case too.
 
-The filters run as depthwise convolutions in channels-last layout (fast on CPU with oneDNN and on
-CUDA). In ``float32`` the data are first scaled by ``data_range`` and centred per image and channel:
-SSIM is unchanged by a common scale of images and data range, and variances are unchanged by a
-shift, so only the luminance term needs the mean added back. This keeps float32 within 1e-5 of the
-float64 result on real images.
+Per channel the filters run on four maps of ``s = x + y`` and ``d = x - y`` (``s, d, s^2, d^2``),
+which give every SSIM term exactly (see :func:`ssim`), as ONE grouped depthwise convolution per
+direction over all maps of a chunk of images, channels-last, *valid* (Gaussian: separable 1 x k and
+k x 1; uniform: a box factored into q taps and p dilated taps). In ``float32`` the data are scaled
+by ``1 / data_range`` and ``s`` is centred per image and channel (SSIM is unchanged by a common
+scale of images and data range, variances by a shift; the mean is added back for the luminance
+term), which keeps float32 within 1e-6 of scikit-image's float64 result on real images.
 """
 
 from __future__ import annotations
@@ -111,7 +113,62 @@ def _weights(spec: SSIMSpec, planes: int, dtype: torch.dtype, device: torch.devi
     k = taps.numel()
     w_row = taps.view(1, 1, 1, k).expand(planes, 1, 1, k).contiguous()
     w_col = taps.view(1, 1, k, 1).expand(planes, 1, k, 1).contiguous()
-    return w_row, w_col, (k - 1) // 2
+    return w_row, w_col
+
+
+def _box_factors(k: int) -> tuple[int, int]:
+    """``(p, q)`` with ``p * q == k`` and p the largest divisor <= sqrt(k) (51 -> (3, 17); a prime -> (1, k))."""
+    p = 1
+    for d in range(2, int(k**0.5) + 1):
+        if k % d == 0:
+            p = d
+    return p, k // p
+
+
+def _box_mean(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Valid k x k box means of ``x`` (b x P x H x W, channels-last), as depthwise convolutions.
+
+    A box of ``k = p * q`` taps is a box of q taps followed by p taps ``q`` apart (a dilated
+    convolution): 17 + 3 = 20 multiply-adds per pixel and direction for the 51-pixel GFLA window
+    instead of 51. The taps are ones (exact), the sums are scaled once at the end.
+    """
+    planes = x.shape[1]
+    p, q = _box_factors(k)
+    ones = functools.partial(torch.ones, dtype=x.dtype, device=x.device)
+    x = F.conv2d(x, ones(planes, 1, 1, q), groups=planes)
+    if p > 1:
+        x = F.conv2d(x, ones(planes, 1, 1, p), groups=planes, dilation=(1, q))
+    x = F.conv2d(x, ones(planes, 1, q, 1), groups=planes)
+    if p > 1:
+        x = F.conv2d(x, ones(planes, 1, p, 1), groups=planes, dilation=(q, 1))
+    return x.mul_(1.0 / (k * k))
+
+
+@functools.cache
+def keep_freed_memory() -> bool:
+    """Ask glibc to keep freed memory in the heap (no ``munmap`` / trim of the multi-MB SSIM buffers).
+
+    By default glibc hands every freed block above a (dynamic) threshold back to the kernel, so each
+    chunk's temporaries are page-faulted and zeroed again: measured here, that made the two depthwise
+    convolutions of a 256x176 image 3.3 ms instead of 0.55 ms. Raising ``M_MMAP_THRESHOLD`` and
+    ``M_TRIM_THRESHOLD`` to 256 MiB keeps up to that much freed memory for reuse. This is
+    process-wide, so the library never applies it implicitly: the ``glocal eval`` command (a process
+    of its own) and the benchmark call it; a library user may. A no-op (False) outside glibc.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    size = 256 * 1024 * 1024
+    return bool(mallopt(m_mmap_threshold, size)) and bool(mallopt(m_trim_threshold, size))
 
 
 def _data_range(generated: torch.Tensor, data_range: DataRange) -> torch.Tensor:
@@ -132,10 +189,20 @@ def ssim(
     """Per-image SSIM of two batches, equal to ``skimage.metrics.structural_similarity``.
 
     ``generated`` and ``reference`` are (B, C, H, W) tensors (uint8 or float, any memory layout;
-    channels-last is fastest) on the scale the spec's data range refers to (0..255 for the recipes
-    in this package). Colour images get the mean of their per-channel SSIMs (scikit-image's
-    ``channel_axis``). Returns a float64 tensor (B,) on the input's device. ``chunk`` images are
-    processed at a time (default: 1 on CPU, keeping the working set in cache; 32 on CUDA).
+    channels-last, i.e. decoded H x W x C images permuted, is fastest) on the scale the spec's data
+    range refers to (0..255 for the recipes in this package). Colour images get the mean of their
+    per-channel SSIMs (scikit-image's ``channel_axis``). Returns a float64 tensor (B,) on the input's
+    device. ``chunk`` images are processed at a time (default: 2 on CPU, keeping the working set in
+    cache; 32 on CUDA).
+
+    Per image and channel the filters run on four maps of the sum ``s = x + y`` and difference
+    ``d = x - y`` (scaled by 1 / L and ``s`` centred): ``s, d, s^2, d^2``. They give every SSIM term
+    exactly: ``2 mu_x mu_y = (mu_s^2 - mu_d^2) / 2``, ``mu_x^2 + mu_y^2 = (mu_s^2 + mu_d^2) / 2``,
+    ``2 cov_xy = (var_s - var_d) / 2`` and ``var_x + var_y = (var_s + var_d) / 2``: four filtered maps
+    per channel instead of five. All maps of a chunk (channels-last, zero-padded to a multiple of 8
+    planes) go through one depthwise convolution per direction (Gaussian window), or through
+    a box of ``p * q`` taps factored into q taps and p dilated taps (uniform window: 17 + 3 instead of
+    51 multiply-adds per pixel and direction for GFLA's 51x51).
     """
     spec = spec or SSIMSpec()
     if generated.shape != reference.shape:
@@ -153,9 +220,14 @@ def ssim(
 
     device = generated.device
     dtype = torch.float64 if precision == "float64" else torch.float32
-    chunk = chunk or (32 if device.type == "cuda" else 1)
-    planes = -(-5 * c // 8) * 8  # 5C maps, padded to a multiple of 8 (vector width of the filters)
-    w_row, w_col, radius = _weights(spec, planes, dtype, device)
+    chunk = chunk or (32 if device.type == "cuda" else 2)
+    # 4C maps; for the convolutions zero-padded to a multiple of 8 planes (vector width of the filters)
+    planes = -(-4 * c // 8) * 8
+    if spec.gaussian_weights:
+        w_row, w_col = _weights(spec, planes, dtype, device)
+        radius = (w_row.shape[-1] - 1) // 2
+    else:
+        radius = (win - 1) // 2
     crop = (win - 1) // 2
     n_window = win * win
     cov_norm = n_window / (n_window - 1) if spec.use_sample_covariance else 1.0
@@ -169,48 +241,43 @@ def ssim(
         stop = min(start + chunk, n)
         b = stop - start
         rng = ranges[start:stop]
-        # SSIM is unchanged by a common scale of images and data range, and the (co)variances by a
-        # shift: scale by 1 / L and centre per image and channel, so float32 keeps full accuracy.
-        scale = torch.where(rng > 0, rng, torch.ones_like(rng)).to(dtype)
-        pixels = torch.cat([gen_hwc[start:stop], ref_hwc[start:stop]], dim=3).to(dtype)  # b, H, W, 2C
-        pixels = pixels * (1.0 / scale).view(b, 1, 1, 1)
-        means = pixels.mean(dim=(1, 2))  # b, 2C
-        shift = 0.5 * (means[:, :c] + means[:, c:])  # b, C
-        pixels -= shift.repeat(1, 2).view(b, 1, 1, 2 * c)
+        # SSIM is unchanged by a common scale of images and data range: scale by 1 / L (float32 keeps
+        # full accuracy on values near 1). Variances are unchanged by a shift: s is centred per image
+        # and channel (its mean is added back for the luminance term).
+        inv = (1.0 / torch.where(rng > 0, rng, torch.ones_like(rng))).to(dtype).view(b, 1, 1, 1)
+        x = gen_hwc[start:stop].to(dtype)
+        y = ref_hwc[start:stop].to(dtype)
+        s = torch.add(x, y).mul_(inv)
+        d = torch.sub(x, y).mul_(inv)
+        s_mean = s.mean(dim=(1, 2), keepdim=True)  # b, 1, 1, C
+        s.sub_(s_mean)
+        parts = [s, d, s * s, d * d]
+        if planes > 4 * c:
+            parts.append(torch.zeros(b, h, w, planes - 4 * c, dtype=dtype, device=device))
+        maps = torch.cat(parts, dim=3)  # b, H, W, planes (contiguous = channels-last b, planes, H, W)
         if crop < radius:
-            pixels = _symmetric_pad(pixels, radius - crop)
-        hp, wp = pixels.shape[1], pixels.shape[2]
-        xy = pixels.reshape(b, hp * wp, 2 * c).transpose(1, 2).contiguous()  # b, 2C, HW (planar)
-        planar = torch.empty(b, planes, hp * wp, dtype=dtype, device=device)
-        planar[:, : 2 * c] = xy
-        torch.mul(xy[:, :c], xy[:, :c], out=planar[:, 2 * c : 3 * c])
-        torch.mul(xy[:, c:], xy[:, c:], out=planar[:, 3 * c : 4 * c])
-        torch.mul(xy[:, :c], xy[:, c:], out=planar[:, 4 * c : 5 * c])
-        planar[:, 5 * c :] = 0
-        # channels-last b x planes x H x W (what the depthwise filters run fastest on)
-        maps = planar.transpose(1, 2).contiguous().view(b, hp, wp, planes).permute(0, 3, 1, 2)
-        filt = F.conv2d(F.conv2d(maps, w_row, groups=planes), w_col, groups=planes)
-        if crop > radius:
-            extra = crop - radius
-            filt = filt[..., extra : filt.shape[-2] - extra, extra : filt.shape[-1] - extra]
-        ho, wo = filt.shape[-2:]
-        filt = filt.permute(0, 2, 3, 1).reshape(b, ho * wo, planes).transpose(1, 2).contiguous()  # b, planes, M
-        ux, uy = filt[:, :c], filt[:, c : 2 * c]
-        uxx, uyy, uxy = filt[:, 2 * c : 3 * c], filt[:, 3 * c : 4 * c], filt[:, 4 * c : 5 * c]
-        c1 = ((spec.k1 * rng / scale) ** 2).to(dtype).view(b, 1, 1)
-        c2 = ((spec.k2 * rng / scale) ** 2).to(dtype).view(b, 1, 1)
-        sh = shift.view(b, c, 1)
-        cross = ux * uy
-        var_sum = torch.add(uxx, uyy).sub_(ux * ux).sub_(uy * uy)
-        covar = torch.sub(uxy, cross)
-        if cov_norm != 1.0:
-            var_sum.mul_(cov_norm)
-            covar.mul_(cov_norm)
-        mx = ux.add(sh)
-        my = uy.add(sh)
-        num = (mx * my).mul_(2).add_(c1)
-        den = mx.mul_(mx).addcmul_(my, my).add_(c1)
-        num.mul_(covar.mul_(2).add_(c2))
-        den.mul_(var_sum.add_(c2))
-        out[start:stop] = num.div_(den).sum(dim=(1, 2), dtype=torch.float64) / (c * ho * wo)
+            maps = _symmetric_pad(maps, radius - crop)
+        nchw = maps.permute(0, 3, 1, 2)  # channels-last view
+        if spec.gaussian_weights:
+            filt = F.conv2d(F.conv2d(nchw, w_row, groups=planes), w_col, groups=planes).permute(0, 2, 3, 1)
+            if crop > radius:
+                extra = crop - radius
+                filt = filt[:, extra : filt.shape[1] - extra, extra : filt.shape[2] - extra]
+        else:
+            filt = _box_mean(nchw, win).permute(0, 2, 3, 1)
+        ho, wo = filt.shape[1], filt.shape[2]
+        # filt: b, Ho, Wo, planes = [mu_s, mu_d, E s^2, E d^2, 0...] per channel
+        mu = filt[..., : 2 * c]  # mu_s (of the centred s), mu_d
+        var = torch.mul(mu, mu).neg_().add_(filt[..., 2 * c : 4 * c])  # var_s, var_d (population)
+        sq = mu.add(torch.cat([s_mean, torch.zeros_like(s_mean)], dim=3)).square_()  # true mu_s^2, mu_d^2
+        c1 = (spec.k1**2 * (rng * inv.view(b).to(torch.float64)) ** 2).to(dtype).view(b, 1, 1, 1)
+        c2 = (spec.k2**2 * (rng * inv.view(b).to(torch.float64)) ** 2).to(dtype).view(b, 1, 1, 1)
+        half_cov = 0.5 * cov_norm
+        mu_s2, mu_d2 = sq[..., :c], sq[..., c:]
+        var_s, var_d = var[..., :c], var[..., c:]
+        num = torch.sub(mu_s2, mu_d2).mul_(0.5).add_(c1)  # 2 mu_x mu_y + C1
+        num.mul_(torch.sub(var_s, var_d).mul_(half_cov).add_(c2))  # x (2 cov_xy + C2)
+        den = torch.add(mu_s2, mu_d2).mul_(0.5).add_(c1)  # mu_x^2 + mu_y^2 + C1
+        den.mul_(torch.add(var_s, var_d).mul_(half_cov).add_(c2))  # x (var_x + var_y + C2)
+        out[start:stop] = num.div_(den).sum(dim=(1, 2, 3), dtype=torch.float64) / (c * ho * wo)
     return out

@@ -73,3 +73,28 @@ def test_root_app_wires_eval(panels):
     result = runner.invoke(app, ["eval", "--panel-dir", str(panels), "--metrics", "ssim", "--workers", "0"])
     assert result.exit_code == 0, result.output
     assert "SSIM" in result.output
+
+
+def test_model_mode_runs_inference_then_evaluates(tmp_path):
+    from glocal_cli.config import resolve_config
+    from glocal_cli.data.synthetic import prepare_synthetic
+    from glocal_cli.models.generator import GLocalModel
+
+    torch.manual_seed(0)
+    GLocalModel(resolve_config("tiny").model, 32, 24).save_pretrained(tmp_path / "w")
+    prepare_synthetic(tmp_path / "d", identities=3, poses_per_identity=3, size=(32, 24), seed=0, workers=1,
+                      show_progress=False)
+    out = tmp_path / "o"
+    args = ["eval", "--weights", str(tmp_path / "w"), "--data", str(tmp_path / "d"), "--pairs-limit", "2",
+            "--out", str(out), "--metrics", "ssim,psnr", "--workers", "0", "--device", "cpu"]
+    result = runner.invoke(_app(), args)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "2 generated" in text and "2 pairs" in text and "SSIM" in text
+    assert len(list((out / "generated").glob("*.png"))) == 2 and (out / "metrics.json").is_file()
+    again = runner.invoke(_app(), [*args, "--overwrite"])
+    assert again.exit_code == 0 and "2 generated" in " ".join(again.output.split())
+    bad = runner.invoke(_app(), ["eval", "--weights", str(tmp_path / "w"), "--out", str(out)])
+    assert bad.exit_code == 2 and "--data" in bad.output
+    bad = runner.invoke(_app(), [*args, "--generated", str(out / "generated")])
+    assert bad.exit_code == 2 and "one input mode" in " ".join(bad.output.split())

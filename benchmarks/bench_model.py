@@ -139,7 +139,8 @@ def run_case(frame: str, device: str, mode: str, batch: int, overrides: list[str
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (CPU cases always run)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (CPU cases run too unless --skip-cpu)")
+    parser.add_argument("--skip-cpu", action="store_true", help="with --device cuda: only the CUDA cases")
     parser.add_argument("--frames", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--train-batch", type=int, default=2, help="batch of the forward+backward cases")
     parser.add_argument("--cuda-batch", type=int, default=8)
@@ -157,7 +158,7 @@ def main() -> None:
             torch.set_num_threads(args.threads)
         print(json.dumps(run_case(frame, device, mode, int(batch), args.overrides, args.reps)))
         return
-    devices = ["cpu"] + ([args.device] if args.device != "cpu" else [])
+    devices = ([] if args.skip_cpu and args.device != "cpu" else ["cpu"]) + ([args.device] if args.device != "cpu" else [])
     import torch
 
     print(f"torch {torch.__version__}, CPU threads {args.threads or torch.get_num_threads()}")

@@ -30,6 +30,8 @@ class EnvironmentInfo:
     """Data folders glocal can find -> location or 'missing'."""
     backends: dict[str, bool] = field(default_factory=dict)
     """Optional backend -> importable."""
+    keypoint_backends: dict[str, tuple[bool, str]] = field(default_factory=dict)
+    """Keypoint detector backend -> ``(usable, reason)`` (from :func:`~glocal_cli.data.backends.backend_status`)."""
 
 
 def _version(dist: str) -> str:
@@ -44,6 +46,35 @@ def _importable(module: str) -> bool:
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):
         return False
+
+
+def keypoint_backend_status() -> dict[str, tuple[bool, str]]:
+    """``{backend: (usable, reason)}`` for the keypoint detectors; a probe that crashes counts as unusable."""
+    try:
+        from glocal_cli.data.backends import backend_status
+
+        return backend_status()
+    except Exception as e:  # a broken optional install must not break `glocal info`
+        return {"detectors": (False, f"cannot probe the keypoint backends ({e.__class__.__name__}: {e})")}
+
+
+def lpips_weights_status() -> dict[str, str]:
+    """``{"LPIPS (<net>)": location or 'missing (...)'}`` for both LPIPS nets (file look-ups only)."""
+    from glocal_cli.errors import GLocalError
+    from glocal_cli.metrics.lpips import find_lpips_weights
+
+    out: dict[str, str] = {}
+    for net in ("alex", "vgg"):
+        label = f"LPIPS {net} (eval)"
+        try:
+            found = find_lpips_weights(net)
+        except GLocalError as e:
+            out[label] = f"missing ({e})"
+        except Exception as e:  # any other failure of the look-up is reported, not raised
+            out[label] = f"missing (look-up failed: {e.__class__.__name__}: {e})"
+        else:
+            out[label] = f"{found.heads} + {found.backbone.name}"
+    return out
 
 
 def collect_info() -> EnvironmentInfo:
@@ -75,6 +106,7 @@ def collect_info() -> EnvironmentInfo:
     for label, fname in (("VGG-19 (perceptual loss)", VGG19_FILE), ("InceptionV3 (FID)", FID_INCEPTION_FILE)):
         p = hub / fname
         weights[label] = str(p) if p.is_file() else f"missing (put {fname} in {hub})"
+    weights.update(lpips_weights_status())
 
     data: dict[str, str] = {}
     sd = shared_data_dir()
@@ -83,9 +115,8 @@ def collect_info() -> EnvironmentInfo:
     data["examples"] = str(examples) if examples.is_dir() else "missing"
 
     backends = {
-        "mediapipe (keypoints)": _importable("mediapipe"),
-        "mmpose (keypoints)": _importable("mmpose"),
         "tensorboard (logging)": _importable("tensorboard"),
         "skimage (metric cross-checks)": _importable("skimage"),
     }
-    return EnvironmentInfo(versions=versions, device=device, weights=weights, data=data, backends=backends)
+    return EnvironmentInfo(versions=versions, device=device, weights=weights, data=data, backends=backends,
+                           keypoint_backends=keypoint_backend_status())

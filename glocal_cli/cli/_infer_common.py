@@ -55,6 +55,17 @@ def load_pipeline(weights: Path | None, device: str, icfg: Any, seed: int, confi
     return pipe
 
 
+def run_infer_job(spec: Any, icfg: Any, weights: Path | None, device: str, seed: int, config: str | None,
+                  set_: list[str] | None) -> None:
+    """Check ``spec.out`` before loading anything, load the pipeline, run the job, render the report."""
+    from glocal_cli.infer.batch import run_job
+    from glocal_cli.infer.io import check_out_dir
+
+    check_out_dir(spec.out)
+    pipeline = load_pipeline(weights, device, icfg, seed, config, set_)
+    render_report(run_job(pipeline, spec, icfg), spec.mode)
+
+
 def render_report(report: Any, verb: str) -> None:
     """The summary table, the failures file, and exit code 1 when anything failed."""
     table = Table(title=f"{verb} summary", show_header=False, title_justify="left")

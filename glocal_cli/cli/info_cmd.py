@@ -51,6 +51,14 @@ def info_command(
             style = "red" if value.startswith("missing") or value == "not installed" else ""
             table.add_row(key, f"[{style}]{value}[/{style}]" if style else value)
         console.print(table)
+    table = Table(title="keypoint backends", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_column(overflow="fold")
+    table.add_row("csv, json", "[green]usable[/green]", "annotation files (--keypoints csv|json --annotations ...)")
+    for name, (usable, reason) in env.keypoint_backends.items():
+        table.add_row(name, "[green]usable[/green]" if usable else "[red]not usable[/red]", reason)
+    console.print(table)
     table = Table(title="optional backends", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from glocal_cli.cli._infer_common import infer_config, load_pipeline, render_report
+from glocal_cli.cli._infer_common import infer_config, run_infer_job
 from glocal_cli.cli.common import (
     BatchOpt,
     ConfigOpt,
@@ -63,8 +63,7 @@ def inpaint_command(
 ) -> None:
     """Fill holes in each source photo; writes <stem>.png and the masked input <stem>_masked.png."""
     from glocal_cli.data.masks import resolve_class_ids
-    from glocal_cli.infer.batch import JobSpec, run_job
-    from glocal_cli.infer.io import check_out_dir
+    from glocal_cli.infer.batch import JobSpec
 
     class_names = None
     if classes is not None:
@@ -75,6 +74,4 @@ def inpaint_command(
                         mask=mask)
     spec = JobSpec("inpaint", source, out, source_pose=source_pose, source_parsing=source_parsing, pairs=pairs,
                    mask=mask, overwrite=overwrite)
-    check_out_dir(out)
-    pipeline = load_pipeline(weights, device, icfg, seed, config, set_)
-    render_report(run_job(pipeline, spec, icfg), "inpaint")
+    run_infer_job(spec, icfg, weights, device, seed, config, set_)

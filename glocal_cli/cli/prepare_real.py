@@ -56,16 +56,18 @@ MmCkptOpt = Annotated[str | None, typer.Option("--mmpose-checkpoint", help="mmpo
 DeviceOpt = Annotated[str, typer.Option("--device", help="Device of the mmpose model: cpu, cuda, cuda:1.")]
 
 
-def _spec(keypoints: str | None, annotations: list[Path] | None, mm_config: str | None, mm_ckpt: str | None, device: str) -> BackendSpec:
+def _options(out: Path, size: str, keypoints: str | None, annotations: list[Path] | None, split_dir: Path | None,
+             mm_config: str | None, mm_ckpt: str | None, device: str, parsing: Path | None, parsing_format: str,
+             remap: str | None, resample: str, workers: int, dry_run: bool, overwrite: bool, seed: int,
+             min_keypoints: int, max_pairs: int | None, test_fraction: float = 0.1) -> PrepareOptions:
+    """The options every kind shares; the keypoint backend defaults to ``csv`` when annotations are
+    given (``--annotations``, or ``*annotation-*.csv`` in ``--split-dir``), else ``auto``."""
+    if keypoints is None and split_dir is not None and any(split_dir.glob("*annotation-*.csv")):
+        keypoints = "csv"
     name = keypoints or ("csv" if annotations else "auto")
     if name not in BACKEND_NAMES:
         raise ConfigError(f"--keypoints {name!r}: use one of {', '.join(BACKEND_NAMES)}")
-    return BackendSpec(name, mmpose_config=mm_config, mmpose_checkpoint=mm_ckpt, device=device)
-
-
-def _options(out: Path, size: str, spec: BackendSpec, parsing: Path | None, parsing_format: str, remap: str | None,
-             resample: str, workers: int, dry_run: bool, overwrite: bool, seed: int, min_keypoints: int,
-             max_pairs: int | None, test_fraction: float) -> PrepareOptions:
+    spec = BackendSpec(name, mmpose_config=mm_config, mmpose_checkpoint=mm_ckpt, device=device)
     h, w = parse_size(size)
     return PrepareOptions(
         out=out, height=h, width=w, keypoints=spec, parsing_dir=parsing, parsing_format=parsing_format, remap=remap,
@@ -115,11 +117,9 @@ def deepfashion_command(
     device: DeviceOpt = "cpu",
 ) -> None:
     """DeepFashion In-shop: raw download -> benchmark names, 256x176 frame, keypoints, pairs, report."""
-    if keypoints is None and split_dir is not None and any(split_dir.glob("*annotation-*.csv")):
-        keypoints = "csv"
-    spec = _spec(keypoints, annotations, mmpose_config, mmpose_checkpoint, device)
-    opts = _options(out, size, spec, parsing, parsing_format, remap, resample, workers, dry_run, overwrite, seed,
-                    min_keypoints, max_pairs_per_identity, test_fraction)
+    opts = _options(out, size, keypoints, annotations, split_dir, mmpose_config, mmpose_checkpoint, device, parsing,
+                    parsing_format, remap, resample, workers, dry_run, overwrite, seed, min_keypoints,
+                    max_pairs_per_identity, test_fraction)
     render_result(prepare_deepfashion(raw, opts, split_dir=split_dir, annotations=annotations or (), pairs_test=pairs))
 
 
@@ -147,11 +147,9 @@ def market_command(
     device: DeviceOpt = "cpu",
 ) -> None:
     """Market-1501: raw crops -> 128x64 frame, keypoints, pairs within each person, report."""
-    if keypoints is None and split_dir is not None and any(split_dir.glob("*annotation-*.csv")):
-        keypoints = "csv"
-    spec = _spec(keypoints, annotations, mmpose_config, mmpose_checkpoint, device)
-    opts = _options(out, size, spec, parsing, parsing_format, remap, resample, workers, dry_run, overwrite, seed,
-                    min_keypoints, max_pairs_per_identity, 0.1)
+    opts = _options(out, size, keypoints, annotations, split_dir, mmpose_config, mmpose_checkpoint, device, parsing,
+                    parsing_format, remap, resample, workers, dry_run, overwrite, seed, min_keypoints,
+                    max_pairs_per_identity)
     render_result(prepare_market(raw, opts, split_dir=split_dir, annotations=annotations or (), pairs_test=pairs))
 
 
@@ -178,7 +176,7 @@ def folder_command(
     device: DeviceOpt = "cpu",
 ) -> None:
     """Your own photos: person located from keypoints and centred, same layout as the benchmarks."""
-    spec = _spec(keypoints, annotations, mmpose_config, mmpose_checkpoint, device)
-    opts = _options(out, size, spec, parsing, parsing_format, remap, resample, workers, dry_run, overwrite, seed,
-                    min_keypoints, max_pairs_per_identity, 0.1)
+    opts = _options(out, size, keypoints, annotations, None, mmpose_config, mmpose_checkpoint, device, parsing,
+                    parsing_format, remap, resample, workers, dry_run, overwrite, seed, min_keypoints,
+                    max_pairs_per_identity)
     render_result(prepare_folder(images, opts, split=split, annotations=annotations or ()))

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from glocal_cli.cli._infer_common import infer_config, load_pipeline, render_report
+from glocal_cli.cli._infer_common import infer_config, run_infer_job
 from glocal_cli.cli.common import (
     BatchOpt,
     ConfigOpt,
@@ -73,14 +73,10 @@ def transfer_command(
     seed: SeedOpt = 0,
 ) -> None:
     """Re-pose the person of each source photo to each target pose (or the --pairs rows)."""
-    from glocal_cli.infer.batch import JobSpec, run_job
+    from glocal_cli.infer.batch import JobSpec
 
     icfg = infer_config(config, set_, batch_size=batch_size, workers=workers, grid=grid, save_parsing=save_parsing,
                         save_flow=save_flow, paste_back=paste_back, fps=fps, seed=seed)
     spec = JobSpec("transfer", source, out, pose=pose, pose_from=pose_from, source_pose=source_pose,
                    source_parsing=source_parsing, pairs=pairs, video=video, overwrite=overwrite)
-    from glocal_cli.infer.io import check_out_dir
-
-    check_out_dir(out)
-    pipeline = load_pipeline(weights, device, icfg, seed, config, set_)
-    render_report(run_job(pipeline, spec, icfg), "transfer")
+    run_infer_job(spec, icfg, weights, device, seed, config, set_)

@@ -226,8 +226,12 @@ def write_pairs_csv(path: str | os.PathLike[str], pairs: Iterable[Sequence[str]]
     atomic_write_text(path, buf.getvalue())
 
 
-def read_pairs_csv(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
-    """Read a ``from,to`` CSV; a wrong header or a row without two names raises :class:`InputError`."""
+def read_pairs_csv(path: str | os.PathLike[str], extra_columns: bool = False) -> list[tuple[str, str]]:
+    """Read a ``from,to`` CSV; a wrong header or a row without two names raises :class:`InputError`.
+
+    ``extra_columns``: accept (and ignore) columns after the first two, in the header and the rows
+    (user-made pair files for inference); the prepared layout's files have exactly two.
+    """
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8-sig")
@@ -235,13 +239,13 @@ def read_pairs_csv(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
         raise InputError(f"{p}: cannot read pairs ({e.__class__.__name__}: {e})") from None
     rows = csv.reader(io.StringIO(text))
     header = next(rows, None)
-    if header is None or tuple(h.strip() for h in header) != PAIRS_HEADER:
+    if header is None or tuple(h.strip() for h in (header[:2] if extra_columns else header)) != PAIRS_HEADER:
         raise InputError(f"{p}: row 1: expected header 'from,to', got {','.join(header or [])!r}")
     pairs = []
     for row_number, row in enumerate(rows, start=2):
         if not row or all(not c.strip() for c in row):
             continue
-        if len(row) != 2 or not row[0].strip() or not row[1].strip():
+        if (len(row) < 2 if extra_columns else len(row) != 2) or not row[0].strip() or not row[1].strip():
             raise InputError(f"{p}: row {row_number}: expected two names 'from,to', got {','.join(row)!r}")
         pairs.append((row[0].strip(), row[1].strip()))
     return pairs

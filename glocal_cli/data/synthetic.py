@@ -47,6 +47,7 @@ from glocal_cli.data.layout import (
     write_manifest,
     write_pairs_csv,
 )
+from glocal_cli.data.sizes import parse_size
 from glocal_cli.data.synth.poses import PoseBank, find_pose_csv
 from glocal_cli.data.synth.writer import (
     STATE_DIR,
@@ -111,20 +112,8 @@ class SyntheticSummary:
 
 
 def parse_synthetic_size(size: str | tuple[int, int] | list[int]) -> tuple[int, int]:
-    """``"256x176"`` or ``(256, 176)`` -> ``(height, width)``; positive multiples of 4 (:class:`ConfigError`)."""
-    if isinstance(size, str):
-        parts = size.lower().replace(" ", "").split("x")
-        try:
-            h, w = (int(p) for p in parts)
-        except ValueError:
-            raise ConfigError(f"--size {size!r}: expected HEIGHTxWIDTH, e.g. 256x176") from None
-    else:
-        try:
-            h, w = (int(v) for v in size)
-        except (TypeError, ValueError):
-            raise ConfigError(f"size {size!r}: expected (height, width)") from None
-    if h <= 0 or w <= 0 or h % 4 or w % 4:
-        raise ConfigError(f"--size {h}x{w}: height and width must be positive multiples of 4")
+    """:func:`~glocal_cli.data.sizes.parse_size`, and at least 16x12 (room to draw a person)."""
+    h, w = parse_size(size)
     if h < 16 or w < 12:
         raise ConfigError(f"--size {h}x{w}: too small to draw a person (at least 16x12)")
     return h, w

@@ -106,6 +106,11 @@ class Failure:
     stage: str
     error: str
 
+    @classmethod
+    def of(cls, task: Task, stage: str, error: str) -> Failure:
+        """The failure of ``task`` at ``stage`` (``input``, ``model`` or ``write``)."""
+        return cls(str(task.source), task.target_label, stage, error)
+
 
 @dataclass
 class BatchReport:
@@ -164,6 +169,11 @@ def _source_pose_lookup(spec: JobSpec, sources: list[Path]) -> tuple[dict[Path, 
     return out, frame
 
 
+def _first_file(*candidates: Path) -> Path | None:
+    """The first of ``candidates`` that is a file, or ``None``."""
+    return next((c for c in candidates if c.is_file()), None)
+
+
 def _parsing_for(spec: JobSpec, src: Path, n_sources: int) -> Path | None:
     sp = spec.source_parsing
     if sp is not None:
@@ -172,10 +182,7 @@ def _parsing_for(spec: JobSpec, src: Path, n_sources: int) -> Path | None:
                 raise InputError(f"{sp}: one --source-parsing file for {n_sources} sources; pass a folder")
             return sp
         if sp.is_dir():
-            for cand in (sp / f"{src.stem}_parsing.png", sp / f"{src.stem}.png"):
-                if cand.is_file():
-                    return cand
-            return None
+            return _first_file(sp / f"{src.stem}_parsing.png", sp / f"{src.stem}.png")
         raise InputError(f"{sp}: no such parsing file or folder")
     return find_sidecar(src, "parsing")
 
@@ -185,9 +192,9 @@ def _mask_for(spec: JobSpec, src: Path, n_sources: int) -> str | Path:
         return spec.mask
     m = Path(spec.mask)
     if m.is_dir():
-        for cand in (m / f"{src.stem}.png", m / f"{src.stem}_mask.png"):
-            if cand.is_file():
-                return cand
+        found = _first_file(m / f"{src.stem}.png", m / f"{src.stem}_mask.png")
+        if found is not None:
+            return found
         raise InputError(f"{m}: no mask for {src.name} ({src.stem}.png or {src.stem}_mask.png)")
     if m.is_file():
         return m
@@ -505,7 +512,7 @@ def run_job(pipeline: Any, spec: JobSpec, cfg: InferConfig | None = None, show_p
         for batch, metas, bad in loader:
             for item in bad:
                 task = by_index[item["index"]]
-                report.failures.append(Failure(str(task.source), task.target_label, item["stage"], item["error"]))
+                report.failures.append(Failure.of(task, item["stage"], item["error"]))
             for meta in metas:
                 for note in meta["notes"]:
                     if note not in seen_notes:  # a source's warning once, not once per target pose
@@ -519,8 +526,8 @@ def run_job(pipeline: Any, spec: JobSpec, cfg: InferConfig | None = None, show_p
                 except (GLocalError, RuntimeError) as exc:
                     for meta in metas:
                         task = by_index[meta["index"]]
-                        report.failures.append(Failure(str(task.source), task.target_label, "model",
-                                                       f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}"))
+                        report.failures.append(Failure.of(task, "model",
+                                                          f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}"))
                     result = None
                 if result is not None:
                     for j, meta in enumerate(metas):
@@ -565,8 +572,7 @@ def _collect(pending: list[tuple[Task, Future]], report: BatchReport, wait: bool
             fut.result()
             report.done += 1
         except (GLocalError, OSError, ValueError) as exc:
-            report.failures.append(Failure(str(task.source), task.target_label, "write",
-                                           f"{exc.__class__.__name__}: {exc}"))
+            report.failures.append(Failure.of(task, "write", f"{exc.__class__.__name__}: {exc}"))
     return left
 
 

@@ -16,7 +16,6 @@ Their coordinates are mapped into the model frame according to ``infer.pose_fram
 
 from __future__ import annotations
 
-import csv
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 
 from glocal_cli.data.images import IMAGE_SUFFIXES, FrameTransform, fit_to_frame, load_image, resize_image
 from glocal_cli.data.keypoints import NUM_KEYPOINTS, Pose, convert_frame, read_keypoint_csv, read_pose_file
+from glocal_cli.data.layout import read_pairs_csv
 from glocal_cli.errors import InputError
 
 __all__ = [
@@ -158,24 +158,11 @@ def list_pose_sources(path: str | os.PathLike[str], from_images: bool = False, c
 
 
 def read_pairs(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
-    """``(from, to)`` rows of a pairs CSV (header ``from,to``); errors name the file and row."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{p}: cannot read pairs CSV ({exc.__class__.__name__})") from None
-    rows = list(csv.reader(text.splitlines()))
-    if not rows or [c.strip() for c in rows[0][:2]] != ["from", "to"]:
-        raise InputError(f"{p}: row 1: expected the header 'from,to'")
-    pairs = []
-    for i, row in enumerate(rows[1:], start=2):
-        if not row or not "".join(row).strip():
-            continue
-        if len(row) < 2 or not row[0].strip() or not row[1].strip():
-            raise InputError(f"{p}: row {i}: expected two names 'from,to'")
-        pairs.append((row[0].strip(), row[1].strip()))
+    """``(from, to)`` rows of a pairs CSV (header ``from,to``; further columns are ignored); errors
+    name the file and row, and a file without rows is an error too."""
+    pairs = read_pairs_csv(path, extra_columns=True)
     if not pairs:
-        raise InputError(f"{p}: pairs CSV has no rows")
+        raise InputError(f"{path}: pairs CSV has no rows")
     return pairs
 
 

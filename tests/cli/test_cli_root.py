@@ -53,3 +53,48 @@ def test_info_fields_lists_documented_keys():
     result = runner.invoke(app, ["info", "--fields"])
     assert result.exit_code == 0
     assert "data.height" in result.output
+
+
+def test_info_shows_keypoint_backends_and_why_not(monkeypatch):
+    import glocal_cli.data.backends as backends
+
+    monkeypatch.setattr(backends, "backend_status",
+                        lambda: {"mediapipe": (True, "mediapipe 9.9"), "mmpose": (False, "no mmcv ops")})
+    result = runner.invoke(app, ["info"])
+    assert result.exit_code == 0, result.output
+    assert "keypoint backends" in result.output
+    assert "mediapipe 9.9" in result.output
+    assert "not usable" in result.output and "no mmcv ops" in result.output
+
+
+def test_info_survives_a_crashing_backend_probe(monkeypatch):
+    import glocal_cli.data.backends as backends
+
+    def boom():
+        raise TypeError("protobuf clash")
+
+    monkeypatch.setattr(backends, "backend_status", boom)
+    result = runner.invoke(app, ["info"])
+    assert result.exit_code == 0, result.output
+    assert "protobuf clash" in result.output
+
+
+def test_info_reports_lpips_weights(monkeypatch, tmp_path):
+    import glocal_cli.metrics.lpips as lpips
+    from glocal_cli.env_info import lpips_weights_status
+    from glocal_cli.errors import NotAvailableError
+
+    heads, backbone = tmp_path / "alex.pth", tmp_path / "alexnet-owt-7be5be79.pth"
+
+    def fake(net, path=None):
+        if net == "alex":
+            return lpips.LPIPSWeights(heads=heads, backbone=backbone)
+        raise NotAvailableError("no vgg heads")
+
+    monkeypatch.setattr(lpips, "find_lpips_weights", fake)
+    status = lpips_weights_status()
+    assert status["LPIPS alex (eval)"] == f"{heads} + {backbone.name}"
+    assert status["LPIPS vgg (eval)"] == "missing (no vgg heads)"
+    result = runner.invoke(app, ["info"])
+    assert result.exit_code == 0, result.output
+    assert "LPIPS vgg" in result.output and "no vgg heads" in result.output

@@ -148,6 +148,22 @@ def test_lists_and_pairs(tmp_path):
         read_pairs_csv(tmp_path / "q.csv")
 
 
+def test_pairs_with_extra_columns_for_inference(tmp_path):
+    from glocal_cli.infer.io import read_pairs
+
+    (tmp_path / "x.csv").write_text("\ufefffrom,to,note\na.png,t.json,first\n\nb.png, u.json\n", encoding="utf-8")
+    with pytest.raises(InputError, match="row 1: expected header"):
+        read_pairs_csv(tmp_path / "x.csv")  # the prepared layout: exactly two columns
+    assert read_pairs_csv(tmp_path / "x.csv", extra_columns=True) == [("a.png", "t.json"), ("b.png", "u.json")]
+    assert read_pairs(tmp_path / "x.csv") == [("a.png", "t.json"), ("b.png", "u.json")]
+    (tmp_path / "y.csv").write_text("from,to\na.png\n")
+    with pytest.raises(InputError, match=r"y.csv: row 2: expected two names"):
+        read_pairs(tmp_path / "y.csv")
+    (tmp_path / "z.csv").write_text("from,to\n")
+    with pytest.raises(InputError, match="z.csv: pairs CSV has no rows"):
+        read_pairs(tmp_path / "z.csv")
+
+
 def test_community_pairs_file_reads(shared_data):
     pairs = read_pairs_csv(shared_data / "deepfashion" / "fashion-pairs-test.csv")
     assert len(pairs) == 8570

@@ -53,6 +53,7 @@ from glocal_cli.data.layout import (
 from glocal_cli.data.parsing import LIP20_TO_8, NUM_CLASSES, parse_remap, read_parsing, write_parsing
 from glocal_cli.data.prepare.pairs import filter_pairs, generate_pairs
 from glocal_cli.data.prepare.report import REPORT_JSON, REPORT_MD, ValidationReport
+from glocal_cli.data.sizes import parse_size
 from glocal_cli.errors import ConfigError, DataError, GLocalError, InputError, OutputExistsError
 
 __all__ = [
@@ -76,18 +77,6 @@ PARSING_FORMATS: tuple[str, ...] = ("spl8", "lip20", "remap")
 """``--parsing-format``: PISE's 8-class maps, 20-label LIP/CIHP maps, or a user remap."""
 
 _WHITE = 245
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``"256x176"`` -> ``(256, 176)`` (height x width); :class:`ConfigError` otherwise."""
-    parts = text.lower().replace(" ", "").split("x")
-    try:
-        h, w = (int(p) for p in parts)
-    except ValueError:
-        raise ConfigError(f"--size {text!r}: expected HEIGHTxWIDTH, e.g. 256x176") from None
-    if h <= 0 or w <= 0 or h % 4 or w % 4:
-        raise ConfigError(f"--size {text!r}: height and width must be positive multiples of 4")
-    return h, w
 
 
 def parsing_table(parsing_format: str, remap: str | None) -> tuple[int, ...] | None:

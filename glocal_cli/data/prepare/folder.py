@@ -16,14 +16,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from glocal_cli.data.images import IMAGE_SUFFIXES
-from glocal_cli.data.prepare.engine import (
-    PairPlan,
-    PrepareOptions,
-    PrepareResult,
-    SourceItem,
-    run_preparation,
-)
+from glocal_cli.data.prepare.engine import PairPlan, PrepareOptions, PrepareResult, run_preparation
 from glocal_cli.data.prepare.report import ValidationReport
+from glocal_cli.data.prepare.sources import json_annotations, source_items
 from glocal_cli.errors import ConfigError, InputError
 
 __all__ = ["FOLDER_CARD", "folder_name", "prepare_folder"]
@@ -75,18 +70,11 @@ def prepare_folder(
             raise InputError("--keypoints csv needs --annotations FILE (keypoints in each photo's own pixels)")
         options = replace(options, keypoints=replace(spec, annotations=tuple(annotations), frame=None))
     elif spec.name == "json":
-        folder = Path(annotations[0]) if annotations else spec.annotations
-        if folder is None or isinstance(folder, tuple):
-            raise InputError("--keypoints json needs --annotations DIR (one pose JSON per photo)")
-        options = replace(options, keypoints=replace(spec, annotations=folder, frame=None))
+        options = json_annotations(options, annotations, "photo")
     identity_of = {n: ident for n, (_, ident) in found.items()}
-    items = [
-        SourceItem(
-            name=n, source=p, identity=ident, split=split,
-            parsing=(options.parsing_dir / f"{Path(n).stem}.png") if options.parsing_dir else None,
-            shown=str(p.relative_to(root)),
-        )
-        for n, (p, ident) in sorted(found.items())
-    ]
+    sources = {n: p for n, (p, _) in found.items()}
+    split_of = dict.fromkeys(found, split)
+    items = source_items(options, sources, split_of, identity_of.__getitem__,
+                         lambda n: str(found[n][0].relative_to(root)))
     plans = [PairPlan(s, None if s == split else [], identity=identity_of.__getitem__) for s in ("train", "test")]
     return run_preparation("folder", items, plans, options, report, FOLDER_CARD, locate_person=True)

@@ -11,22 +11,18 @@ given, otherwise pairs are generated within each person, seeded.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 from glocal_cli.data.images import IMAGE_SUFFIXES
-from glocal_cli.data.keypoints import read_keypoint_csv
-from glocal_cli.data.layout import read_pairs_csv
 from glocal_cli.data.naming import identity_of, is_market_name
-from glocal_cli.data.prepare.deepfashion import find_split_files
-from glocal_cli.data.prepare.engine import (
-    PairPlan,
-    PrepareOptions,
-    PrepareResult,
-    SourceItem,
-    run_preparation,
-)
+from glocal_cli.data.prepare.engine import PrepareOptions, PrepareResult, run_preparation
 from glocal_cli.data.prepare.report import ValidationReport
+from glocal_cli.data.prepare.sources import (
+    apply_annotations,
+    community_pair_plans,
+    find_split_files,
+    source_items,
+)
 from glocal_cli.errors import InputError
 
 __all__ = ["MARKET_ANNOTATION_FRAME", "MARKET_CARD", "MARKET_FOLDERS", "prepare_market"]
@@ -81,43 +77,11 @@ def prepare_market(
     if not found:
         raise InputError(f"{raw}: no Market-1501 crop found")
     files = find_split_files(split_dir)
-    spec = options.keypoints
     split_of = {n: s for n, (_, s) in found.items()}
-    csvs = list(annotations) + [files[k] for k in ("annotation-train", "annotation-test") if k in files]
-    if spec.name == "csv":
-        if not csvs:
-            raise InputError("--keypoints csv needs --annotations FILE or a --split-dir holding market-annotation-*.csv")
-        merged: dict = {}
-        for path in csvs:
-            for n, pose in read_keypoint_csv(path).items():
-                if n not in found:
-                    report.add("unknown_csv_row", f"{path.name}:{n}", "annotation row for an image not in the raw data")
-                merged.setdefault(n, pose)
-        for n in sorted(found):
-            if n not in merged:
-                report.add("no_keypoints", found[n][0].relative_to(raw), f"{n} has no annotation row")
-        split_of = {n: s for n, s in split_of.items() if n in merged}
-        options = replace(options, keypoints=replace(spec, annotations=tuple(csvs), frame=MARKET_ANNOTATION_FRAME))
-    elif spec.name == "json":
-        folder = Path(annotations[0]) if annotations else spec.annotations
-        if folder is None or isinstance(folder, tuple):
-            raise InputError("--keypoints json needs --annotations DIR (one pose JSON per image, in its raw pixels)")
-        options = replace(options, keypoints=replace(spec, annotations=folder, frame=None))
-    elif csvs:
-        report.add("note", csvs[0], f"annotation CSVs not used: --keypoints {spec.name} detects the keypoints")
-    items = [
-        SourceItem(
-            name=n, source=found[n][0], identity=identity_of(n), split=split_of[n],
-            parsing=(options.parsing_dir / f"{Path(n).stem}.png") if options.parsing_dir else None,
-            shown=str(found[n][0].relative_to(raw)),
-        )
-        for n in sorted(split_of)
-    ]
-    plans = []
-    for s in ("train", "test"):
-        source = pairs_test if (s == "test" and pairs_test is not None) else files.get(f"pairs-{s}")
-        if source is not None:
-            plans.append(PairPlan(s, read_pairs_csv(source), source=source.name))
-        else:
-            plans.append(PairPlan(s, None, identity=identity_of, exclude_identities=MARKET_JUNK))
+    shown = {n: path.relative_to(raw) for n, (path, _) in found.items()}
+    options, split_of = apply_annotations(options, annotations, files, split_of, shown, report,
+                                          MARKET_ANNOTATION_FRAME, "market-annotation-*.csv")
+    sources = {n: path for n, (path, _) in found.items()}
+    items = source_items(options, sources, split_of, identity_of, lambda n: str(shown[n]))
+    plans = community_pair_plans(files, pairs_test, identity_of, exclude_identities=MARKET_JUNK)
     return run_preparation("market", items, plans, options, report, MARKET_CARD)

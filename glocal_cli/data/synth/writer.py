@@ -18,12 +18,14 @@ import numpy as np
 
 from glocal_cli.data import atomic_write_text
 from glocal_cli.data.correspondence import SurfaceMap
+from glocal_cli.data.layout import IMAGES_DIR, PARSING_DIR, SURFACE_DIR
 from glocal_cli.data.synth.appearance import Appearance, sample_appearance
 from glocal_cli.data.synth.poses import PoseBank
 from glocal_cli.data.synth.render import RenderedPerson, RenderOptions, render_person
 
 __all__ = [
     "STATE_DIR",
+    "identity_files",
     "identity_key",
     "identity_rng",
     "image_name",
@@ -54,6 +56,12 @@ def identity_key(name: str) -> str:
     """``synth_id00012_03.png`` -> ``synth/id00012`` (the pairing and split key)."""
     stem = Path(name).stem
     return "synth/" + stem[len("synth_") :].rsplit("_", 1)[0]
+
+
+def identity_files(out: Path, name: str) -> tuple[Path, Path, Path]:
+    """The image, parsing map and surface map files of image ``name`` in the output ``out``."""
+    stem = Path(name).stem
+    return out / IMAGES_DIR / name, out / PARSING_DIR / f"{stem}.png", out / SURFACE_DIR / f"{stem}.npz"
 
 
 def marker_path(out: Path, index: int) -> Path:
@@ -126,10 +134,10 @@ def write_identity(
     images = []
     for k, person in enumerate(people):
         name = image_name(index, k)
-        stem = Path(name).stem
-        write_png(out / "images" / name, person.image)
-        write_png(out / "parsing" / f"{stem}.png", person.parsing)
-        SurfaceMap(person.part, person.u, person.v, person.frames, person.yaw).save(out / "surface" / f"{stem}.npz")
+        image_file, parsing_file, surface_file = identity_files(out, name)
+        write_png(image_file, person.image)
+        write_png(parsing_file, person.parsing)
+        SurfaceMap(person.part, person.u, person.v, person.frames, person.yaw).save(surface_file)
         kp = person.keypoints
         images.append(
             {
@@ -159,10 +167,8 @@ def read_marker(out: Path, index: int, poses_per_identity: int) -> dict[str, Any
     for k, item in enumerate(images):
         if not isinstance(item, dict) or item.get("name") != image_name(index, k):
             return None
-        stem = Path(item["name"]).stem
-        for f in (out / "images" / item["name"], out / "parsing" / f"{stem}.png", out / "surface" / f"{stem}.npz"):
-            if not os.path.isfile(f):
-                return None
+        if not all(os.path.isfile(f) for f in identity_files(out, item["name"])):
+            return None
     return record
 
 

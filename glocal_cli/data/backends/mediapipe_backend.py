@@ -14,6 +14,9 @@ below ``min_visibility`` or that lies outside the image is missing.
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -83,6 +86,35 @@ def blazepose_to_coco18(landmarks: np.ndarray, height: int, width: int, min_visi
     return Pose(xy, visible, score).clip_to_frame(height, width)
 
 
+@contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Silence the C++ (absl/TFLite) start-up messages that mediapipe writes straight to fd 2.
+
+    They are not errors ("Created TensorFlow Lite XNNPACK delegate", "Feedback manager requires a
+    model with a single signature") and cannot be turned off by environment variables. With
+    ``--verbose`` they are shown.
+    """
+    from glocal_cli.console import is_verbose
+
+    if is_verbose():
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 class MediapipeBackend(KeypointBackend):
     """BlazePose full (``model_complexity=1``) in static-image mode; one person per image.
 
@@ -101,19 +133,26 @@ class MediapipeBackend(KeypointBackend):
 
         self.min_visibility = float(min_visibility)
         self.min_detection_confidence = float(min_detection_confidence)
-        self._pose: Any = mp.solutions.pose.Pose(
-            static_image_mode=True,
-            model_complexity=1,
-            enable_segmentation=False,
-            min_detection_confidence=self.min_detection_confidence,
-        )
+        with _quiet_native_stderr():
+            self._pose: Any = mp.solutions.pose.Pose(
+                static_image_mode=True,
+                model_complexity=1,
+                enable_segmentation=False,
+                min_detection_confidence=self.min_detection_confidence,
+            )
+        self._warmed_up = False
         self._version = getattr(mp, "__version__", "?")
 
     def detect(self, image: np.ndarray, name: str | None = None) -> Pose | None:
         img = np.ascontiguousarray(image, dtype=np.uint8)
         if img.ndim != 3 or img.shape[2] != 3:
             raise ValueError(f"mediapipe backend needs an H x W x 3 RGB image, got shape {image.shape}")
-        result = self._pose.process(img)
+        if self._warmed_up:
+            result = self._pose.process(img)
+        else:  # the graph logs its start-up warnings on the first image
+            with _quiet_native_stderr():
+                result = self._pose.process(img)
+            self._warmed_up = True
         if result.pose_landmarks is None:
             return None
         lm = np.array([(p.x, p.y, p.visibility) for p in result.pose_landmarks.landmark], dtype=np.float64)

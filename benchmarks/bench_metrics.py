@@ -63,7 +63,7 @@ def skimage_loop(gt: np.ndarray, out: np.ndarray, spec: SSIMSpec) -> tuple[np.nd
 
 
 def torch_batched(gt: np.ndarray, out: np.ndarray, spec: SSIMSpec, batch: int,
-                  device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+                  device: torch.device, compile: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """glocal from the same uint8 N x H x W x 3 arrays: zero-copy (B, 3, H, W) views, batched SSIM + PSNR."""
     s, p = [], []
     with torch.inference_mode():
@@ -71,8 +71,8 @@ def torch_batched(gt: np.ndarray, out: np.ndarray, spec: SSIMSpec, batch: int,
         to = torch.from_numpy(out).permute(0, 3, 1, 2)
         for i in range(0, tg.shape[0], batch):
             g, o = tg[i : i + batch].to(device), to[i : i + batch].to(device)
-            s.append(ssim(o, g, spec))
-            p.append(psnr(o, g))
+            s.append(ssim(o, g, spec, compile=compile))
+            p.append(psnr(o, g, compile=compile))
         if device.type == "cuda":
             torch.cuda.synchronize()
         return torch.cat(s).cpu().numpy(), torch.cat(p).cpu().numpy()
@@ -101,6 +101,11 @@ SETS = [
 
 
 def bench_samples(args) -> None:
+    from glocal_cli.metrics.ssim import keep_freed_memory
+
+    # for both sides: without it glibc's dynamic mmap threshold makes scikit-image's 256x256 loop
+    # 0.8 or 1.6 s depending on what was allocated before (measured); with it, its faster time
+    keep_freed_memory()
     device = torch.device(args.device)
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {device}, best of {args.repeat}, "
@@ -113,11 +118,15 @@ def bench_samples(args) -> None:
             print(f"{name}: {folder} missing, skipped")
             continue
         gt, out = load_panels(folder, pad)
-        torch_batched(gt[:2], out[:2], spec, args.batch, device)  # warm-up (oneDNN kernels)
+        # scikit-image first: Inductor's compile workers (with --compile) would otherwise slow it down
         t_sk, (s_sk, p_sk) = best_of(skimage_loop, (gt, out, spec), args.repeat)
-        t_tc, (s_tc, p_tc) = best_of(torch_batched, (gt, out, spec, args.batch, device), args.repeat)
+        t = time.perf_counter()
+        torch_batched(gt[:2], out[:2], spec, args.batch, device, args.compile)  # warm-up (oneDNN / compile)
+        t_warm = time.perf_counter() - t
+        t_tc, (s_tc, p_tc) = best_of(torch_batched, (gt, out, spec, args.batch, device, args.compile), args.repeat)
         print(f"{proto:12s} {name:58s} {len(gt):5d} {t_sk:10.3f} {t_tc:9.3f} {t_sk / t_tc:8.1f}x "
-              f"{np.abs(s_sk - s_tc).max():11.2e} {np.abs(p_sk - p_tc).max():11.2e}")
+              f"{np.abs(s_sk - s_tc).max():11.2e} {np.abs(p_sk - p_tc).max():11.2e}"
+              + (f"  (first call, compiling: {t_warm:.1f} s)" if args.compile else ""))
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
@@ -208,6 +217,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--pipeline", type=int, default=0, help="run evaluate() on N synthetic pairs instead")
     ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument("--compile", action="store_true",
+                    help="glocal side with compile=True (torch.compile'd SSIM/PSNR; the warm-up compiles)")
     ap.add_argument("--flops", action="store_true", help="also measure GEMM and depthwise-filter GFLOP/s")
     args = ap.parse_args()
     if args.threads:

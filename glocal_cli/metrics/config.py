@@ -34,6 +34,10 @@ class EvalConfig:
     ssim_precision: Literal["float32", "float64"] = "float32"
     """Arithmetic of the SSIM filters: float32 (centred data, within 1e-5 of float64, several times
     faster on CPU) or float64."""
+    compile: Literal["auto", "on", "off"] = "auto"
+    """Fused (torch.compile) SSIM/PSNR kernels on CPU: 'auto' = when at least 256 pairs are evaluated
+    (the first batch then compiles for a few seconds; 8-17x faster than scikit-image afterwards, see
+    docs/metrics.md), 'on' = always, 'off' = never. Needs a C++ compiler; falls back when it fails."""
     histogram_bins: int = 30
     """Number of bins of each per-image histogram in histogram.png."""
 

@@ -413,6 +413,10 @@ def evaluate(
     fid_real_info: dict[str, object] = {}
     real_mu = real_sigma = None
     n = len(pairs)
+    from glocal_cli.metrics.ssim import COMPILE_MIN_IMAGES
+
+    # fused kernels: decided once for the whole set (a batch alone never reaches the threshold)
+    fused = {"on": True, "off": False}.get(cfg.compile, dev.type == "cpu" and n >= COMPILE_MIN_IMAGES)
     per_image = {k: np.full(n, np.nan) for k in wanted if k in PER_IMAGE_METRICS and results[k].status == "ok"}
     gen_stats = FeatureStats() if inception is not None and "fid" in wanted else None
     logits: list[torch.Tensor] = []
@@ -441,7 +445,7 @@ def evaluate(
                     idx = [item[0] for item in group]
                     gen = _stack([item[1] for item in group], dev)
                     ref = _stack([item[2] for item in group], dev)
-                    _per_image_batch(per_image, idx, gen, ref, proto, cfg, lpips_model)
+                    _per_image_batch(per_image, idx, gen, ref, proto, cfg, lpips_model, fused)
                     if run_inception and inception is not None:
                         pool, logit = inception(_fid_view(gen, proto, None, real=False))
                         if gen_stats is not None:
@@ -507,6 +511,7 @@ def _per_image_batch(
     protocol: Protocol,
     cfg: EvalConfig,
     lpips_model: LPIPS | None,
+    fused: bool = False,
 ) -> None:
     """Fill the per-image metrics of one batch of aligned uint8 pairs (B, 3, H, W)."""
     for key in per_image:
@@ -515,9 +520,9 @@ def _per_image_batch(
             g, r = gen, ref
             if recipe.patn_pad and needs_patn_pad(gen.shape[-1]):
                 g, r = _patn_pad(gen), _patn_pad(ref)
-            values = ssim(g, r, recipe.spec, precision=cfg.ssim_precision)
+            values = ssim(g, r, recipe.spec, precision=cfg.ssim_precision, compile=fused)
         elif key == "psnr":
-            values = psnr(gen, ref, protocol.psnr_data_range)
+            values = psnr(gen, ref, protocol.psnr_data_range, compile=fused)
         elif key == "psnr_uint8_wraparound":
             values = psnr_uint8_wraparound(gen, ref)
         elif key == "lpips" and lpips_model is not None:

@@ -12,6 +12,8 @@ appears.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from glocal_cli.errors import InputError
@@ -29,9 +31,45 @@ def _check(generated: torch.Tensor, reference: torch.Tensor) -> None:
         raise InputError(f"PSNR expects (B, ...) batches, got shape {tuple(generated.shape)}")
 
 
-def mse(generated: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """Per-image mean squared error in float64, shape (B,)."""
+_compile_failed: set[tuple] = set()
+
+
+@functools.cache
+def _compiled_sse():
+    """``torch.compile``'d per-image sum of squared uint8 differences: one fused pass, float64 sum."""
+
+    def fn(gen: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        diff = gen.to(torch.float32) - ref.to(torch.float32)
+        return (diff * diff).sum(dim=tuple(range(1, diff.ndim)), dtype=torch.float64)
+
+    return torch.compile(fn, dynamic=False)
+
+
+def mse(generated: torch.Tensor, reference: torch.Tensor, *, compile: bool | None = None) -> torch.Tensor:
+    """Per-image mean squared error in float64, shape (B,).
+
+    ``compile`` (uint8 on CPU): True uses a ``torch.compile``'d single pass (the first call per shape
+    compiles for a few seconds), None only from ``COMPILE_MIN_IMAGES`` images up, False never.
+    """
+    from glocal_cli.metrics.ssim import COMPILE_MIN_IMAGES
+
     _check(generated, reference)
+    key = (tuple(generated.shape), tuple(generated.stride()), tuple(reference.stride()))
+    if (
+        generated.dtype == torch.uint8
+        and reference.dtype == torch.uint8
+        and generated.device.type == "cpu"
+        and compile is not False
+        and (compile is True or generated.shape[0] >= COMPILE_MIN_IMAGES)
+        and key not in _compile_failed
+    ):
+        try:
+            return _compiled_sse()(generated, reference) / generated[0].numel()
+        except Exception as exc:  # noqa: BLE001 - any Inductor/compiler failure: fall back to eager
+            _compile_failed.add(key)
+            from glocal_cli.console import warn
+
+            warn(f"compiled PSNR unavailable ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); using eager")
     if generated.dtype == torch.uint8 and reference.dtype == torch.uint8:
         # exact and ~10x faster than float64: differences (|d| <= 255) and squares (<= 65025) are
         # exact in float32, and the sum accumulates in float64 (integers below 2^53: exact)
@@ -42,9 +80,13 @@ def mse(generated: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     return (diff * diff).flatten(1).mean(dim=1)
 
 
-def psnr(generated: torch.Tensor, reference: torch.Tensor, data_range: float = 255.0) -> torch.Tensor:
-    """Per-image PSNR in dB (float64, shape (B,)): ``10 log10(data_range^2 / mse)``; inf when equal."""
-    err = mse(generated, reference)
+def psnr(generated: torch.Tensor, reference: torch.Tensor, data_range: float = 255.0, *,
+         compile: bool | None = None) -> torch.Tensor:
+    """Per-image PSNR in dB (float64, shape (B,)): ``10 log10(data_range^2 / mse)``; inf when equal.
+
+    ``compile``: see :func:`mse`.
+    """
+    err = mse(generated, reference, compile=compile)
     return 10.0 * torch.log10(torch.as_tensor(data_range, dtype=torch.float64) ** 2 / err)
 
 

@@ -178,6 +178,96 @@ def _data_range(generated: torch.Tensor, data_range: DataRange) -> torch.Tensor:
     return torch.full((generated.shape[0],), float(data_range), dtype=torch.float64, device=generated.device)
 
 
+COMPILE_MIN_IMAGES = 256
+"""``ssim(..., compile=None)`` (and ``psnr``) use the compiled CPU path from this many images of one call up."""
+
+_compile_failed: set[tuple] = set()
+
+
+def _filter_stages(spec: SSIMSpec) -> tuple[tuple[tuple[float, ...], int], ...]:
+    """The 1-D filter as stages of (taps, dilation): Gaussian = one stage; box = q ones + p dilated ones."""
+    if spec.gaussian_weights:
+        return ((tuple(float(t) for t in _window_1d(spec, torch.float64, torch.device("cpu"))), 1),)
+    p, q = _box_factors(spec.effective_win_size)
+    stages = [((1.0,) * q, 1)]
+    if p > 1:
+        stages.append(((1.0,) * p, q))
+    return tuple(stages)
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled_ssim(stages: tuple, scale: float, half_cov: float):
+    """A ``torch.compile``'d SSIM of ONE image (1, C, H, W), contiguous: returns the SSIM-map sum (float64).
+
+    The filters are written as sums of shifted slices, so Inductor fuses building the maps from the
+    pixels with the horizontal pass, and the vertical pass with the SSIM formula and the mean: two
+    or three C++ loops per image instead of ~30 passes over multi-MB maps.
+    """
+
+    def filt1d(m: torch.Tensor, dim: int) -> torch.Tensor:
+        for taps, dil in stages:
+            n = m.shape[dim] - dil * (len(taps) - 1)
+            m = sum(t * m.narrow(dim, i * dil, n) for i, t in enumerate(taps))
+        return m
+
+    def filt(m: torch.Tensor) -> torch.Tensor:
+        out = filt1d(filt1d(m, 3), 2)
+        return out * scale if scale != 1.0 else out
+
+    def fn(gen, ref, inv, c1, c2):
+        x = gen.to(torch.float32)
+        y = ref.to(torch.float32)
+        s = (x + y) * inv
+        d = (x - y) * inv
+        s_mean = s.mean(dim=(2, 3), keepdim=True)
+        s = s - s_mean
+        mu_s = filt(s)
+        mu_d = filt(d)
+        var_s = filt(s * s) - mu_s * mu_s
+        var_d = filt(d * d) - mu_d * mu_d
+        ms = mu_s + s_mean
+        mu_s2 = ms * ms
+        mu_d2 = mu_d * mu_d
+        num = ((mu_s2 - mu_d2) * 0.5 + c1) * ((var_s - var_d) * half_cov + c2)
+        den = ((mu_s2 + mu_d2) * 0.5 + c1) * ((var_s + var_d) * half_cov + c2)
+        return (num / den).sum(dtype=torch.float64)
+
+    # every recipe and image size is one more compiled version of the same code object; Dynamo runs
+    # the (slow, unfused) Python function once a code object has ``recompile_limit`` (8) versions
+    import torch._dynamo.config as dynamo_config
+
+    dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 64)
+    return torch.compile(fn, dynamic=False)
+
+
+def _use_compiled(compile: bool | None, n: int, device: torch.device, key: tuple) -> bool:
+    if compile is False or device.type != "cpu" or key in _compile_failed:
+        return False
+    return compile is True or n >= COMPILE_MIN_IMAGES
+
+
+def _ssim_compiled(generated: torch.Tensor, reference: torch.Tensor, spec: SSIMSpec,
+                   ranges: torch.Tensor) -> torch.Tensor:
+    n, c, h, w = generated.shape
+    win = spec.effective_win_size
+    n_window = win * win
+    cov_norm = n_window / (n_window - 1) if spec.use_sample_covariance else 1.0
+    scale = 1.0 if spec.gaussian_weights else 1.0 / n_window
+    fn = _compiled_ssim(_filter_stages(spec), scale, 0.5 * cov_norm)
+    crop = (win - 1) // 2
+    count = c * (h - 2 * crop) * (w - 2 * crop)
+    safe = torch.where(ranges > 0, ranges, torch.ones_like(ranges))
+    inv = (1.0 / safe).to(torch.float32)
+    c1 = (spec.k1**2 * (ranges / safe) ** 2).to(torch.float32)
+    c2 = (spec.k2**2 * (ranges / safe) ** 2).to(torch.float32)
+    out = torch.empty(n, dtype=torch.float64)
+    for i in range(n):
+        total = fn(generated[i : i + 1].contiguous(), reference[i : i + 1].contiguous(),
+                   inv[i].view(1, 1, 1, 1), c1[i].view(1, 1, 1, 1), c2[i].view(1, 1, 1, 1))
+        out[i] = total / count
+    return out
+
+
 def ssim(
     generated: torch.Tensor,
     reference: torch.Tensor,
@@ -185,6 +275,7 @@ def ssim(
     *,
     precision: Literal["float32", "float64"] = "float32",
     chunk: int | None = None,
+    compile: bool | None = None,
 ) -> torch.Tensor:
     """Per-image SSIM of two batches, equal to ``skimage.metrics.structural_similarity``.
 
@@ -203,6 +294,11 @@ def ssim(
     planes) go through one depthwise convolution per direction (Gaussian window), or through
     a box of ``p * q`` taps factored into q taps and p dilated taps (uniform window: 17 + 3 instead of
     51 multiply-adds per pixel and direction for GFLA's 51x51).
+
+    ``compile`` (CPU, float32): True runs a ``torch.compile``'d (Inductor) kernel per image that
+    fuses the maps, filters, formula and mean (several times faster; the first call per image size
+    and recipe compiles C++ for several seconds); None (default) does so only from
+    ``COMPILE_MIN_IMAGES`` images per call up; False never. Any compile error falls back to eager.
     """
     spec = spec or SSIMSpec()
     if generated.shape != reference.shape:
@@ -232,6 +328,16 @@ def ssim(
     n_window = win * win
     cov_norm = n_window / (n_window - 1) if spec.use_sample_covariance else 1.0
     ranges = _data_range(generated, spec.data_range)
+    key = (spec, h, w, generated.dtype)
+    radius_ok = not spec.gaussian_weights or int(TRUNCATE * spec.sigma + 0.5) == (win - 1) // 2
+    if precision == "float32" and radius_ok and _use_compiled(compile, n, device, key):
+        try:
+            return _ssim_compiled(generated, reference, spec, ranges)
+        except Exception as exc:  # noqa: BLE001 - any Inductor/compiler failure: fall back to eager
+            _compile_failed.add(key)
+            from glocal_cli.console import warn
+
+            warn(f"compiled SSIM unavailable ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); using eager")
     # B x H x W x C views: free for channels-last inputs (images decoded as H x W x C)
     gen_hwc = generated.permute(0, 2, 3, 1)
     ref_hwc = reference.permute(0, 2, 3, 1)

@@ -144,3 +144,16 @@ def test_cuda_evaluation_equals_cpu(panels):
     gpu = evaluate(device="cuda", **kwargs)
     for key in ("ssim", "ssim_256", "psnr"):
         np.testing.assert_allclose(gpu.per_image[key], cpu.per_image[key], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_fused_kernels_give_the_same_report(panels):
+    """eval.compile=on (torch.compile'd SSIM/PSNR, several seconds to compile) equals the default path."""
+    import dataclasses
+
+    off = evaluate(panel_dir=panels, panel_pad=40, protocol="clean", metrics=["ssim", "psnr"], progress=False,
+                   config=dataclasses.replace(CFG, compile="off"))
+    on = evaluate(panel_dir=panels, panel_pad=40, protocol="clean", metrics=["ssim", "psnr"], progress=False,
+                  config=dataclasses.replace(CFG, compile="on"))
+    for key in ("ssim", "psnr"):
+        assert abs(on.metric(key).value - off.metric(key).value) < 1e-5

@@ -58,3 +58,11 @@ def test_psnr_edge_cases_and_label():
     with pytest.raises(InputError, match="equal size"):
         psnr(a, a[..., :4])
     assert "uint8-wraparound" in WRAPAROUND_LABEL and "not a true PSNR" in WRAPAROUND_LABEL
+
+
+@pytest.mark.slow
+def test_compiled_psnr_equals_eager(shared_data):
+    """The opt-in torch.compile'd uint8 PSNR (compiles for seconds, hence slow) gives the eager values."""
+    gt, out = _samples(shared_data)
+    g, o = _t(gt), _t(out)
+    np.testing.assert_allclose(psnr(o, g, compile=True).numpy(), psnr(o, g, compile=False).numpy(), rtol=0, atol=1e-12)

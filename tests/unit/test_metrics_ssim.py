@@ -106,3 +106,27 @@ def test_cuda_equals_cpu():
     r = torch.randint(0, 256, (4, 3, 64, 48), dtype=torch.uint8)
     for spec in SPECS.values():
         torch.testing.assert_close(ssim(g.cuda(), r.cuda(), spec).cpu(), ssim(g, r, spec), atol=1e-5, rtol=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["patn", "gfla-win51", "clean"])
+def test_compiled_ssim_equals_skimage(shared_data, name):
+    """The opt-in torch.compile path (Inductor C++; compiles for seconds, hence slow) equals scikit-image."""
+    spec = SPECS[name]
+    ref, gen = _panels(shared_data / "market1501" / "samples", 2)
+    got = ssim(_t(gen).contiguous(memory_format=torch.channels_last), _t(ref), spec, compile=True).numpy()
+    np.testing.assert_allclose(got, _skimage(gen, ref, spec), atol=1e-4, rtol=0)
+
+
+def test_small_batches_never_compile_and_compile_errors_fall_back(monkeypatch):
+    import glocal_cli.metrics.ssim as mod
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("no compiler")
+
+    g = torch.randint(0, 256, (3, 3, 24, 20), dtype=torch.uint8)
+    r = torch.randint(0, 256, (3, 3, 24, 20), dtype=torch.uint8)
+    eager = ssim(g, r, compile=False)
+    monkeypatch.setattr(mod, "_compiled_ssim", boom)
+    torch.testing.assert_close(ssim(g, r), eager)  # 3 images < COMPILE_MIN_IMAGES: eager, no compile
+    torch.testing.assert_close(ssim(g, r, compile=True), eager)  # compile failure: eager fallback

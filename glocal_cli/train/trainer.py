@@ -180,7 +180,7 @@ def _oom_hint(batch_size: int, accum: int, device: torch.device) -> str:
             total = torch.cuda.get_device_properties(device).total_memory
             peak = max(torch.cuda.max_memory_allocated(device), 1)
             fit = max(1, min(batch_size - 1, int(batch_size * 0.85 * total / peak)))
-        except RuntimeError:
+        except RuntimeError:  # device properties unavailable: keep the halved batch computed above
             pass
     new_accum = math.ceil(batch_size * accum / fit)
     return (f"CUDA out of memory with {batch_size} images per process: try --batch-size {fit} "

@@ -252,7 +252,7 @@ def _init_worker(spec: BackendSpec, ctx: _Context) -> None:
         import cv2
 
         cv2.setNumThreads(1)
-    except ImportError:
+    except ImportError:  # OpenCV is optional in a worker that only reads annotations
         pass
     _worker["backend"] = spec.build()
     _worker["ctx"] = ctx

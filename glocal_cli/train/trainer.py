@@ -692,6 +692,43 @@ def train(
         cleanup_distributed()
 
 
+def _user_frame_keys(overrides: Sequence[str]) -> set[str]:
+    """The frame keys (``data.height``, ``data.width``) that ``--set`` items give explicitly."""
+    keys = {item.split("=", 1)[0].strip() for item in overrides if "=" in item}
+    return keys & {"data.height", "data.width"}
+
+
+def _frame_from_dataset(cfg: GLocalConfig, ds: Any, source: str | Path | None,
+                        overrides: Sequence[str]) -> tuple[GLocalConfig, str]:
+    """The config with the dataset's frame, and a line saying which frame is used and why.
+
+    The frame is a property of the prepared data (``manifest.json``), so it wins over a preset's or a
+    config file's; only an explicit ``--set data.height=... / data.width=...`` is the user's choice,
+    and then a dataset with another frame is refused (its images cannot be resized silently).
+    """
+    manifest = (ds.height, ds.width)
+    current = (cfg.data.height, cfg.data.width)
+    if _user_frame_keys(overrides):
+        if current != manifest:
+            raise DataError(
+                f"{ds.root / 'manifest.json'}: images are {ds.height}x{ds.width} but --set asks for the frame "
+                f"{current[0]}x{current[1]}; drop the --set data.height/data.width items to use the dataset's frame"
+            )
+        return cfg, f"frame {ds.height}x{ds.width} (--set, matches the dataset manifest)"
+    if current == manifest:
+        return cfg, f"frame {ds.height}x{ds.width} (from the dataset manifest)"
+    stride = cfg.model.stride
+    if ds.height % stride or ds.width % stride:
+        raise ConfigError(
+            f"{ds.root / 'manifest.json'}: the dataset's frame {ds.height}x{ds.width} is not a multiple of the "
+            f"model's stride {stride} (2**model.num_downsample * model.lst_pool); use a config made for this frame "
+            "or lower model.num_downsample"
+        )
+    cfg = resolve_config(source, [f"data.height={ds.height}", f"data.width={ds.width}", *overrides])
+    said = f"the config said {current[0]}x{current[1]}"
+    return cfg, f"frame {ds.height}x{ds.width} (from the dataset manifest; {said})"
+
+
 def _train(info: DistInfo, data: str | Path, config: str | Path | None, overrides: Sequence[str], stage: str,
            runs_dir: Path, name: str | None, resume: str | Path | None, workers: int | None,
            batch_size: int | None, seed: int | None, max_steps: int | None, overwrite: bool,
@@ -724,7 +761,8 @@ def _train(info: DistInfo, data: str | Path, config: str | Path | None, override
         run_dir = runs_dir / _resolve_run_name(cfg, config, name)
     run_dir = Path(broadcast_object(str(run_dir)))
 
-    ds = open_dataset(data, cfg.data.height, cfg.data.width)
+    ds = open_dataset(data)
+    cfg, frame_note = _frame_from_dataset(cfg, ds, source, extra)
     counts = ds.check(("train", "test"))
     if not counts.get("train"):
         raise DataError(f"{ds.root / 'train.lst'}: no training images")
@@ -749,7 +787,7 @@ def _train(info: DistInfo, data: str | Path, config: str | Path | None, override
         save_config(cfg, run_dir / "config.yaml")
     barrier()
     logger = RunLogger(run_dir, enabled=info.is_main)
-    logger.message(f"run {run_dir} | data {ds.root} ({ds.kind}, {ds.height}x{ds.width}, {counts}) | stages "
+    logger.message(f"run {run_dir} | data {ds.root} ({ds.kind}, {counts}) | {frame_note} | stages "
                    f"{', '.join(stages)} | {info.world_size} process(es), backend {info.backend or 'none'}")
     results: list[StageResult] = []
     weights_dir: Path | None = None

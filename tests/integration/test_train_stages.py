@@ -197,8 +197,9 @@ def test_existing_run_needs_resume_or_overwrite(synth_data: Path, tmp_path: Path
 
 
 def test_dataset_problems_are_one_line_errors(synth_data: Path, tmp_path: Path) -> None:
-    with pytest.raises(DataError, match=r"images are 32x24 but the config's frame is 64x44"):
-        train(synth_data, "synthetic-64", stage="semantic", runs_dir=tmp_path, name="m", max_steps=1, device="cpu")
+    with pytest.raises(DataError, match=r"images are 32x24 but --set asks for the frame 64x44"):
+        train(synth_data, "synthetic-64", ["data.height=64", "data.width=44"], stage="semantic", runs_dir=tmp_path,
+              name="m", max_steps=1, device="cpu")
     empty = tmp_path / "empty"
     import shutil
 

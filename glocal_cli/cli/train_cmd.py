@@ -58,6 +58,11 @@ def train_command(
         int | None, typer.Option("--max-steps", min=1, help="Cap every stage at N optimiser steps.")
     ] = None,
     overwrite: OverwriteOpt = False,
+    reschedule: Annotated[
+        bool,
+        typer.Option("--reschedule", help="On resume, replace the learning-rate schedule saved in the checkpoint by "
+                     "the one this call asks for (e.g. another --max-steps); by default the saved one is kept."),
+    ] = False,
 ) -> None:
     """Train GLocal on a prepared dataset: semantic -> flow -> generator -> inpaint.
 
@@ -81,6 +86,7 @@ def train_command(
         max_steps=max_steps,
         overwrite=overwrite,
         weights=weights,
+        reschedule=reschedule,
     )
     if int(os.environ.get("RANK", "0")) != 0:
         return

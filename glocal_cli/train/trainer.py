@@ -145,6 +145,21 @@ def _precision(cfg: GLocalConfig, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16
 
 
+def _describe_schedule(sched: dict[str, Any]) -> str:
+    """``'cosine over 100 steps (warm-up 10)'``."""
+    warm = f" (warm-up {sched['warmup']})" if sched["warmup"] else ""
+    return f"{sched['kind']} over {sched['total']} steps{warm}"
+
+
+def _saved_schedule(state: dict[str, Any]) -> dict[str, Any]:
+    """The learning-rate schedule a checkpoint was trained with (older checkpoints: from their config)."""
+    if isinstance(state.get("schedule"), dict):
+        return dict(state["schedule"])
+    t = state.get("config", {}).get("train", {})
+    return {"kind": str(t.get("lr_schedule", "constant")), "warmup": int(t.get("warmup_steps", 0)),
+            "total": int(state.get("total_steps", 0))}
+
+
 def _lr_lambda(total: int, warmup: int, schedule: str):  # noqa: ANN202
     def fn(step: int) -> float:
         if warmup and step < warmup:
@@ -213,12 +228,13 @@ def validate_images(pred: torch.Tensor, gt: torch.Tensor) -> dict[str, torch.Ten
 
 class _Trainer:
     def __init__(self, cfg: GLocalConfig, info: DistInfo, dataset: Any, run_dir: Path, logger: RunLogger,
-                 max_steps: int | None, resume: bool, stop: _StopFlag) -> None:
+                 max_steps: int | None, resume: bool, stop: _StopFlag, reschedule: bool = False) -> None:
         from glocal_cli.models.discriminator import Discriminator
         from glocal_cli.models.generator import GLocalModel
 
         self.cfg, self.info, self.ds, self.run_dir, self.log = cfg, info, dataset, run_dir, logger
         self.max_steps, self.resume, self.stop = max_steps, resume, stop
+        self.reschedule = reschedule
         self.device = info.device
         self.amp_dtype = _precision(cfg, self.device)
         torch.manual_seed(cfg.train.seed)
@@ -380,7 +396,8 @@ class _Trainer:
     # -- checkpoint state
 
     def _state(self, stage: Stage, step: int, total: int, epoch: int, position: int, opts: dict[str, Any],
-               scheds: dict[str, Any], scaler: Any, best: float | None, complete: bool) -> dict[str, Any]:
+               scheds: dict[str, Any], scaler: Any, best: float | None, complete: bool,
+               schedule: dict[str, Any]) -> dict[str, Any]:
         return {
             "format": CHECKPOINT_FORMAT,
             "format_version": CHECKPOINT_VERSION,
@@ -397,10 +414,40 @@ class _Trainer:
             "discriminator": unwrap(self.D).state_dict(),
             "optimizers": {k: o.state_dict() for k, o in opts.items()},
             "schedulers": {k: s.state_dict() for k, s in scheds.items()},
+            "schedule": dict(schedule),
             "scaler": scaler.state_dict() if scaler is not None else {},
             "rng": capture_rng_state(),
             "config": to_dict(self.cfg),
         }
+
+    def _schedule(self, name: str, total: int, state: dict[str, Any] | None) -> dict[str, Any]:
+        """The learning-rate schedule of this stage: a property of the run, saved in every checkpoint.
+
+        A fresh stage plans ``train.lr_schedule`` over its ``total`` steps. A resumed stage keeps the
+        schedule saved in its checkpoint, even when this call asks for another length (``--max-steps``,
+        ``train.steps_*``) or another schedule, and says so; ``reschedule`` (``--reschedule``) replaces it
+        by the requested one from the current step on.
+        """
+        t = self.cfg.train
+        requested = {"kind": t.lr_schedule, "warmup": t.warmup_steps, "total": total}
+        if state is None:
+            return requested
+        saved = _saved_schedule(state)
+        same_curve = saved["kind"] == requested["kind"] == "constant" and saved["warmup"] == requested["warmup"]
+        if saved == requested or same_curve:  # a constant rate does not depend on the length
+            return saved
+        if self.reschedule:
+            self.log.message(f"{name}: learning-rate schedule replaced on request (--reschedule): "
+                             f"{_describe_schedule(saved)} -> {_describe_schedule(requested)}; from step "
+                             f"{state['step']} the rate follows the new curve")
+            return requested
+        note = (f"{name}: keeping the run's learning-rate schedule, {_describe_schedule(saved)} (saved in the "
+                f"checkpoint); this call asks for {_describe_schedule(requested)}")
+        if total > saved["total"] and saved["kind"] != "constant":
+            note += (f"; steps after {saved['total']} run at the schedule's final rate (0 for "
+                     f"{saved['kind']})")
+        self.log.warn(note + "; pass --reschedule to apply the new schedule from here")
+        return saved
 
     # -- one stage
 
@@ -440,7 +487,9 @@ class _Trainer:
                                    fused=fused or None)
             for key, g in groups.items()
         }
-        scheds = {key: torch.optim.lr_scheduler.LambdaLR(o, _lr_lambda(total, t.warmup_steps, t.lr_schedule))
+        schedule = self._schedule(name, total, state)
+        scheds = {key: torch.optim.lr_scheduler.LambdaLR(
+                      o, _lr_lambda(schedule["total"], schedule["warmup"], schedule["kind"]))
                   for key, o in opts.items()}
         scaler = None
         step, epoch, position, best = 0, 0, 0, None
@@ -515,7 +564,8 @@ class _Trainer:
         def save(kind: str, complete: bool = False) -> Path | None:
             if not self.info.is_main:
                 return None
-            st = self._state(stage, step, total, pos["epoch"], pos["position"], opts, scheds, scaler, best, complete)
+            st = self._state(stage, step, total, pos["epoch"], pos["position"], opts, scheds, scaler, best, complete,
+                             schedule)
             if kind == "periodic":
                 return mgr.save_periodic(st, step)
             if kind == "best":
@@ -663,6 +713,7 @@ def train(
     max_steps: int | None = None,
     overwrite: bool = False,
     weights: str | Path | None = None,
+    reschedule: bool = False,
 ) -> TrainResult:
     """Train GLocal on a prepared dataset; returns what was done and where.
 
@@ -679,6 +730,9 @@ def train(
         max_steps: cap every stage at this many optimiser steps (smoke runs, budgets).
         overwrite: replace an existing run folder of the same name.
         weights: a weights folder to initialise every network from (fine-tuning).
+        reschedule: on resume, replace the learning-rate schedule saved in the checkpoint by the one this
+            call asks for (another ``max_steps``, ``train.steps_*``, ``train.lr_schedule`` or warm-up);
+            by default the saved schedule is kept and the difference is reported.
     """
     if stage != "all" and stage not in STAGES:
         raise ConfigError(f"--stage {stage!r}: expected one of {', '.join(STAGES)} or all")
@@ -687,7 +741,7 @@ def train(
     info = init_distributed(device)
     try:
         return _train(info, data, config, overrides, stage, Path(runs_dir), name, resume, workers, batch_size,
-                      seed, max_steps, overwrite, weights)
+                      seed, max_steps, overwrite, weights, reschedule)
     finally:
         cleanup_distributed()
 
@@ -732,7 +786,7 @@ def _frame_from_dataset(cfg: GLocalConfig, ds: Any, source: str | Path | None,
 def _train(info: DistInfo, data: str | Path, config: str | Path | None, overrides: Sequence[str], stage: str,
            runs_dir: Path, name: str | None, resume: str | Path | None, workers: int | None,
            batch_size: int | None, seed: int | None, max_steps: int | None, overwrite: bool,
-           weights: str | Path | None) -> TrainResult:
+           weights: str | Path | None, reschedule: bool = False) -> TrainResult:
     # -- where the run lives (resume may name it)
     run_dir: Path | None = None
     resuming = resume is not None
@@ -795,7 +849,7 @@ def _train(info: DistInfo, data: str | Path, config: str | Path | None, override
     interrupted = False
     try:
         with _StopFlag() as stop:
-            trainer = _Trainer(cfg, info, ds, run_dir, logger, max_steps, resuming, stop)
+            trainer = _Trainer(cfg, info, ds, run_dir, logger, max_steps, resuming, stop, reschedule)
             if weights is not None:
                 from glocal_cli.models.pretrained import load_component, read_weights_config
 

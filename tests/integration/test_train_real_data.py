@@ -58,3 +58,43 @@ def test_frame_comes_from_the_manifest_unless_set(synth_data: Path, tmp_path: Pa
     with pytest.raises(DataError, match=r"images are 32x24 but --set asks for the frame 64x44"):
         train(synth_data, "tiny", [*FAST, "data.height=64", "data.width=44"], stage="semantic", runs_dir=tmp_path,
               name="frame-set", max_steps=1, device="cpu")
+
+
+# ----------------------------------------------------- item 4: the learning-rate schedule on resume
+
+
+def _lr(ckpt: Path) -> float:
+    from glocal_cli.train.checkpoint import load_checkpoint
+
+    return float(load_checkpoint(ckpt)["optimizers"]["semantic"]["param_groups"][0]["lr"])
+
+
+def test_resume_with_another_length_keeps_the_saved_schedule(synth_data: Path, tmp_path: Path) -> None:
+    """Linear decay planned over 8 steps, stopped at 2, resumed with --max-steps 4: the rate after step 4
+    is still the 8-step schedule's (lr / 2), not the 4-step one's (0), unless --reschedule asks for it."""
+    import shutil
+
+    from glocal_cli.train.checkpoint import load_checkpoint
+
+    sets = [*FAST, "train.lr_schedule=linear", "train.lr=1.0e-3", "train.ckpt_every=2", "train.keep_last=10"]
+    train(synth_data, "tiny", sets, stage="semantic", runs_dir=tmp_path, name="sched", max_steps=8, device="cpu")
+    folder = tmp_path / "sched" / "checkpoints" / "semantic"
+    for p in folder.iterdir():  # keep only the checkpoint of step 2: an unfinished 8-step run
+        if p.name != "step-00000002.pt":
+            p.unlink()
+    assert load_checkpoint(folder / "step-00000002.pt")["schedule"] == {"kind": "linear", "warmup": 0, "total": 8}
+    shutil.copytree(tmp_path / "sched", tmp_path / "sched2")
+    res = train(synth_data, None, sets, stage="semantic", runs_dir=tmp_path, name="sched", max_steps=4,
+                device="cpu", resume="auto")
+    assert res.stages[0].start_step == 2 and res.stages[0].step == 4
+    assert _lr(folder / "last.pt") == pytest.approx(1.0e-3 * (1 - 4 / 8))
+    assert load_checkpoint(folder / "last.pt")["schedule"]["total"] == 8
+    log = (tmp_path / "sched" / "train.log").read_text()
+    assert "keeping the run's learning-rate schedule, linear over 8 steps" in log
+    # asked explicitly: the 4-step schedule from step 2 on (linear to 0 at step 4)
+    train(synth_data, None, sets, stage="semantic", runs_dir=tmp_path, name="sched2", max_steps=4,
+          device="cpu", resume="auto", reschedule=True)
+    folder2 = tmp_path / "sched2" / "checkpoints" / "semantic"
+    assert _lr(folder2 / "last.pt") == pytest.approx(0.0, abs=1e-12)
+    assert load_checkpoint(folder2 / "last.pt")["schedule"]["total"] == 4
+    assert "schedule replaced on request" in (tmp_path / "sched2" / "train.log").read_text()

@@ -70,6 +70,10 @@ class ModelConfig:
     """Entropic regularisation epsilon of the unbalanced optimal transport."""
     sinkhorn_tau: float = 1.0
     """KL marginal-relaxation weight tau (POT's reg_m) of the unbalanced optimal transport."""
+    lst_plan_norm: Literal["mass", "received"] = "mass"
+    """Eq. 7 with the unbalanced plan TP (masses 1/n per position): 'mass' f_hat_j = sum_i TP_ij f_i / beta_j,
+    the paper's TP f, so a target that receives little mass gets a small filter and bias; 'received' divides
+    by the mass received (a convex combination everywhere: the normalisation of glocal 0.1.0)."""
     disc_channels: int = 64
     """Width of the first level of the PatchGAN discriminator."""
     disc_layers: int = 3

@@ -1,10 +1,15 @@
 """Local Structure Transfer (paper Eq. 5-8): self-correlation, kernel prediction, unbalanced OT, LocConv.
 
-Kernel-prediction shortcut (docs/design.md): the predictor ends in a linear 1x1 layer
-``f = W h + c``. The transport plan is column-normalised (each target position receives a convex
-combination of source positions, ``sum_i A_ij = 1``), so ``A^T f = W (A^T h) + c`` exactly: we
-transport the ``lst_hidden`` features instead of the ``C*k*k + C`` filter/bias values and predict
-the filters at the target positions afterwards.
+Eq. 7 (docs/design.md): with uniform probability masses ``alpha_i = 1/n``, ``beta_j = 1/m`` and the
+unbalanced plan ``P``, the aligned filter at target ``j`` is ``f_hat_j = sum_i P_ij f_i / beta_j``
+(``lst_plan_norm: mass``, the paper's ``TP f`` per unit of nominal target mass). A target that
+receives less than its mass ``beta_j`` gets a proportionally smaller filter and bias; ``received``
+divides by the mass actually received instead (a convex combination at every target).
+
+Kernel-prediction shortcut: the predictor ends in a linear 1x1 layer ``f = W h + c``, so
+``sum_i A_ij f_i = W (sum_i A_ij h_i) + c * sum_i A_ij`` exactly for any plan ``A``: we transport
+the ``lst_hidden`` features (and the column sums ``s_j = sum_i A_ij``) instead of the
+``C*k*k + C`` filter/bias values and predict the filters at the target positions afterwards.
 """
 
 from __future__ import annotations
@@ -156,6 +161,7 @@ class LocalStructureTransfer(nn.Module):
         self.sinkhorn = UnbalancedSinkhorn(cfg.sinkhorn_iters, cfg.sinkhorn_epsilon, cfg.sinkhorn_tau,
                                             cost_bound=2.0)
         self.locconv = LocConv(cfg.lst_k, normalize=True)
+        self.plan_norm = cfg.lst_plan_norm
 
     def local_structure(self, source_feat: torch.Tensor) -> torch.Tensor:
         """``F_c``: self-correlation of the channel-L2-normalised projected source, divided by the patch size."""
@@ -163,13 +169,28 @@ class LocalStructureTransfer(nn.Module):
         return self.self_correlation(proj) / (2 * self.r + 1) ** 2
 
     def alignment(self, source_feat: torch.Tensor, generated_feat: torch.Tensor) -> torch.Tensor:
-        """Column-normalised plan ``A (B, n_source, n_target)``: ``A_ij = P_ij / sum_i P_ij``."""
-        log_plan = self.sinkhorn(cosine_cost(source_feat, generated_feat))
-        return torch.softmax(log_plan, dim=1)
+        """Eq. 7's plan ``A (B, n_source, n_target)``, float32, normalised per ``lst_plan_norm``.
 
-    def predict(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Final linear layer: hidden ``(B, hid, H, W)`` -> filters ``(B, C, k*k, H, W)``, bias ``(B, C, H, W)``."""
-        params = self.predictor_out(hidden)
+        ``mass``: ``A_ij = P_ij / beta_j`` (``beta_j = 1/m``), so the column sum ``s_j`` is the mass
+        target ``j`` received per unit of its nominal mass (``0 < s_j``, 1 for balanced OT).
+        ``received``: ``A_ij = P_ij / sum_i P_ij`` (every column sums to 1).
+        """
+        log_plan = self.sinkhorn(cosine_cost(source_feat, generated_feat))
+        if self.plan_norm == "received":
+            return torch.softmax(log_plan, dim=1)
+        return (log_plan + math.log(log_plan.shape[2])).exp()
+
+    def predict(self, hidden: torch.Tensor, mass: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Final linear layer: hidden ``(B, hid, H, W)`` -> filters ``(B, C, k*k, H, W)``, bias ``(B, C, H, W)``.
+
+        ``mass (B, 1, H, W)`` multiplies the layer's constant term (``c * s_j`` in the module docstring):
+        the transported ``hidden`` is ``sum_i A_ij h_i``, and ``sum_i A_ij (W h_i + c) = W hidden + c s_j``.
+        """
+        if mass is None:
+            params = self.predictor_out(hidden)
+        else:
+            params = F.conv2d(hidden, self.predictor_out.weight)
+            params = params + self.predictor_out.bias.to(params.dtype).view(1, -1, 1, 1) * mass.to(params.dtype)
         b, _, h, w = params.shape
         ck = self.channels * self.k * self.k
         return params[:, :ck].reshape(b, self.channels, self.k * self.k, h, w), params[:, ck:]
@@ -182,7 +203,9 @@ class LocalStructureTransfer(nn.Module):
         plan = self.alignment(s, o)  # (B, n, n) float32
         b, hid, hs, ws = hidden.shape
         aligned = torch.bmm(hidden.flatten(2).float(), plan).to(hidden.dtype).view(b, hid, hs, ws)  # Eq. 7
+        mass = None if self.plan_norm == "received" else plan.sum(1).view(b, 1, hs, ws)
         if self.pool > 1:
             aligned = F.interpolate(aligned, size=generated_feat.shape[-2:], mode="nearest")
-        filters, bias = self.predict(aligned)
+            mass = None if mass is None else F.interpolate(mass, size=generated_feat.shape[-2:], mode="nearest")
+        filters, bias = self.predict(aligned, mass)
         return self.locconv(generated_feat, filters, bias), plan

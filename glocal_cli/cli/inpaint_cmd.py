@@ -22,7 +22,6 @@ from glocal_cli.cli.common import (
 from glocal_cli.cli.transfer_cmd import (
     GridOpt,
     PairsOpt,
-    PasteBackOpt,
     SaveParsingOpt,
     SourceOpt,
     SourceParsingOpt,
@@ -57,7 +56,11 @@ def inpaint_command(
     device: DeviceOpt = "auto",
     grid: GridOpt = None,
     save_parsing: SaveParsingOpt = None,
-    paste_back: PasteBackOpt = None,
+    paste_back: Annotated[
+        bool | None,
+        typer.Option("--paste-back/--no-paste-back", help="Write the photo at its own size with only the holes "
+                     "filled, every other pixel kept (default); --no-paste-back writes the model-frame picture."),
+    ] = None,
     overwrite: OverwriteOpt = False,
     seed: SeedOpt = 0,
 ) -> None:
@@ -69,8 +72,9 @@ def inpaint_command(
     if classes is not None:
         resolve_class_ids(classes)  # fail early on an unknown name
         class_names = tuple(c.strip() for c in classes.split(",") if c.strip())
+    output = None if paste_back is None else ("source" if paste_back else "frame")
     icfg = infer_config(config, set_, batch_size=batch_size, workers=workers, grid=grid, save_parsing=save_parsing,
-                        paste_back=paste_back, seed=seed, mask_classes=class_names, mask_ratio_bin=ratio_bin,
+                        inpaint_output=output, seed=seed, mask_classes=class_names, mask_ratio_bin=ratio_bin,
                         mask=mask)
     spec = JobSpec("inpaint", source, out, source_pose=source_pose, source_parsing=source_parsing, pairs=pairs,
                    mask=mask, overwrite=overwrite)

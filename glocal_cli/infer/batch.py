@@ -342,6 +342,7 @@ class TaskDataset(torch.utils.data.Dataset):
         parsing = read_parsing(task.source_parsing) if task.source_parsing is not None else None
         prepared = prepare_source(image, src_pose, parsing, (h, w), str(task.source), margin=cfg.fit_margin,
                                   min_visible=cfg.min_visible_keypoints)
+        prepared.raw_hw = raw_hw
         notes += prepared.notes
         item: dict[str, Any] = {
             "index": task.index,
@@ -395,7 +396,7 @@ class TaskDataset(torch.utils.data.Dataset):
             return m[None].astype(np.uint8), True
         if task.mask == "semantic":
             return np.zeros((1, h, w), np.uint8), False
-        mask, more = load_mask(task.mask, prepared.original_hw, self.cfg.mask_invert)  # type: ignore[arg-type]
+        mask, more = load_mask(task.mask, prepared.canvas_hw, self.cfg.mask_invert)  # type: ignore[arg-type]
         notes += more
         return _mask_to_frame(mask, prepared)[None].astype(np.uint8), True
 
@@ -442,21 +443,29 @@ def _grid(task_mode: str, source: np.ndarray, src_xy: np.ndarray, src_vis: np.nd
 
 def _write_item(task: Task, paths: dict[str, Path], mode: str, cfg: InferConfig, arrays: dict[str, Any],
                 transform: FrameTransform) -> None:
+    from glocal_cli.data.masks import load_mask
     from glocal_cli.data.parsing import colorize
+    from glocal_cli.infer.composite import inpaint_composite, mask_to_canvas, paste_into
 
     result = arrays["result"]
-    final = result
-    if cfg.paste_back:
-        from glocal_cli.infer.io import PreparedSource
-        from glocal_cli.infer.pipeline import _original_hint
-
-        hint = _original_hint(PreparedSource(result, Pose.missing(), None, transform, (0, 0)))
-        if hint is not None:
-            hint = load_source_image(task.source, cfg.max_input_side)[0]
-        final = transform.paste_back(result, hint)
+    final, masked = result, arrays.get("masked")
+    if mode == "inpaint" and cfg.inpaint_output == "source":
+        # the photo as given, every known pixel kept, the holes from the model (feathered seam)
+        original = load_image(task.source)
+        if isinstance(task.mask, Path):
+            hole = load_mask(task.mask, original.shape[:2], cfg.mask_invert)[0]  # warnings shown by the loader
+        else:
+            hole = mask_to_canvas(arrays["mask"], transform, original.shape[:2])
+        final, notes = inpaint_composite(original, hole, result, transform, cfg.inpaint_feather)
+        for note in notes:
+            warn(f"{task.source}: {note}")
+        masked = original.copy()
+        masked[hole] = 255
+    elif cfg.paste_back and mode == "transfer":
+        final = paste_into(load_image(task.source), result, transform)
     save_image(paths["result"], final)
     if "masked" in paths:
-        save_image(paths["masked"], arrays["masked"])
+        save_image(paths["masked"], masked)
     if "grid" in paths:
         save_image(paths["grid"], _grid(mode, arrays["source"], arrays["source_xy"], arrays["source_vis"],
                                         arrays.get("target"), arrays["parsing"], result, arrays.get("masked")))
@@ -541,6 +550,8 @@ def run_job(pipeline: Any, spec: JobSpec, cfg: InferConfig | None = None, show_p
                             arrays["target"] = (batch["target_xy"][j].numpy(), batch["target_vis"][j].numpy())
                         if result.masked is not None:
                             arrays["masked"] = result.masked[j].numpy()
+                        if result.mask is not None:
+                            arrays["mask"] = result.mask[j].numpy()
                         if result.flow is not None:
                             arrays["flow"] = result.flow[j].numpy()
                         paths = output_paths(out, task.name, spec.mode, cfg)

@@ -57,6 +57,12 @@ class InferConfig:
     """Pixels by which semantic masks are grown (at the model frame)."""
     mask_invert: bool = False
     """Mask files use black = hole instead of white = hole."""
+    inpaint_output: Literal["source", "frame"] = "source"
+    """Inpainting result: source = the photo at its own size with only the holes replaced by the model's
+    fill (every known pixel kept); frame = the model-frame picture (a low-resolution reconstruction)."""
+    inpaint_feather: float = 2.0
+    """Width (model-frame pixels, scaled to the photo) of the seam inside each hole over which the fill's
+    colour is eased into the surrounding known pixels; 0 = hard edge. Known pixels are never changed."""
     seed: int = 0
     """Seed of generated masks (item i uses seed + i) and of randomly initialised demo models."""
 
@@ -69,3 +75,5 @@ class InferConfig:
             raise ValueError(f"mask_ratio_bin = {self.mask_ratio_bin} must be in 0..5")
         if self.fps <= 0 or self.max_input_side < 64 or self.fit_margin < 0:
             raise ValueError("fps must be > 0, max_input_side >= 64 and fit_margin >= 0")
+        if self.inpaint_feather < 0:
+            raise ValueError(f"inpaint_feather = {self.inpaint_feather} must be >= 0")

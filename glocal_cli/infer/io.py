@@ -282,6 +282,17 @@ class PreparedSource:
     """Size of the (possibly downscaled) original image."""
     notes: list[str] = field(default_factory=list)
     """Warnings to show."""
+    raw_hw: tuple[int, int] | None = None
+    """Size of the photo as given, before the ``max_input_side`` downscale (``None``: ``original_hw``)."""
+    original: np.ndarray | None = None
+    """The photo as given (Python API only: paste-back and the inpainting composite use it)."""
+
+    @property
+    def canvas_hw(self) -> tuple[int, int]:
+        """Size of the photo as given: results pasted back or composited have this size."""
+        if self.original is not None:
+            return (int(self.original.shape[0]), int(self.original.shape[1]))
+        return self.raw_hw or self.original_hw
 
 
 def prepare_source(

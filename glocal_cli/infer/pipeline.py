@@ -124,6 +124,8 @@ class BatchOutput:
     """``uint8 (B, H, W)`` target parsing labels (predicted, or the source parsing in inpainting)."""
     masked: torch.Tensor | None = None
     """``uint8 (B, H, W, 3)`` masked inputs (inpainting)."""
+    mask: torch.Tensor | None = None
+    """``bool (B, H, W)`` the holes the model filled, in the frame (inpainting)."""
     flow: torch.Tensor | None = None
     """``uint8 (B, h, w, 3)`` flow pictures (when asked for)."""
 
@@ -236,7 +238,7 @@ class GLocalPipeline:
             else:
                 estimated = self.model.estimate_source_parsing(image, source_pose).float()
                 source_parsing = torch.where(has_parsing[:, None, None, None], given, estimated)
-            masked = None
+            masked = frame_mask = None
             if mode == "inpaint":
                 mask = batch["mask"].to(dev).float()
                 has_mask = batch["has_mask"].to(dev)
@@ -249,6 +251,7 @@ class GLocalPipeline:
                 out = self.model(image, source_pose, None, source_parsing, None, mask, mode="inpaint",
                                  check_finite=False)
                 masked = image * (1 - mask) + mask  # holes shown white
+                frame_mask = mask[:, 0] > 0.5
                 parsing_labels = source_parsing.argmax(1)
             else:
                 target_pose = self.heatmaps(batch["target_xy"], batch["target_vis"])
@@ -258,12 +261,13 @@ class GLocalPipeline:
             result = _to_hwc_uint8(out.image)
             flow = flow_to_rgb(out.flow[-1]).cpu() if want_flow else None
             return BatchOutput(result.cpu(), parsing_labels.to(torch.uint8).cpu(),
-                               None if masked is None else _to_hwc_uint8(masked).cpu(), flow)
+                               None if masked is None else _to_hwc_uint8(masked).cpu(),
+                               None if frame_mask is None else frame_mask.cpu(), flow)
 
     # -- single images and lists ----------------------------------------------------------------------
     def _prepare(self, source: Any, source_pose: Any, source_parsing: Any, where: str) -> tuple[PreparedSource, str]:
-        image, kind = to_uint8_image(source, where)
-        image, notes = limit_size(image, self.config.max_input_side, where)
+        raw, kind = to_uint8_image(source, where)
+        image, notes = limit_size(raw, self.config.max_input_side, where)
         pose = None
         if source_pose is None:
             pose = self._detect(image, where)
@@ -282,6 +286,7 @@ class GLocalPipeline:
         prepared = prepare_source(image, pose, parsing, self.frame_hw, where, margin=self.config.fit_margin,
                                   min_visible=self.config.min_visible_keypoints)
         prepared.notes[:0] = notes
+        prepared.original = raw
         return prepared, kind
 
     def _detect(self, image: np.ndarray, where: str) -> Pose:
@@ -312,14 +317,28 @@ class GLocalPipeline:
             batch["has_mask"] = torch.tensor([m is not None for m in masks])
         return batch
 
-    def _finish(self, out: BatchOutput, items: list[PreparedSource], kinds: list[str], originals_paste: bool,
-                targets: list[Pose] | None, return_details: bool, notes: list[list[str]]) -> list[Any]:
+    def _finish(self, out: BatchOutput, items: list[PreparedSource], kinds: list[str], paste_back: bool,
+                targets: list[Pose] | None, return_details: bool, notes: list[list[str]],
+                holes: list[np.ndarray | None] | None = None) -> list[Any]:
+        """Results of one batch: in the frame, or (``paste_back``) in the photo as given; in inpainting
+        the latter keeps every known pixel and takes only the holes from the model."""
+        from glocal_cli.infer.composite import inpaint_composite, mask_to_canvas, paste_into
+
         results = []
         for i, item in enumerate(items):
             frame = out.image[i].numpy()
             final = frame
-            if originals_paste:
-                final = item.transform.paste_back(frame, _original_hint(item))
+            if paste_back and item.original is not None:
+                if out.mask is not None:
+                    hole = holes[i] if holes is not None and holes[i] is not None else \
+                        mask_to_canvas(out.mask[i].numpy(), item.transform, item.canvas_hw)
+                    final, more = inpaint_composite(item.original, hole, frame, item.transform,
+                                                    self.config.inpaint_feather)
+                    for note in more:
+                        warn(f"source {i}: {note}")
+                    notes[i] += more
+                else:
+                    final = paste_into(item.original, frame, item.transform)
             img = _from_uint8(final, kinds[i])
             if return_details:
                 results.append(PipelineResult(img, frame, out.parsing[i].numpy(), item,
@@ -375,7 +394,7 @@ class GLocalPipeline:
                                    return_details)[0]
 
     def inpaint_batch(self, sources: Sequence[Any], masks: Sequence[Any], source_poses: Sequence[Any] | None = None,
-                      source_parsings: Sequence[Any] | None = None, paste_back: bool = False,
+                      source_parsings: Sequence[Any] | None = None, paste_back: bool | None = None,
                       return_details: bool = False) -> list[Any]:
         """:meth:`inpaint` for lists."""
         from glocal_cli.data.masks import irregular_mask, load_mask
@@ -385,46 +404,54 @@ class GLocalPipeline:
             raise InputError(f"inpaint_batch: {n} sources but {len(masks)} masks")
         source_poses = list(source_poses) if source_poses is not None else [None] * n
         source_parsings = list(source_parsings) if source_parsings is not None else [None] * n
+        if paste_back is None:
+            paste_back = self.config.inpaint_output == "source"
         h, w = self.frame_hw
         results: list[Any] = []
         step = self.config.batch_size
         for start in range(0, n, step):
-            items, kinds, frame_masks, notes = [], [], [], []
+            items, kinds, frame_masks, holes, notes = [], [], [], [], []
             for i in range(start, min(n, start + step)):
                 prepared, kind = self._prepare(sources[i], source_poses[i], source_parsings[i], f"source {i}")
                 spec = masks[i]
                 item_notes = list(prepared.notes)
                 frame_mask: np.ndarray | None
+                hole: np.ndarray | None = None  # the hole in the photo as given, when the user gave it
                 if isinstance(spec, str) and spec == "irregular":
                     frame_mask = irregular_mask(h, w, self.config.mask_ratio_bin, self.config.seed + i)
                 elif isinstance(spec, str) and spec == "semantic":
                     frame_mask = None
                 else:
                     if isinstance(spec, (str, os.PathLike)):
-                        mask_img, more = load_mask(spec, prepared.original_hw, self.config.mask_invert)
+                        hole, more = load_mask(spec, prepared.canvas_hw, self.config.mask_invert)
                         item_notes += more
                     else:
-                        mask_img = _mask_array(spec, prepared.original_hw, item_notes, f"mask {i}")
-                    frame_mask = _mask_to_frame(mask_img, prepared)
+                        hole = _mask_array(spec, prepared.canvas_hw, item_notes, f"mask {i}")
+                    frame_mask = _mask_to_frame(hole, prepared)
                 for note in item_notes:
                     warn(note)
                 items.append(prepared)
                 kinds.append(kind)
                 frame_masks.append(frame_mask)
+                holes.append(hole)
                 notes.append(item_notes)
             out = self.forward_batch(self._collate(items, None, frame_masks), "inpaint",
                                      mask_classes=self.config.mask_classes, mask_dilate=self.config.mask_dilate)
-            results += self._finish(out, items, kinds, paste_back, None, return_details, notes)
+            results += self._finish(out, items, kinds, paste_back, None, return_details, notes, holes)
         return results
 
     def inpaint(self, source: Any, mask: Any = "irregular", source_pose: Any = None, source_parsing: Any = None,
-                paste_back: bool = False, return_details: bool = False) -> Any:
+                paste_back: bool | None = None, return_details: bool = False) -> Any:
         """Fill the holes of ``source``.
 
         ``mask``: ``"irregular"`` (generated in ``config.mask_ratio_bin``, seeded by ``config.seed``),
         ``"semantic"`` (removes ``config.mask_classes`` of the given or estimated parsing), a mask file
         (white = hole), or an array / tensor of the source's size (1 / True = hole; another size is
-        resized and a non-binary mask thresholded, both warned). Other arguments as in :meth:`transfer`.
+        resized and a non-binary mask thresholded, both warned). The result has the source's own size:
+        every known pixel is the source's, the holes come from the model with a feathered seam
+        (``config.inpaint_feather``); ``paste_back=False`` (or ``config.inpaint_output = "frame"``)
+        returns the model-frame picture instead. The parsing the model fills the holes with is the
+        source parsing (given, else estimated once from the source). Other arguments as in :meth:`transfer`.
         """
         return self.inpaint_batch([source], [mask], [source_pose], [source_parsing], paste_back, return_details)[0]
 
@@ -438,16 +465,6 @@ class GLocalPipeline:
 
 def _to_hwc_uint8(image: torch.Tensor) -> torch.Tensor:
     return ((image.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
-
-
-def _original_hint(item: PreparedSource) -> np.ndarray | None:
-    """paste_back needs the original only when the source was cropped; we keep the frame-fitted view,
-    so a cropped source is pasted onto a white canvas of the original size."""
-    t = item.transform
-    if (t.offset_x, t.offset_y) >= (0, 0) and t.offset_x + t.resized_width <= t.frame_width and \
-            t.offset_y + t.resized_height <= t.frame_height:
-        return None
-    return np.full((t.source_height, t.source_width, 3), 255, np.uint8)
 
 
 def _mask_array(value: Any, size: tuple[int, int], notes: list[str], where: str) -> np.ndarray:
@@ -474,12 +491,16 @@ def _mask_array(value: Any, size: tuple[int, int], notes: list[str], where: str)
 
 
 def _mask_to_frame(mask: np.ndarray, prepared: PreparedSource) -> np.ndarray:
-    """A mask in the original image's pixels -> the model frame (same fit as the image; padding kept)."""
+    """A hole mask of the photo (as given, or its downscaled copy) -> the model frame, by the image's fit.
+
+    A frame pixel is a hole when any part of it is: the model never sees a pixel of the hole's content,
+    and every hole pixel of the photo lies on a frame pixel the model fills. Padding is never a hole.
+    """
     from glocal_cli.data.images import resize_image
 
     t = prepared.transform
-    resized = resize_image(mask.astype(np.uint8) * 255, t.resized_height, t.resized_width, "nearest")
+    resized = resize_image(np.asarray(mask, bool).astype(np.uint8) * 255, t.resized_height, t.resized_width, "area")
     frame = np.zeros((t.frame_height, t.frame_width), np.uint8)
     x0, y0, x1, y1 = t.content_box()
     frame[y0:y1, x0:x1] = resized[y0 - t.offset_y:y1 - t.offset_y, x0 - t.offset_x:x1 - t.offset_x]
-    return frame > 127
+    return frame > 0

@@ -1,0 +1,154 @@
+"""Model-frame results back in the source photo: paste-back and the inpainting composite.
+
+The model runs in a fixed frame (e.g. 256x176); a source photo is fitted into it by a
+:class:`~glocal_cli.data.images.FrameTransform` (possibly after a downscale of a very large photo,
+``infer.max_input_side``). These helpers map frame pictures back onto the photo *as given*:
+
+* :func:`paste_into` puts the frame's content region back at its place in the original photo
+  (the part the frame cropped away keeps the photo's own pixels);
+* :func:`inpaint_composite` keeps every known pixel of the photo and takes only the holes from the
+  model, with a feathered seam *inside* the hole (see :func:`feather_fill`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from glocal_cli.data.images import FrameTransform, Resample, resize_image
+
+__all__ = ["canvas_box", "feather_fill", "frame_to_canvas", "inpaint_composite", "mask_to_canvas", "paste_into"]
+
+
+def canvas_box(transform: FrameTransform, canvas_hw: tuple[int, int]) -> tuple[int, int, int, int]:
+    """``(x0, y0, x1, y1)`` of the photo region that the frame's content shows, in a canvas of ``canvas_hw``.
+
+    ``canvas_hw`` is the photo's size as given; the transform may refer to a uniformly downscaled
+    copy of it (``transform.source_height x source_width``), so the box is scaled accordingly.
+    """
+    ch, cw = canvas_hw
+    fx0, fy0, fx1, fy1 = transform.content_box()
+    # the content box in resized-source pixels, then in canvas pixels (one resized pixel = cw / rw)
+    rx0, ry0 = fx0 - transform.offset_x, fy0 - transform.offset_y
+    rx1, ry1 = fx1 - transform.offset_x, fy1 - transform.offset_y
+    kx, ky = cw / transform.resized_width, ch / transform.resized_height
+    x0, y0 = min(cw - 1, round(rx0 * kx)), min(ch - 1, round(ry0 * ky))
+    x1 = min(cw, max(x0 + 1, round(rx1 * kx)))
+    y1 = min(ch, max(y0 + 1, round(ry1 * ky)))
+    return x0, y0, x1, y1
+
+
+def frame_to_canvas(frame_image: np.ndarray, transform: FrameTransform, canvas_hw: tuple[int, int],
+                    resample: Resample = "bicubic") -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The frame's content region resized to its place in the photo: ``(region, box)`` with ``box`` as
+    :func:`canvas_box` returns it and ``region`` of the box's size."""
+    frame = np.asarray(frame_image)
+    if frame.shape[:2] != (transform.frame_height, transform.frame_width):
+        raise ValueError(f"frame image is {frame.shape[0]}x{frame.shape[1]}, expected "
+                         f"{transform.frame_height}x{transform.frame_width}")
+    fx0, fy0, fx1, fy1 = transform.content_box()
+    x0, y0, x1, y1 = canvas_box(transform, canvas_hw)
+    region = resize_image(np.ascontiguousarray(frame[fy0:fy1, fx0:fx1]), y1 - y0, x1 - x0, resample)
+    return region, (x0, y0, x1, y1)
+
+
+def paste_into(original: np.ndarray, frame_image: np.ndarray, transform: FrameTransform,
+               resample: Resample = "bicubic") -> np.ndarray:
+    """A copy of ``original`` (the photo as given) with the frame's content pasted at its place.
+
+    When the frame shows the whole photo the result is the frame content resized to the photo's
+    size; when the photo was cropped to fit, the pixels outside the crop are the photo's own.
+    """
+    out = np.array(original, dtype=np.uint8, copy=True)
+    region, (x0, y0, x1, y1) = frame_to_canvas(frame_image, transform, out.shape[:2], resample)
+    out[y0:y1, x0:x1] = region
+    return out
+
+
+def mask_to_canvas(frame_mask: np.ndarray, transform: FrameTransform, canvas_hw: tuple[int, int]) -> np.ndarray:
+    """A frame-sized hole mask as ``bool`` in the photo's pixels (nearest; outside the frame's view: no hole)."""
+    out = np.zeros(canvas_hw, bool)
+    region, (x0, y0, x1, y1) = frame_to_canvas(np.asarray(frame_mask, bool).astype(np.uint8) * 255, transform,
+                                               canvas_hw, "nearest")
+    out[y0:y1, x0:x1] = region > 127
+    return out
+
+
+def _normalised_box_blur(values: np.ndarray, weight: np.ndarray, k: int) -> np.ndarray:
+    """Box blur of ``values`` counting only pixels where ``weight`` is 1 (known pixels)."""
+    import cv2
+
+    w = weight.astype(np.float32)
+    num = cv2.boxFilter(values * w[..., None], -1, (k, k), normalize=False, borderType=cv2.BORDER_REPLICATE)
+    den = cv2.boxFilter(w, -1, (k, k), normalize=False, borderType=cv2.BORDER_REPLICATE)
+    return num / np.maximum(den, 1e-6)[..., None]
+
+
+def feather_fill(original: np.ndarray, fill: np.ndarray, hole: np.ndarray, feather: float) -> np.ndarray:
+    """Known pixels of ``original``, holes from ``fill``, with the seam feathered inside the hole.
+
+    Every known pixel is returned unchanged, and no pixel of the original's hole content is used
+    (it is whatever the mask removes: an object, or the ground truth of a benchmark). Inside the
+    hole, within ``feather`` pixels of its border, the fill is shifted by the colour step between
+    photo and fill at the nearest known pixel (smoothed over known pixels only), fading linearly
+    from that step at the border to none at depth ``feather``: the fill meets the photo without a
+    visible seam and keeps its own structure. Deeper hole pixels are the fill exactly.
+    ``feather <= 0``: a hard composite.
+    """
+    import cv2
+
+    orig = np.asarray(original, np.uint8)
+    hole = np.asarray(hole, bool)
+    out = orig.copy()
+    if not hole.any():
+        return out
+    out[hole] = fill[hole]
+    if feather <= 0 or hole.all():
+        return out
+    k = max(3, 2 * int(round(feather / 2)) + 1)
+    # work on the hole's box grown by the feather and the blur: every pixel that matters lies in it,
+    # and its border pixels are known, so the distances inside are exact
+    ys, xs = np.nonzero(hole)
+    m = int(np.ceil(feather)) + k
+    y0, y1 = max(0, int(ys.min()) - m), min(hole.shape[0], int(ys.max()) + m + 1)
+    x0, x1 = max(0, int(xs.min()) - m), min(hole.shape[1], int(xs.max()) + m + 1)
+    h, o, f = hole[y0:y1, x0:x1], orig[y0:y1, x0:x1], np.asarray(fill)[y0:y1, x0:x1]
+    known = ~h
+    dist, labels = cv2.distanceTransformWithLabels(h.astype(np.uint8), cv2.DIST_L2, 5,
+                                                   labelType=cv2.DIST_LABEL_PIXEL)
+    band = h & (dist < feather)
+    if not band.any():
+        return out
+    step = _normalised_box_blur(o.astype(np.float32) - f.astype(np.float32), known, k)
+    known_flat = np.flatnonzero(known.ravel())  # label L (raster order of the known pixels) -> pixel
+    nearest = known_flat[labels[band] - 1]
+    fade = (1.0 - dist[band] / float(feather))[:, None]
+    shifted = f[band].astype(np.float32) + fade * step.reshape(-1, o.shape[2])[nearest]
+    view = out[y0:y1, x0:x1]
+    view[band] = np.clip(np.rint(shifted), 0, 255).astype(np.uint8)
+    return out
+
+
+def inpaint_composite(original: np.ndarray, hole: np.ndarray, frame_result: np.ndarray, transform: FrameTransform,
+                      feather: float = 2.0) -> tuple[np.ndarray, list[str]]:
+    """The inpainting result at the photo's own size: ``(image, warnings)``.
+
+    ``original``: the photo as given (``uint8 (H, W, 3)``); ``hole``: ``bool (H, W)``, True = missing;
+    ``frame_result``: the model's picture in the frame; ``transform``: how the photo (or its downscaled
+    copy) was fitted into the frame. ``feather`` is in model-frame pixels (scaled to the photo). Hole
+    pixels outside the region the frame shows cannot be filled: they keep the photo's pixels (warned).
+    """
+    orig = np.asarray(original, np.uint8)
+    hole = np.asarray(hole, bool)
+    if hole.shape != orig.shape[:2]:
+        raise ValueError(f"hole mask is {hole.shape[0]}x{hole.shape[1]}, the photo {orig.shape[0]}x{orig.shape[1]}")
+    notes: list[str] = []
+    region, (x0, y0, x1, y1) = frame_to_canvas(frame_result, transform, orig.shape[:2])
+    inside = np.zeros_like(hole)
+    inside[y0:y1, x0:x1] = True
+    outside = int((hole & ~inside).sum())
+    if outside:
+        notes.append(f"{outside} hole pixel(s) lie outside the part of the photo the model sees; left as they are")
+    out = orig.copy()
+    per_frame_px = orig.shape[1] / transform.resized_width
+    out[y0:y1, x0:x1] = feather_fill(orig[y0:y1, x0:x1], region, hole[y0:y1, x0:x1], feather * per_frame_px)
+    return out, notes

@@ -248,7 +248,9 @@ class GLocalPipeline:
                         k = 2 * mask_dilate + 1
                         sem = F.max_pool2d(sem, k, stride=1, padding=mask_dilate)
                     mask = torch.where(has_mask[:, None, None, None], mask, sem)
-                out = self.model(image, source_pose, None, source_parsing, None, mask, mode="inpaint",
+                # the person's parsing is known (given, else estimated once above from the photo): it is
+                # the target parsing too, not a guess of the semantic net from a holed image it never saw
+                out = self.model(image, source_pose, None, source_parsing, source_parsing, mask, mode="inpaint",
                                  check_finite=False)
                 masked = image * (1 - mask) + mask  # holes shown white
                 frame_mask = mask[:, 0] > 0.5

@@ -40,6 +40,7 @@ from glocal_cli.infer.io import (
     list_pose_sources,
     load_source_image,
     map_target_pose,
+    match_downscale,
     prepare_source,
     read_pairs,
     safe_stem,
@@ -340,6 +341,7 @@ class TaskDataset(torch.utils.data.Dataset):
         if src_pose is None:
             src_pose = _detect(image, f"{task.source}", cfg.keypoints)
         parsing = read_parsing(task.source_parsing) if task.source_parsing is not None else None
+        parsing = match_downscale(parsing, raw_hw, image.shape[:2])
         prepared = prepare_source(image, src_pose, parsing, (h, w), str(task.source), margin=cfg.fit_margin,
                                   min_visible=cfg.min_visible_keypoints)
         prepared.raw_hw = raw_hw
@@ -355,14 +357,15 @@ class TaskDataset(torch.utils.data.Dataset):
             "transform": prepared.transform,
         }
         if self.mode == "transfer":
-            tgt, more = self._target(task, prepared.transform)
+            tgt, more = self._target(task, prepared.transform, raw_hw)
             notes += more
             item["target_xy"], item["target_vis"] = tgt.xy, tgt.visible
         else:
             item["mask"], item["has_mask"] = self._mask(task, prepared, notes)
         return item
 
-    def _target(self, task: Task, source_transform: FrameTransform) -> tuple[Pose, list[str]]:
+    def _target(self, task: Task, source_transform: FrameTransform,
+                canvas_hw: tuple[int, int] | None = None) -> tuple[Pose, list[str]]:
         cfg, hw = self.cfg, self.frame_hw
         t = task.target
         assert t is not None
@@ -383,7 +386,7 @@ class TaskDataset(torch.utils.data.Dataset):
         if "kept person" in note:
             notes.append(f"{t.path}: {note}")
         mapped, more = map_target_pose(pose, cfg.pose_frame, hw, source_transform, fit=task.fit, where=where,
-                                       min_visible=cfg.min_visible_keypoints)
+                                       min_visible=cfg.min_visible_keypoints, canvas_hw=canvas_hw)
         return mapped, notes + more
 
     def _mask(self, task: Task, prepared: Any, notes: list[str]) -> tuple[np.ndarray, bool]:

@@ -39,6 +39,7 @@ __all__ = [
     "list_pose_sources",
     "load_source_image",
     "map_target_pose",
+    "match_downscale",
     "prepare_source",
     "read_pairs",
     "safe_stem",
@@ -211,8 +212,12 @@ def map_target_pose(
     fit: FrameTransform | None = None,
     where: str = "target pose",
     min_visible: int = 9,
+    canvas_hw: tuple[int, int] | None = None,
 ) -> tuple[Pose, list[str]]:
     """Map a target pose into the model frame; returns ``(pose, warnings)``.
+
+    ``canvas_hw``: the size of the source photo as given, when ``source_transform`` fits a downscaled
+    copy of it (``infer.max_input_side``): source-pixel poses are scaled with the photo first.
 
     ``mode``: ``model`` (already in the frame), ``source`` (in the source image's pixels: mapped
     by the source's fit transform, so ``--paste-back`` lines up), ``fit`` (its own box fitted into
@@ -220,9 +225,11 @@ def map_target_pose(
     visible point lies inside the source image, else ``fit``).
     """
     notes: list[str] = []
+    if source_transform is not None and canvas_hw is None:
+        canvas_hw = (source_transform.source_height, source_transform.source_width)
     if mode == "auto":
         if source_transform is not None and pose.visible.any() and bool(
-            pose.in_frame(source_transform.source_height, source_transform.source_width)[pose.visible].all()
+            pose.in_frame(*canvas_hw)[pose.visible].all()
         ):
             mode = "source"
         else:
@@ -230,6 +237,9 @@ def map_target_pose(
     if mode == "source":
         if source_transform is None:
             raise ValueError("map_target_pose: mode 'source' needs the source transform")
+        working_hw = (source_transform.source_height, source_transform.source_width)
+        if canvas_hw is not None and tuple(canvas_hw) != working_hw:
+            pose = pose.resize(canvas_hw, working_hw)
         pose = source_transform.apply_to_pose(pose, clip=False)
     elif mode == "fit":
         transform = fit or fit_transform_for_poses([pose], frame_hw)
@@ -264,6 +274,13 @@ def limit_size(image: np.ndarray, max_side: int, where: str) -> tuple[np.ndarray
     s = max_side / max(h, w)
     nh, nw = max(1, round(h * s)), max(1, round(w * s))
     return resize_image(image, nh, nw, "area"), [f"{where}: {h}x{w} image downscaled to {nh}x{nw}"]
+
+
+def match_downscale(parsing: np.ndarray | None, raw_hw: tuple[int, int], hw: tuple[int, int]) -> np.ndarray | None:
+    """A label map given at the photo's size follows the photo's ``max_input_side`` downscale (nearest)."""
+    if parsing is None or tuple(raw_hw) == tuple(hw) or parsing.shape[:2] != tuple(raw_hw):
+        return parsing
+    return resize_image(parsing.astype(np.uint8), hw[0], hw[1], "nearest")
 
 
 @dataclass

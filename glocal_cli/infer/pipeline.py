@@ -28,7 +28,14 @@ from glocal_cli.console import warn
 from glocal_cli.data.keypoints import Pose, pose_heatmaps_torch, pose_sigma
 from glocal_cli.errors import ConfigError, InputError
 from glocal_cli.infer.config import InferConfig
-from glocal_cli.infer.io import PreparedSource, limit_size, map_target_pose, pose_from_any, prepare_source
+from glocal_cli.infer.io import (
+    PreparedSource,
+    limit_size,
+    map_target_pose,
+    match_downscale,
+    pose_from_any,
+    prepare_source,
+)
 
 __all__ = ["BatchOutput", "GLocalPipeline", "PipelineResult", "resolve_device", "to_uint8_image"]
 
@@ -273,9 +280,11 @@ class GLocalPipeline:
         pose = None
         if source_pose is None:
             pose = self._detect(image, where)
-        else:
+        else:  # given in the photo's pixels: follow a downscale of the photo
             pose, more = pose_from_any(source_pose, f"{where} pose")
             notes += more
+            if image.shape[:2] != raw.shape[:2]:
+                pose = pose.resize(raw.shape[:2], image.shape[:2])
         parsing = None
         if source_parsing is not None:
             if isinstance(source_parsing, (str, os.PathLike)):
@@ -285,6 +294,7 @@ class GLocalPipeline:
             else:
                 arr = source_parsing.detach().cpu().numpy() if hasattr(source_parsing, "detach") else np.asarray(source_parsing)
                 parsing = (arr.argmax(0) if arr.ndim == 3 else arr).astype(np.uint8)
+            parsing = match_downscale(parsing, raw.shape[:2], image.shape[:2])
         prepared = prepare_source(image, pose, parsing, self.frame_hw, where, margin=self.config.fit_margin,
                                   min_visible=self.config.min_visible_keypoints)
         prepared.notes[:0] = notes
@@ -367,7 +377,8 @@ class GLocalPipeline:
                 prepared, kind = self._prepare(sources[i], source_poses[i], source_parsings[i], f"source {i}")
                 raw, more = pose_from_any(target_poses[i], f"target pose {i}")
                 tgt, more2 = map_target_pose(raw, self.config.pose_frame, self.frame_hw, prepared.transform,
-                                             where=f"target pose {i}", min_visible=self.config.min_visible_keypoints)
+                                             where=f"target pose {i}", min_visible=self.config.min_visible_keypoints,
+                                             canvas_hw=prepared.canvas_hw)
                 item_notes = prepared.notes + more + more2
                 for note in item_notes:
                     warn(note)

@@ -15,7 +15,7 @@ augmentations) that an uninterrupted one would.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,7 +84,9 @@ class PairDataset(Dataset):
     * ``mask``: ``float32 (1, H, W)``, 1 = hole (only with ``mask_kind``);
     * ``index``: ``int64`` pair index.
 
-    ``key`` may be an int or ``(index, sample_seed)`` (what :class:`PairSampler` yields).
+    ``key`` may be an int or ``(index, sample_seed)`` (what :class:`PairSampler` yields). ``pairs``
+    replaces the split's ``pairs-<split>.csv`` (e.g. a validation split held in memory); pairs that touch
+    a name of ``exclude`` are left out (the training pairs of the validation people).
     """
 
     def __init__(
@@ -97,6 +99,8 @@ class PairDataset(Dataset):
         mask_kind: str | None = None,
         semantic_mask_prob: float = 0.5,
         seed: int = 0,
+        pairs: Sequence[tuple[str, str]] | None = None,
+        exclude: Iterable[str] = (),
     ) -> None:
         self.dataset = dataset if isinstance(dataset, PreparedDataset) else PreparedDataset(dataset)
         ds = self.dataset
@@ -110,7 +114,10 @@ class PairDataset(Dataset):
         self.mask_kind = mask_kind
         self.semantic_mask_prob = semantic_mask_prob
         self.seed = int(seed)
-        pairs = ds.pairs(split)
+        pairs = list(ds.pairs(split) if pairs is None else pairs)
+        left_out = set(exclude)
+        if left_out:
+            pairs = [(a, b) for a, b in pairs if a not in left_out and b not in left_out]
         if limit is not None:
             pairs = pairs[: max(int(limit), 0)]
         if not pairs:

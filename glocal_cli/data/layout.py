@@ -8,6 +8,9 @@
     <DIR>/keypoints.csv          community CSV (y first, -1 missing) in the model frame
     <DIR>/train.lst, test.lst    image names, one per line
     <DIR>/pairs-train.csv, pairs-test.csv   header ``from,to``
+    <DIR>/val.lst, pairs-val.csv  validation people carved from the training split (model selection;
+                                  the trainer leaves their pairs out of training; pairs-test.csv is
+                                  for ``glocal eval`` only): see ``glocal_cli.data.prepare.validation``
     <DIR>/surface/<stem>.npz     ground-truth body-surface coordinates (synthetic only: has_surface)
 
 Problems with a folder raise :class:`~glocal_cli.errors.DataError` naming the path.

@@ -86,7 +86,11 @@ class TrainConfig:
     val_every: int = 2000
     """Validate (SSIM, PSNR, L1, FID if available) every N steps and at the end of a stage; 0 disables."""
     val_pairs: int = 64
-    """Held-out test pairs used by periodic validation (the first N of pairs-test.csv)."""
+    """Validation pairs used by periodic validation and the best-checkpoint choice (the first N of the
+    dataset's pairs-val.csv, which cover N different people); pairs-test.csv is left to `glocal eval`."""
+    val_fraction: float = 0.05
+    """Share of the training people carved out as the validation split when the dataset has no
+    val.lst + pairs-val.csv yet (written into the dataset folder; an existing split is reused). 0: none."""
     val_fid: bool = True
     """Compute FID during validation when the Inception weights are available locally."""
     ckpt_every: int = 2000
@@ -124,6 +128,8 @@ class TrainConfig:
             raise ValueError("lr and d_lr_factor must be > 0, finetune_lr_factor >= 0")
         if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
             raise ValueError(f"betas = {list(self.betas)} must be in [0, 1)")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction = {self.val_fraction} must be in [0, 1)")
         if not 0.0 <= self.semantic_self_fraction <= 1.0:
             raise ValueError("semantic_self_fraction must be in [0, 1]")
         if not 0.0 <= self.inpaint_semantic_prob <= 1.0:

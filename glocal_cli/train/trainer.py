@@ -228,7 +228,8 @@ def validate_images(pred: torch.Tensor, gt: torch.Tensor) -> dict[str, torch.Ten
 
 class _Trainer:
     def __init__(self, cfg: GLocalConfig, info: DistInfo, dataset: Any, run_dir: Path, logger: RunLogger,
-                 max_steps: int | None, resume: bool, stop: _StopFlag, reschedule: bool = False) -> None:
+                 max_steps: int | None, resume: bool, stop: _StopFlag, reschedule: bool = False,
+                 validation: _Validation | None = None) -> None:
         from glocal_cli.models.discriminator import Discriminator
         from glocal_cli.models.generator import GLocalModel
 
@@ -245,7 +246,7 @@ class _Trainer:
         if cfg.train.channels_last and self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
             self.D = self.D.to(memory_format=torch.channels_last)
-        self.has_test = dataset.has_split("test") and (dataset.root / "pairs-test.csv").is_file()
+        self.validation = validation or _Validation([], frozenset(), "validation: none")
         self.vgg_cache: dict[str, Any] = {}
         self.reported: set[str] = set()
         self._inception: nn.Module | None = None
@@ -287,13 +288,15 @@ class _Trainer:
     def _loaders(self, stage: Stage) -> tuple[PairDataset, PairSampler, Any, Any]:
         t, d = self.cfg.train, self.cfg.data
         opts = stage.dataset_options()
-        train_ds = PairDataset(self.ds, "train", flip_prob=d.flip_prob, seed=t.seed, **opts)
+        train_ds = PairDataset(self.ds, "train", flip_prob=d.flip_prob, seed=t.seed,
+                               exclude=self.validation.names, **opts)
         sampler = PairSampler(len(train_ds), t.batch_size, self.info.world_size, self.info.rank, True, t.seed)
         pin = d.pin_memory and self.device.type == "cuda"
         loader = make_loader(train_ds, sampler, t.batch_size, d.workers, pin)
         val_loader = None
-        if self.has_test and t.val_pairs > 0 and self.info.is_main:
-            val_ds = PairDataset(self.ds, "test", flip_prob=0.0, limit=t.val_pairs, seed=t.seed + 1, **opts)
+        if self.validation.pairs and t.val_pairs > 0 and self.info.is_main:
+            val_ds = PairDataset(self.ds, "val", flip_prob=0.0, limit=t.val_pairs, seed=t.seed + 1,
+                                 pairs=self.validation.pairs, **opts)
             val_loader = make_loader(val_ds, None, min(t.batch_size, len(val_ds)), 0, pin, drop_last=False)
         return train_ds, sampler, loader, val_loader
 
@@ -510,9 +513,9 @@ class _Trainer:
             self.log.message(f"{name}: resumed at step {step}/{total}")
         stage.wrap()
         train_ds, sampler, loader, val_loader = self._loaders(stage)
-        if val_loader is None and self.info.is_main and t.val_pairs > 0 and not self.has_test:
-            self.log.warn("the dataset has no test split (test.lst + pairs-test.csv): no validation, the last "
-                          "checkpoint is used as the best")
+        if val_loader is None and self.info.is_main and t.val_pairs > 0 and not self.validation.pairs:
+            self.log.warn("no validation split (see the 'validation:' line above): the last checkpoint is used "
+                          "as the best")
         result = StageResult(name, step, step, total, best_score=best)
         if step >= total:
             return result
@@ -783,6 +786,60 @@ def _frame_from_dataset(cfg: GLocalConfig, ds: Any, source: str | Path | None,
     return cfg, f"frame {ds.height}x{ds.width} (from the dataset manifest; {said})"
 
 
+@dataclass
+class _Validation:
+    """The validation split of a run (pairs carved from the training people; see data/prepare/validation)."""
+
+    pairs: list[tuple[str, str]]
+    """Validation pairs (empty: no validation)."""
+    names: frozenset[str]
+    """Their images: training pairs that touch one are left out of training."""
+    note: str
+    """What was used, for the log."""
+
+
+def _validation_split(ds: Any, fraction: float, run_dir: Path, is_main: bool) -> _Validation:
+    """Read ``val.lst`` + ``pairs-val.csv`` of the dataset, or carve them from the training pairs and write
+    them into the dataset folder (into the run folder when the dataset folder is read-only).
+
+    Deterministic: every process of a DDP run computes the same split, only rank 0 writes.
+    """
+    from glocal_cli.data.layout import list_file, pairs_file, read_list, read_pairs_csv
+    from glocal_cli.data.prepare.validation import VAL_SPLIT, carve_validation_split, write_validation_split
+    from glocal_cli.errors import InputError
+
+    lst, csv = ds.root / list_file(VAL_SPLIT), ds.root / pairs_file(VAL_SPLIT)
+    if lst.is_file() and csv.is_file():
+        try:
+            names, pairs = read_list(lst), read_pairs_csv(csv)
+        except InputError as exc:
+            raise DataError(str(exc)) from None
+        stray = sorted(set(names) - set(ds.names("train")))
+        if stray:
+            raise DataError(f"{lst}: {stray[0]!r} (and {len(stray) - 1} more) not in train.lst: the validation split "
+                            f"is stale; delete {lst.name} and {csv.name} to carve a new one")
+        outside = [n for pair in pairs for n in pair if n not in set(names)]
+        if outside:
+            raise DataError(f"{csv}: {outside[0]!r} is not in {lst.name}")
+        return _Validation(pairs, frozenset(names), f"validation: {len(pairs)} pairs of {len(names)} images "
+                                                    f"({csv})")
+    if fraction <= 0:
+        return _Validation([], frozenset(), "validation: none (train.val_fraction is 0)")
+    split = carve_validation_split(ds.pairs("train"), fraction)
+    if not split.pairs:
+        return _Validation([], frozenset(), "validation: none (the training pairs hold fewer than two people)")
+    where, why = ds.root, ""
+    if is_main:
+        try:
+            write_validation_split(ds.root, split)
+        except OSError as exc:  # a read-only dataset: keep the record with the run
+            where, why = run_dir, f" (the dataset folder is not writable: {type(exc).__name__})"
+            write_validation_split(run_dir, split)
+    note = (f"validation: carved {split.people} of the training people ({len(split.pairs)} pairs, "
+            f"train.val_fraction {fraction}) into {where / pairs_file(VAL_SPLIT)}{why}")
+    return _Validation(split.pairs, frozenset(split.names), note)
+
+
 def _train(info: DistInfo, data: str | Path, config: str | Path | None, overrides: Sequence[str], stage: str,
            runs_dir: Path, name: str | None, resume: str | Path | None, workers: int | None,
            batch_size: int | None, seed: int | None, max_steps: int | None, overwrite: bool,
@@ -817,7 +874,7 @@ def _train(info: DistInfo, data: str | Path, config: str | Path | None, override
 
     ds = open_dataset(data)
     cfg, frame_note = _frame_from_dataset(cfg, ds, source, extra)
-    counts = ds.check(("train", "test"))
+    counts = ds.check(("train", "val", "test"))
     if not counts.get("train"):
         raise DataError(f"{ds.root / 'train.lst'}: no training images")
     stages = list(cfg.train.stages) if stage == "all" else [stage]
@@ -841,15 +898,21 @@ def _train(info: DistInfo, data: str | Path, config: str | Path | None, override
         save_config(cfg, run_dir / "config.yaml")
     barrier()
     logger = RunLogger(run_dir, enabled=info.is_main)
+    try:
+        validation = _validation_split(ds, cfg.train.val_fraction, run_dir, info.is_main)
+    except BaseException:
+        logger.close()
+        raise
     logger.message(f"run {run_dir} | data {ds.root} ({ds.kind}, {counts}) | {frame_note} | stages "
                    f"{', '.join(stages)} | {info.world_size} process(es), backend {info.backend or 'none'}")
+    logger.message(validation.note)
     results: list[StageResult] = []
     weights_dir: Path | None = None
     inpaint_dir: Path | None = None
     interrupted = False
     try:
         with _StopFlag() as stop:
-            trainer = _Trainer(cfg, info, ds, run_dir, logger, max_steps, resuming, stop, reschedule)
+            trainer = _Trainer(cfg, info, ds, run_dir, logger, max_steps, resuming, stop, reschedule, validation)
             if weights is not None:
                 from glocal_cli.models.pretrained import load_component, read_weights_config
 

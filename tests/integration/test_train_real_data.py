@@ -14,6 +14,7 @@ import yaml
 
 from glocal_cli.errors import DataError
 from glocal_cli.train.trainer import train
+from tests.integration.test_prepare_folder import user_photos  # noqa: F401 - a fixture (photos of two people)
 
 FAST = ["train.log_every=1", "train.val_every=0", "train.image_every=1000", "train.ckpt_every=1000"]
 
@@ -98,3 +99,56 @@ def test_resume_with_another_length_keeps_the_saved_schedule(synth_data: Path, t
     assert _lr(folder2 / "last.pt") == pytest.approx(0.0, abs=1e-12)
     assert load_checkpoint(folder2 / "last.pt")["schedule"]["total"] == 4
     assert "schedule replaced on request" in (tmp_path / "sched2" / "train.log").read_text()
+
+
+# --------------------------------------------------------------------- item 3: the validation split
+
+
+def test_validation_uses_people_carved_from_training_not_the_test_split(synth_data: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from glocal_cli.data.datasets import PairDataset
+    from glocal_cli.data.layout import read_list, read_pairs_csv
+    from glocal_cli.data.prepare.pairs import person_identity
+
+    data = tmp_path / "data"
+    shutil.copytree(synth_data, data)
+    for f in ("val.lst", "pairs-val.csv"):
+        (data / f).unlink(missing_ok=True)
+    for f in ("test.lst", "pairs-test.csv"):  # the test split belongs to `glocal eval`; training never needs it
+        (data / f).unlink()
+    sets = [*FAST, "train.val_every=2", "train.val_pairs=4"]
+    res = train(data, "tiny", sets, stage="flow", runs_dir=tmp_path, name="val", max_steps=2, device="cpu")
+    assert {"val/warp_l1", "val/epe"} <= set(res.stages[0].metrics)  # validated, and best chosen by it
+    val_names = read_list(data / "val.lst")
+    val_pairs = read_pairs_csv(data / "pairs-val.csv")
+    assert val_pairs and {n for p in val_pairs for n in p} == set(val_names)
+    trained = PairDataset(data, "train", exclude=val_names).pairs
+    people = lambda names: {person_identity(n) for n in names}  # noqa: E731
+    assert people(val_names) and not people(val_names) & people([n for p in trained for n in (p.source, p.target)])
+    assert len(trained) + len(val_pairs) == len(read_pairs_csv(data / "pairs-train.csv"))
+    assert "validation: carved 1 of the training people" in (tmp_path / "val" / "train.log").read_text()
+    # the split is a property of the dataset: a second run reads it back
+    train(data, "tiny", sets, stage="flow", runs_dir=tmp_path, name="val2", max_steps=1, device="cpu")
+    assert f"validation: {len(val_pairs)} pairs of {len(val_names)} images" in (tmp_path / "val2" / "train.log").read_text()
+    assert read_pairs_csv(data / "pairs-val.csv") == val_pairs
+
+
+def test_prepare_writes_the_validation_split(tmp_path: Path, user_photos) -> None:  # noqa: F811
+    """prepare-data folder --split train: two people in sub-folders; one becomes the validation split."""
+    from glocal_cli.data.backends import BackendSpec
+    from glocal_cli.data.keypoints import write_keypoint_csv
+    from glocal_cli.data.layout import PreparedDataset, read_list, read_pairs_csv
+    from glocal_cli.data.prepare import PrepareOptions, prepare_folder
+
+    root, poses = user_photos
+    ann = tmp_path / "kp.csv"
+    write_keypoint_csv(ann, {k: v for k, v in poses.items() if "/" not in k})
+    out = tmp_path / "out"
+    res = prepare_folder(root, PrepareOptions(out=out, keypoints=BackendSpec("csv")), split="train", annotations=[ann])
+    val, train_pairs = read_pairs_csv(out / "pairs-val.csv"), read_pairs_csv(out / "pairs-train.csv")
+    assert val and set(val) < set(train_pairs)
+    person = {n.split("__")[0] for p in val for n in p}
+    assert len(person) == 1 and set(read_list(out / "val.lst")) == {n for p in val for n in p}
+    assert res.counts["pairs-val"] == len(val) and PreparedDataset(out).manifest.counts["val"] == len(read_list(out / "val.lst"))
+    assert PreparedDataset(out).check(("train", "val", "test"))["val"] == len(read_list(out / "val.lst"))

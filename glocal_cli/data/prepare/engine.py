@@ -46,6 +46,7 @@ from glocal_cli.data.layout import (
     PARSING_DIR,
     list_file,
     pairs_file,
+    read_pairs_csv,
     write_list,
     write_manifest,
     write_pairs_csv,
@@ -626,6 +627,7 @@ def _finish(
         checksums[pairs_file(plan.split)] = _sha256(out / pairs_file(plan.split))
     for s in splits:
         checksums[list_file(s)] = _sha256(out / list_file(s))
+    _write_validation(out, counts, checksums)
     checksums["images"] = _digest({n: records[n] for n in ok_names})
     has_parsing = options.parsing_dir is not None and all(records[n].get("parsing") for n in ok_names)
     opts = options.to_json()
@@ -643,6 +645,28 @@ def _finish(
         parsing=parsing_desc if has_parsing or options.parsing_dir is None else "incomplete: " + parsing_desc,
         elapsed_s=time.perf_counter() - start, report_md=md, report_json=js,
     )
+
+
+def _write_validation(out: Path, counts: dict[str, int], checksums: dict[str, str]) -> None:
+    """Carve the validation split (``val.lst``, ``pairs-val.csv``) from the training pairs just written."""
+    from glocal_cli.data.prepare.validation import (
+        VAL_SPLIT,
+        carve_validation_split,
+        remove_validation_split,
+        write_validation_split,
+    )
+
+    remove_validation_split(out)
+    if not (out / pairs_file("train")).is_file():
+        return
+    split = carve_validation_split(read_pairs_csv(out / pairs_file("train")))
+    if not split.pairs:
+        return
+    write_validation_split(out, split)
+    counts[VAL_SPLIT] = len(split.names)
+    counts[f"pairs-{VAL_SPLIT}"] = len(split.pairs)
+    for f in (list_file(VAL_SPLIT), pairs_file(VAL_SPLIT)):
+        checksums[f] = _sha256(out / f)
 
 
 def remove_stale(out: Path) -> None:

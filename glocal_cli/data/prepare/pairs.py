@@ -8,13 +8,26 @@ Market-1501 pairs join two crops of the same person. :func:`split_by_identity` a
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from glocal_cli.data.keypoints import Pose
 
-__all__ = ["filter_pairs", "generate_pairs", "group_by_identity", "split_by_identity"]
+__all__ = [
+    "DEFAULT_VAL_FRACTION",
+    "carve_validation",
+    "filter_pairs",
+    "generate_pairs",
+    "group_by_identity",
+    "person_identity",
+    "split_by_identity",
+]
+
+DEFAULT_VAL_FRACTION = 0.05
+"""Share of the training identities carved out as the validation split (``pairs-val.csv``)."""
+_VAL_SALT = "glocal-validation"
 
 
 def group_by_identity(names: Iterable[str], identity: Callable[[str], str]) -> dict[str, list[str]]:
@@ -97,3 +110,75 @@ def filter_pairs(
     for a, b in pairs:
         (kept if a in have and b in have else dropped).append((a, b))
     return kept, dropped
+
+
+def person_identity(name: str) -> str | None:
+    """The *person* a benchmark name shows, for the validation split (stricter than :func:`identity_of`).
+
+    DeepFashion: the item folder (``MEN/Denim/id_00000080``: every outfit of that person and garment);
+    Market-1501: the person id; SynthPeople: the identity. ``None`` for other names (a user's folder),
+    where the pairs themselves say which photos belong together.
+    """
+    from glocal_cli.data.naming import identity_of, is_deepfashion_name, parse_deepfashion_name
+    from glocal_cli.errors import InputError
+
+    if is_deepfashion_name(name):
+        return parse_deepfashion_name(name).identity
+    try:
+        return identity_of(name)
+    except InputError:
+        return None
+
+
+def carve_validation(
+    pairs: Sequence[tuple[str, str]],
+    fraction: float = DEFAULT_VAL_FRACTION,
+    identity: Callable[[str], str | None] = person_identity,
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Split training pairs into ``(train, validation)`` with no person and no image in both.
+
+    Photos are grouped into *components*: two photos belong together when a pair joins them or when
+    ``identity`` gives them the same key. ``round(fraction x components)`` components (at least one
+    when ``fraction > 0`` and there are two or more; train always keeps one) go to validation, chosen
+    by a stable draw per component (sha256 of a fixed salt and the component's smallest key), so the
+    split is deterministic, needs no seed, and changes little when identities are added. Train pairs
+    keep their order; validation pairs come round-robin over the components (the first ``N`` pairs
+    cover ``N`` different people, which is what ``train.val_pairs`` reads).
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"validation fraction must be in [0, 1), got {fraction}")
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def union(a: str, b: str) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+
+    for a, b in pairs:
+        union(a, b)
+        for n in (a, b):
+            key = identity(n)
+            if key is not None:
+                union(n, "\0id:" + key)  # identity keys are nodes too (no image name starts with NUL)
+    comps: dict[str, list[int]] = defaultdict(list)
+    for i, (a, _) in enumerate(pairs):
+        comps[find(a)].append(i)
+    roots = sorted(comps, key=lambda r: hashlib.sha256(f"{_VAL_SALT}:{r}".encode()).hexdigest())
+    n_val = 0
+    if fraction > 0 and len(roots) >= 2:
+        n_val = min(max(round(len(roots) * fraction), 1), len(roots) - 1)
+    val_roots = roots[:n_val]
+    chosen = set(val_roots)
+    train = [p for i, p in enumerate(pairs) if find(p[0]) not in chosen]
+    val: list[tuple[str, str]] = []
+    depth = max((len(comps[r]) for r in val_roots), default=0)
+    for k in range(depth):
+        val.extend(pairs[comps[r][k]] for r in val_roots if k < len(comps[r]))
+    return train, val

@@ -45,7 +45,7 @@ def main() -> None:
     for j in range(args.poses):
         sampled = parametric_pose(rng, HEIGHT, WIDTH)
         pose = Pose(sampled.xy.astype(np.float32), np.ones(len(sampled.xy), bool)).clip_to_frame(HEIGHT, WIDTH)
-        write_openpose_json(poses / f"pose_{j:02d}.json", pose)
+        write_openpose_json(poses / f"pose_{j:02d}.json", pose, canvas=(HEIGHT, WIDTH))  # the frame it is in
     total = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file())
     print(f"wrote {args.sources} sources and {args.poses} poses to {args.out} ({total / 1024:.0f} KiB)")
 

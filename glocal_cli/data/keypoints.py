@@ -49,11 +49,14 @@ __all__ = [
     "format_keypoint_csv_row",
     "get_frame",
     "parse_keypoint_csv_row",
+    "pose_file_frame",
     "pose_heatmaps",
     "pose_heatmaps_torch",
     "pose_sigma",
     "read_keypoint_csv",
     "read_pose_file",
+    "read_pose_file_frame",
+    "recognise_frame",
     "write_coco_json",
     "write_keypoint_csv",
     "write_mmpose_json",
@@ -625,7 +628,18 @@ def _is_nested_keypoints(inst: Any) -> bool:
 
 
 def read_pose_file(path: str | os.PathLike[str], min_score: float | None = None) -> tuple[Pose, str]:
-    """Read one person's pose from a JSON file, detecting the format; returns ``(pose, note)``.
+    """Read one person's pose from a JSON file (see :func:`read_pose_file_frame`); returns ``(pose, note)``."""
+    pose, note, _ = read_pose_file_frame(path, min_score)
+    return pose, note
+
+
+def read_pose_file_frame(
+    path: str | os.PathLike[str], min_score: float | None = None
+) -> tuple[Pose, str, KeypointFrame | None]:
+    """Read one person's pose from a JSON file, detecting the format; returns ``(pose, note, frame)``.
+
+    ``frame`` is the canvas the coordinates are in when the file records it (see
+    :func:`pose_file_frame`), else ``None``.
 
     Formats: OpenPose (``{"people": [{"pose_keypoints_2d": [...]}]}``, 54 values COCO-18 or 75
     BODY-25), COCO keypoints (``{"annotations": [...]}`` or a results list, 51 flat values, neck
@@ -637,6 +651,11 @@ def read_pose_file(path: str | os.PathLike[str], min_score: float | None = None)
     """
     p = Path(path)
     data = _load_json(p)
+    pose, note = _read_pose_data(data, p, min_score)
+    return pose, note, pose_file_frame(data, p, pose)
+
+
+def _read_pose_data(data: Any, p: Path, min_score: float | None) -> tuple[Pose, str]:
     if isinstance(data, dict) and "people" in data:
         return _read_openpose(data, p)
     if isinstance(data, dict) and "annotations" in data:
@@ -664,16 +683,90 @@ def read_pose_file(path: str | os.PathLike[str], min_score: float | None = None)
     raise InputError(f"{p}: unknown pose format (expected OpenPose, COCO or mmpose JSON)")
 
 
+def _frame_value(value: Any, where: str) -> KeypointFrame:
+    """A recorded ``frame``: a name in :data:`FRAMES`, ``"HxW"``, or ``{"height": H, "width": W}``."""
+    if isinstance(value, str):
+        if value in FRAMES:
+            return FRAMES[value]
+        parts = value.lower().split("x")
+        if len(parts) == 2 and all(p.strip().isdigit() for p in parts):
+            return _canvas(int(parts[0]), int(parts[1]), where)
+        raise InputError(f"{where}: frame {value!r} is neither a known frame ({', '.join(FRAMES)}) nor HxW")
+    if isinstance(value, dict) and "height" in value and "width" in value:
+        return _canvas(value["height"], value["width"], where)
+    raise InputError(f"{where}: 'frame' must be a frame name, 'HxW' or {{\"height\": H, \"width\": W}}")
+
+
+def _canvas(height: Any, width: Any, where: str) -> KeypointFrame:
+    ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) and float(v).is_integer() and v > 0
+             for v in (height, width))
+    if not ok:
+        raise InputError(f"{where}: canvas size must be two positive integers, got {height!r} x {width!r}")
+    return KeypointFrame(int(height), int(width), name=f"{int(height)}x{int(width)}")
+
+
+def pose_file_frame(data: Any, path: str | os.PathLike[str], pose: Pose | None = None) -> KeypointFrame | None:
+    """The canvas a pose file's coordinates are in, when the file records it; else ``None``.
+
+    Recorded as (first match wins): ``"frame"`` (a name in :data:`FRAMES` such as
+    ``deepfashion-256x256``, ``"HxW"``, or ``{"height": H, "width": W}``); ``"canvas_width"`` and
+    ``"canvas_height"`` (the OpenPose-editor / ControlNet convention, also written by
+    :func:`write_openpose_json`); or, in a COCO file, the ``width`` / ``height`` of its ``images``
+    when they all agree. A bare canvas is recognised as a community frame by its size
+    (:func:`recognise_frame`, which needs ``pose``).
+    """
+    where = str(path)
+    if not isinstance(data, dict):
+        return None
+    frame: KeypointFrame | None = None
+    if "frame" in data:
+        frame = _frame_value(data["frame"], where)
+    elif "canvas_width" in data or "canvas_height" in data:
+        frame = _canvas(data.get("canvas_height"), data.get("canvas_width"), where)
+    elif isinstance(data.get("images"), list) and data["images"]:
+        sizes = {(im.get("height"), im.get("width")) for im in data["images"] if isinstance(im, dict)}
+        if len(sizes) == 1:
+            h, w = sizes.pop()
+            if h is not None and w is not None:
+                frame = _canvas(h, w, where)
+    if frame is None or frame.name in FRAMES:
+        return frame
+    return recognise_frame(frame, pose)
+
+
+def recognise_frame(frame: KeypointFrame, pose: Pose | None = None) -> KeypointFrame:
+    """A bare canvas of a community frame's size as that frame.
+
+    256x176 and 128x64 are DeepFashion's and Market-1501's frames (no padding: the canvas is the
+    photo). A 256x256 canvas is the community's padded DeepFashion frame (the 176-wide photo in
+    columns 40..215) when every visible point of ``pose`` lies in those columns; otherwise it is
+    taken as a plain square picture.
+    """
+    for named in FRAMES.values():
+        if (named.height, named.width) != (frame.height, frame.width) or frame.pad_x or frame.pad_y:
+            continue
+        if named.pad_x == 0 and named.pad_y == 0:
+            return named
+        if pose is not None and pose.visible.any():
+            x = pose.xy[pose.visible, 0]
+            if bool((x >= named.pad_x - 0.5).all() and (x <= named.width - named.pad_x - 0.5).all()):
+                return named
+    return frame
+
+
 def _as_list(poses: Pose | Sequence[Pose]) -> list[Pose]:
     return [poses] if isinstance(poses, Pose) else list(poses)
 
 
 def write_openpose_json(
-    path: str | os.PathLike[str], poses: Pose | Sequence[Pose], model: str = "COCO"
+    path: str | os.PathLike[str], poses: Pose | Sequence[Pose], model: str = "COCO",
+    canvas: tuple[int, int] | None = None,
 ) -> None:
     """Write OpenPose JSON (``model`` ``"COCO"``: 18 points, or ``"BODY_25"``; missing = ``0, 0, 0``).
 
     For BODY-25 the mid-hip is the mean of both hips when both are visible; foot points are missing.
+    ``canvas = (height, width)`` records the picture the coordinates refer to (``canvas_height`` /
+    ``canvas_width``), so that a reader knows the pose's frame.
     """
     people = []
     for pose in _as_list(poses):
@@ -688,7 +781,10 @@ def write_openpose_json(
         elif model != "COCO":
             raise ValueError(f"unknown OpenPose model {model!r}; use 'COCO' or 'BODY_25'")
         people.append({"person_id": [-1], "pose_keypoints_2d": [round(float(v), 4) for v in xyv.reshape(-1)]})
-    atomic_write_text(path, json.dumps({"version": 1.3, "people": people}) + "\n")
+    record: dict[str, Any] = {"version": 1.3, "people": people}
+    if canvas is not None:
+        record["canvas_height"], record["canvas_width"] = int(canvas[0]), int(canvas[1])
+    atomic_write_text(path, json.dumps(record) + "\n")
 
 
 def _to_coco17(pose: Pose) -> tuple[np.ndarray, np.ndarray]:

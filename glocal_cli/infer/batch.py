@@ -26,11 +26,19 @@ import torch
 
 from glocal_cli.console import debug, info, make_progress, warn
 from glocal_cli.data.images import FrameTransform, fit_to_frame, load_image, save_image
-from glocal_cli.data.keypoints import Pose, draw_skeleton, read_keypoint_csv, read_pose_file
+from glocal_cli.data.keypoints import (
+    Pose,
+    draw_skeleton,
+    read_keypoint_csv,
+    read_pose_file,
+    read_pose_file_frame,
+)
 from glocal_cli.errors import GLocalError, InputError
 from glocal_cli.infer.config import InferConfig
 from glocal_cli.infer.io import (
+    PoseRef,
     PoseSource,
+    PreparedSource,
     check_out_dir,
     convert_csv_pose,
     find_sidecar,
@@ -41,6 +49,7 @@ from glocal_cli.infer.io import (
     load_source_image,
     map_target_pose,
     match_downscale,
+    pose_reference,
     prepare_source,
     read_pairs,
     safe_stem,
@@ -90,6 +99,8 @@ class Task:
     source_parsing: Path | None = None
     mask: str | Path | None = None
     fit: FrameTransform | None = None
+    ref: PoseRef | None = None
+    """``pose_frame: auto`` for a --video sequence without recorded frames: the sequence's box and size."""
 
     @property
     def target_label(self) -> str:
@@ -244,15 +255,20 @@ def plan_tasks(spec: JobSpec, cfg: InferConfig, frame_hw: tuple[int, int]) -> li
         raise InputError("transfer needs exactly one of --pose FILE|DIR|CSV and --pose-from IMAGE|DIR")
     targets = list_pose_sources(spec.pose or spec.pose_from, from_images=spec.pose_from is not None,
                                 csv_frame=cfg.pose_csv_frame, model_hw=frame_hw)
-    fit = None
+    fit = ref = None
     if spec.video is not None and cfg.pose_frame in ("fit", "auto") and all(t.kind == "file" for t in targets):
         poses = []
         for t in targets:
             try:
-                poses.append(read_pose_file(t.path)[0])  # type: ignore[arg-type]
+                pose, _, recorded = read_pose_file_frame(t.path)  # type: ignore[arg-type]
             except GLocalError:
                 continue  # reported again (as a failure) when the task runs
-        fit = fit_transform_for_poses(poses, frame_hw, cfg.fit_margin)
+            if cfg.pose_frame == "fit" or recorded is None:  # auto: only poses it has to place by their box
+                poses.append(pose)
+        if cfg.pose_frame == "fit":
+            fit = fit_transform_for_poses(poses, frame_hw, cfg.fit_margin)
+        else:
+            ref = pose_reference(poses)
     if spec.pairs is not None:
         by_source = {}
         for s in sources:
@@ -277,7 +293,7 @@ def plan_tasks(spec: JobSpec, cfg: InferConfig, frame_hw: tuple[int, int]) -> li
     for src, tgt in combos:
         name = f"{safe_stem(src.name)}_to_{safe_stem(tgt.name)}"
         tasks.append(Task(len(tasks), name, src, tgt, src_poses[src], frame,
-                          _parsing_for(spec, src, len(sources)), None, fit))
+                          _parsing_for(spec, src, len(sources)), None, fit, ref))
     return tasks
 
 
@@ -357,14 +373,14 @@ class TaskDataset(torch.utils.data.Dataset):
             "transform": prepared.transform,
         }
         if self.mode == "transfer":
-            tgt, more = self._target(task, prepared.transform, raw_hw)
+            tgt, more = self._target(task, prepared, raw_hw)
             notes += more
             item["target_xy"], item["target_vis"] = tgt.xy, tgt.visible
         else:
             item["mask"], item["has_mask"] = self._mask(task, prepared, notes)
         return item
 
-    def _target(self, task: Task, source_transform: FrameTransform,
+    def _target(self, task: Task, prepared: PreparedSource,
                 canvas_hw: tuple[int, int] | None = None) -> tuple[Pose, list[str]]:
         cfg, hw = self.cfg, self.frame_hw
         t = task.target
@@ -382,11 +398,12 @@ class TaskDataset(torch.utils.data.Dataset):
             mapped, more = map_target_pose(t.pose, "model", hw, where=where,  # type: ignore[arg-type]
                                            min_visible=cfg.min_visible_keypoints)
             return mapped, more
-        pose, note = read_pose_file(t.path)  # type: ignore[arg-type]
+        pose, note, recorded = read_pose_file_frame(t.path)  # type: ignore[arg-type]
         if "kept person" in note:
             notes.append(f"{t.path}: {note}")
-        mapped, more = map_target_pose(pose, cfg.pose_frame, hw, source_transform, fit=task.fit, where=where,
-                                       min_visible=cfg.min_visible_keypoints, canvas_hw=canvas_hw)
+        mapped, more = map_target_pose(pose, cfg.pose_frame, hw, prepared.transform, fit=task.fit, where=where,
+                                       min_visible=cfg.min_visible_keypoints, canvas_hw=canvas_hw,
+                                       recorded=recorded, source_pose=prepared.pose, ref=task.ref)
         return mapped, notes + more
 
     def _mask(self, task: Task, prepared: Any, notes: list[str]) -> tuple[np.ndarray, bool]:

@@ -23,7 +23,10 @@ class InferConfig:
     pose_frame: Literal["auto", "source", "fit", "model"] = "auto"
     """How target-pose JSON coordinates map into the model frame: source = pixels of the source image;
     fit = the pose's own box fitted into the frame (one shared box for a --video sequence); model =
-    already in the model frame; auto = source when every point lies inside the source image, else fit."""
+    already in the model frame; auto = the frame the pose file records (canvas_width/canvas_height,
+    'frame', COCO image size; a canvas of the source's size = source pixels, community frames such as
+    the padded 256x256 DeepFashion one recognised, any other canvas fitted whole into the frame), else
+    a guess, warned: the pose's keypoint box mapped onto the source person's box (docs/inference.md)."""
     pose_csv_frame: str = "auto"
     """Frame of keypoint-CSV coordinates: a frame name (deepfashion-256x256, market-128x64), HxW, or auto
     (the manifest.json beside the CSV, else the model frame)."""

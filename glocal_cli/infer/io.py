@@ -24,22 +24,35 @@ from typing import Any
 import numpy as np
 
 from glocal_cli.data.images import IMAGE_SUFFIXES, FrameTransform, fit_to_frame, load_image, resize_image
-from glocal_cli.data.keypoints import NUM_KEYPOINTS, Pose, convert_frame, read_keypoint_csv, read_pose_file
+from glocal_cli.data.keypoints import (
+    NUM_KEYPOINTS,
+    KeypointFrame,
+    Pose,
+    convert_frame,
+    read_keypoint_csv,
+    read_pose_file_frame,
+)
 from glocal_cli.data.layout import read_pairs_csv
 from glocal_cli.errors import InputError
 
 __all__ = [
+    "GUESS_NOTE",
     "SIDECAR_SUFFIXES",
+    "PoseRef",
     "PoseSource",
     "PreparedSource",
     "check_out_dir",
     "find_sidecar",
+    "fit_canvas",
     "fit_transform_for_poses",
     "list_images",
     "list_pose_sources",
     "load_source_image",
     "map_target_pose",
     "match_downscale",
+    "pose_and_frame_from_any",
+    "pose_from_any",
+    "pose_reference",
     "prepare_source",
     "read_pairs",
     "safe_stem",
@@ -204,6 +217,79 @@ def fit_transform_for_poses(poses: list[Pose], frame_hw: tuple[int, int], margin
     return FrameTransform(float(scale), int(off_x), int(off_y), max(ch, 1), max(cw, 1), h, w)
 
 
+GUESS_NOTE = (
+    "pose_frame auto: a target pose records no frame (canvas_width/canvas_height, or 'frame'), so its "
+    "keypoint box was mapped onto the source person's box; record the canvas in the pose file or set "
+    "infer.pose_frame to source, fit or model to choose"
+)
+"""The one-line warning of ``pose_frame: auto`` when it guesses (the same text for every file: shown once)."""
+
+_NECK, _R_HIP, _L_HIP = 1, 8, 11
+
+
+def _torso(pose: Pose) -> float | None:
+    """Neck to mid-hip length (one hip if only one is visible), ``None`` without a neck or hips."""
+    if not pose.visible[_NECK]:
+        return None
+    hips = [pose.xy[i] for i in (_R_HIP, _L_HIP) if pose.visible[i]]
+    if not hips:
+        return None
+    length = float(np.linalg.norm(np.mean(hips, axis=0) - pose.xy[_NECK]))
+    return length if length >= 1.0 else None
+
+
+@dataclass(frozen=True)
+class PoseRef:
+    """The box and size of a target pose, or of a whole pose sequence (``--video``), for ``pose_frame: auto``.
+
+    ``box`` is the (union) keypoint box ``(x0, y0, x1, y1)``; ``torso`` the (median) neck to mid-hip
+    length, ``None`` when no pose has one; ``height`` the (median) box height. One reference for a
+    sequence keeps the animation's own motion and scale steady.
+    """
+
+    box: tuple[float, float, float, float]
+    torso: float | None
+    height: float
+
+
+def pose_reference(poses: list[Pose]) -> PoseRef | None:
+    """The :class:`PoseRef` of ``poses`` (``None`` when no point is visible)."""
+    boxes = [b for b in (p.bbox() for p in poses) if b is not None]
+    if not boxes:
+        return None
+    box = (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+    torsos = [t for t in (_torso(p) for p in poses) if t is not None]
+    return PoseRef(box, float(np.median(torsos)) if torsos else None,
+                   max(1.0, float(np.median([b[3] - b[1] for b in boxes]))))
+
+
+def _box_to_person(pose: Pose, ref: PoseRef, person: Pose) -> Pose | None:
+    """Map ``pose`` so that its reference box lands on ``person``'s box (both centred, one uniform scale:
+    the ratio of the torso lengths when both have one, else of the box heights)."""
+    pbox = person.bbox()
+    if pbox is None:
+        return None
+    ptorso = _torso(person)
+    if ref.torso is not None and ptorso is not None:
+        s = ptorso / ref.torso
+    else:
+        s = max(1.0, pbox[3] - pbox[1]) / ref.height
+    rcx, rcy = (ref.box[0] + ref.box[2]) / 2, (ref.box[1] + ref.box[3]) / 2
+    pcx, pcy = (pbox[0] + pbox[2]) / 2, (pbox[1] + pbox[3]) / 2
+    return pose.transform(s, s, pcx - rcx * s, pcy - rcy * s)
+
+
+def fit_canvas(pose: Pose, frame: KeypointFrame, frame_hw: tuple[int, int]) -> Pose:
+    """A pose in a recorded canvas -> the model frame: the canvas's content (without its padding) fitted
+    whole into the frame, aspect kept, centred, exactly as a photo without keypoints is fitted."""
+    ch, cw = frame.content_height, frame.content_width
+    h, w = frame_hw
+    scale = min(h / ch, w / cw)
+    nh, nw = max(1, round(ch * scale)), max(1, round(cw * scale))
+    t = FrameTransform(float(scale), (w - nw) // 2, (h - nh) // 2, ch, cw, h, w)
+    return t.apply_to_pose(pose.transform(1.0, 1.0, -float(frame.pad_x), -float(frame.pad_y)), clip=False)
+
+
 def map_target_pose(
     pose: Pose,
     mode: str,
@@ -213,27 +299,44 @@ def map_target_pose(
     where: str = "target pose",
     min_visible: int = 9,
     canvas_hw: tuple[int, int] | None = None,
+    recorded: KeypointFrame | None = None,
+    source_pose: Pose | None = None,
+    ref: PoseRef | None = None,
 ) -> tuple[Pose, list[str]]:
     """Map a target pose into the model frame; returns ``(pose, warnings)``.
 
+    ``mode``: ``model`` (already in the frame), ``source`` (in the source photo's pixels: mapped by
+    the source's fit transform, so ``--paste-back`` lines up), ``fit`` (its own box fitted into the
+    frame, or the shared ``fit`` transform of a sequence), or ``auto``, which decides in this order:
+
+    1. the pose file records its frame (``recorded``, see :func:`~glocal_cli.data.keypoints.pose_file_frame`):
+       a canvas of the source photo's size is the source's pixels (as ``source``); any other canvas,
+       a community frame included (256x256 padded DeepFashion, 256x176, Market 128x64), has its
+       content fitted whole into the model frame, as a photo is;
+    2. otherwise it guesses, and says so (:data:`GUESS_NOTE`): the pose's keypoint box (or the
+       sequence's, ``ref``) is mapped onto the box of the source person (``source_pose``, in the
+       frame), centred, scaled by the torso lengths (else the box heights); without a source
+       person it falls back to ``fit``.
+
     ``canvas_hw``: the size of the source photo as given, when ``source_transform`` fits a downscaled
     copy of it (``infer.max_input_side``): source-pixel poses are scaled with the photo first.
-
-    ``mode``: ``model`` (already in the frame), ``source`` (in the source image's pixels: mapped
-    by the source's fit transform, so ``--paste-back`` lines up), ``fit`` (its own box fitted into
-    the frame, or the shared ``fit`` transform of a sequence), ``auto`` (``source`` when every
-    visible point lies inside the source image, else ``fit``).
     """
     notes: list[str] = []
     if source_transform is not None and canvas_hw is None:
         canvas_hw = (source_transform.source_height, source_transform.source_width)
     if mode == "auto":
-        if source_transform is not None and pose.visible.any() and bool(
-            pose.in_frame(*canvas_hw)[pose.visible].all()
-        ):
-            mode = "source"
+        if recorded is not None:
+            same = (recorded.height, recorded.width) == tuple(canvas_hw or ()) and not (recorded.pad_x or recorded.pad_y)
+            if same and source_transform is not None:
+                mode = "source"
+            else:
+                pose, mode = fit_canvas(pose, recorded, frame_hw), "model"
         else:
-            mode = "fit"
+            notes.append(GUESS_NOTE)
+            mapped = None
+            if source_pose is not None and (reference := ref or pose_reference([pose])) is not None:
+                mapped = _box_to_person(pose, reference, source_pose)
+            pose, mode = (mapped, "model") if mapped is not None else (pose, "fit")
     if mode == "source":
         if source_transform is None:
             raise ValueError("map_target_pose: mode 'source' needs the source transform")
@@ -343,11 +446,22 @@ def prepare_source(
 
 def pose_from_any(value: Any, where: str = "pose") -> tuple[Pose, list[str]]:
     """A :class:`Pose` from a Pose, a pose-file path, or an ``(18, 2)`` / ``(18, 3)`` array of ``x, y[, score]``."""
+    pose, _, notes = pose_and_frame_from_any(value, where)
+    return pose, notes
+
+
+def pose_and_frame_from_any(value: Any, where: str = "pose") -> tuple[Pose, KeypointFrame | None, list[str]]:
+    """:func:`pose_from_any` plus the frame a pose file records (``None`` for arrays and files without one)."""
     if isinstance(value, Pose):
-        return value, []
+        return value, None, []
     if isinstance(value, (str, os.PathLike)):
-        pose, note = read_pose_file(value)
-        return pose, ([f"{value}: {note}"] if "kept person" in note else [])
+        pose, note, frame = read_pose_file_frame(value)
+        return pose, frame, ([f"{value}: {note}"] if "kept person" in note else [])
+    pose, notes = _pose_from_array(value, where)
+    return pose, None, notes
+
+
+def _pose_from_array(value: Any, where: str) -> tuple[Pose, list[str]]:
     arr = np.asarray(value.detach().cpu() if hasattr(value, "detach") else value, dtype=np.float32)
     if arr.shape == (NUM_KEYPOINTS, 2):
         return Pose(arr, (arr >= 0).all(axis=1)), []

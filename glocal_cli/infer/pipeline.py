@@ -33,6 +33,7 @@ from glocal_cli.infer.io import (
     limit_size,
     map_target_pose,
     match_downscale,
+    pose_and_frame_from_any,
     pose_from_any,
     prepare_source,
 )
@@ -375,10 +376,11 @@ class GLocalPipeline:
             items, kinds, targets, notes = [], [], [], []
             for i in range(start, min(n, start + step)):
                 prepared, kind = self._prepare(sources[i], source_poses[i], source_parsings[i], f"source {i}")
-                raw, more = pose_from_any(target_poses[i], f"target pose {i}")
+                raw, recorded, more = pose_and_frame_from_any(target_poses[i], f"target pose {i}")
                 tgt, more2 = map_target_pose(raw, self.config.pose_frame, self.frame_hw, prepared.transform,
                                              where=f"target pose {i}", min_visible=self.config.min_visible_keypoints,
-                                             canvas_hw=prepared.canvas_hw)
+                                             canvas_hw=prepared.canvas_hw, recorded=recorded,
+                                             source_pose=prepared.pose)
                 item_notes = prepared.notes + more + more2
                 for note in item_notes:
                     warn(note)
@@ -397,7 +399,9 @@ class GLocalPipeline:
         ``source``: a PIL image, an ``(H, W, 3)`` numpy array (uint8, or float in [0, 1]), a
         ``(3, H, W)`` tensor in [-1, 1], or an image path; any size (fitted into the model frame).
         ``target_pose`` / ``source_pose``: a :class:`Pose`, a pose file, or an ``(18, 2|3)`` array of
-        ``x, y[, score]`` (-1 = missing); target coordinates map into the frame by ``config.pose_frame``.
+        ``x, y[, score]`` (-1 = missing); target coordinates map into the frame by ``config.pose_frame``
+        (``auto``: the frame a pose file records, else its box onto the source person's, warned; see
+        :func:`~glocal_cli.infer.io.map_target_pose`).
         Without ``source_pose`` the keypoint backend detects it. ``source_parsing``: an ``(H, W)`` label
         map, ``(8, H, W)`` one-hot or a label PNG; estimated when omitted. Returns the result of the
         input's kind, in the model frame (or the source canvas with ``paste_back``); with

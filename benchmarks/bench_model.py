@@ -5,6 +5,9 @@ Usage (run with ``nice`` on shared machines)::
     nice .venv/bin/python benchmarks/bench_model.py                 # CPU: 64x44 and 256x176
     nice .venv/bin/python benchmarks/bench_model.py --device cuda   # + CUDA (bf16 autocast, channels_last)
     .venv/bin/python benchmarks/bench_model.py --json out.json
+    # the model before the texture path (the architecture of weights saved before it), forward only:
+    .venv/bin/python benchmarks/bench_model.py --modes forward --set model.texture_skips=false \
+        --set model.pixel_blend=false
 
 Each case (frame, device, pass) runs in a fresh subprocess so that its peak memory is its own.
 The model at 64x44 is the ``synthetic-64`` preset, at 256x176 the paper-scale ``deepfashion-256``;
@@ -142,6 +145,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (CPU cases run too unless --skip-cpu)")
     parser.add_argument("--skip-cpu", action="store_true", help="with --device cuda: only the CUDA cases")
     parser.add_argument("--frames", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--modes", nargs="+", default=["forward", "train"], choices=["forward", "train"],
+                        help="forward (eval, no_grad) and/or train (forward+backward)")
     parser.add_argument("--train-batch", type=int, default=2, help="batch of the forward+backward cases")
     parser.add_argument("--cuda-batch", type=int, default=8)
     parser.add_argument("--reps", type=int, default=5)
@@ -165,7 +170,7 @@ def main() -> None:
     results = []
     for device in devices:
         for frame in args.frames:
-            for mode in ("forward", "train"):
+            for mode in args.modes:
                 batch = 1 if (mode == "forward" and device == "cpu") else (
                     args.cuda_batch if device != "cpu" else args.train_batch)
                 cmd = [sys.executable, __file__, "--case", f"{frame},{device},{mode},{batch}",

@@ -23,6 +23,15 @@ class DownEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
 
+    def levels(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The features of every level, ``[stride 1, stride 2, ..., stride 2**num_downsample]`` (the last is
+        ``forward(x)``): the texture path warps each of them into the decoder scale of the same stride."""
+        outs = []
+        for layer in self.body:
+            x = layer(x)
+            outs.append(x)
+        return outs
+
 
 class SourceEncoder(DownEncoder):
     """``(Is, Ps, Ss) -> F_s`` at the network stride."""

@@ -34,6 +34,27 @@ def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
 
 
+def resample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize a flow or visibility map to ``size``: area average when shrinking, bilinear when growing.
+
+    Normalised flows are scale-free, so resizing is all a flow needs to move between resolutions. Area
+    averaging (not bilinear point sampling) keeps a fine flow or a sharp visibility map (e.g. from a 3D body
+    fit at the image frame) from aliasing when it is taken down to a feature scale.
+    """
+    h, w = x.shape[-2:]
+    if (h, w) == tuple(size):
+        return x
+    if size[0] <= h and size[1] <= w:
+        return F.adaptive_avg_pool2d(x, size)
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+def probability_logit(p: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """``log(p / (1 - p))`` in float32 with ``p`` clamped to ``[eps, 1 - eps]`` (a gate's starting logit)."""
+    p = p.float().clamp(eps, 1 - eps)
+    return torch.log(p) - torch.log1p(-p)
+
+
 def warp(features: torch.Tensor, flow: torch.Tensor, padding_mode: str = "border") -> torch.Tensor:
     """Backward-warp ``features (B,C,H,W)`` with ``flow (B,2,h,w)`` (resized to H x W) via ``grid_sample``."""
     h, w = features.shape[-2:]
@@ -53,12 +74,23 @@ class FlowEstimator(nn.Module):
     A U-Net of depth ``flow_depth`` whose decoder stops at the finest pyramid stride; level ``l``
     adds a residual to the upsampled flow of level ``l-1``. Heads start at zero, so an untrained
     estimator is the identity flow with visibility 0.5.
+
+    Hybrid mode (``flow_refine``): the U-Net also sees an initial flow ``W0`` and visibility ``v0`` at the image
+    frame (the source warped by ``W0``, ``W0`` itself and ``v0``: 6 more input channels); every pyramid level
+    is ``resample(W0) + learned residual`` and the visibility is ``sigmoid(logit(v0) + head)``. Untrained, it
+    returns the given flow and visibility; with no initial flow it starts from the identity and 0.5, like the
+    plain estimator.
     """
+
+    REFINE_CHANNELS = 6
+    """Extra input channels of the hybrid mode: warped source (3), initial flow (2), initial visibility (1)."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         finest = cfg.num_downsample - cfg.flow_levels + 1
-        self.unet = UNet(3 + 2 * POSE_CHANNELS, cfg.flow_channels, cfg.flow_max_channels, cfg.flow_depth,
+        self.refine = cfg.flow_refine
+        extra = self.REFINE_CHANNELS if self.refine else 0
+        self.unet = UNet(3 + 2 * POSE_CHANNELS + extra, cfg.flow_channels, cfg.flow_max_channels, cfg.flow_depth,
                          stop=finest)
         self.levels = cfg.flow_levels
         chans = self.unet.out_channels[-cfg.flow_levels:]
@@ -69,13 +101,37 @@ class FlowEstimator(nn.Module):
             nn.init.zeros_(head.bias)
 
     def forward(
-        self, image: torch.Tensor, source_pose: torch.Tensor, target_pose: torch.Tensor
+        self, image: torch.Tensor, source_pose: torch.Tensor, target_pose: torch.Tensor,
+        init_flow: torch.Tensor | None = None, init_visibility: torch.Tensor | None = None,
     ) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """Returns ``(flows, visibility)``: flows ``[(B,2,H/s,W/s) ...]`` coarsest first, visibility at the finest."""
-        feats = self.unet(torch.cat([image, source_pose, target_pose], dim=1))[-self.levels:]
+        """Returns ``(flows, visibility)``: flows ``[(B,2,H/s,W/s) ...]`` coarsest first, visibility at the finest.
+
+        ``init_flow (B, 2, h, w)`` / ``init_visibility (B, 1, h, w)`` (any size, hybrid mode only): the flow to
+        refine and its visibility; a missing visibility is 1 with a given flow, 0.5 without one.
+        """
+        inputs = [image, source_pose, target_pose]
+        if not self.refine and (init_flow is not None or init_visibility is not None):
+            raise ValueError("init_flow/init_visibility need model.flow_refine = true")
+        if self.refine:
+            b, _, h, w = image.shape
+            flow0 = (image.new_zeros(b, 2, h, w) if init_flow is None
+                     else resample(init_flow.to(image.dtype), (h, w)))
+            if init_visibility is None:
+                vis0 = image.new_full((b, 1, h, w), 0.5 if init_flow is None else 1.0)
+            else:
+                vis0 = resample(init_visibility.to(image.dtype), (h, w))
+            inputs += [warp(image, flow0), flow0, vis0]
+        feats = self.unet(torch.cat(inputs, dim=1))[-self.levels:]
         flows: list[torch.Tensor] = []
         for head, feat in zip(self.flow_heads, feats):
             delta = head(feat)
             flows.append(delta if not flows else resize_flow(flows[-1], feat.shape[-2:]) + delta)
-        visibility = torch.sigmoid(self.vis_head(feats[-1]))
+        logit = self.vis_head(feats[-1])
+        if self.refine:
+            # the residuals sit on the initial flow at each level's own resolution (area-averaged from the given one)
+            given = flow0 if init_flow is None else init_flow.to(flows[0].dtype)
+            flows = [resample(given, f.shape[-2:]).to(f.dtype) + f for f in flows]
+            given_vis = vis0 if init_visibility is None else init_visibility
+            logit = logit.float() + probability_logit(resample(given_vis, logit.shape[-2:]))
+        visibility = torch.sigmoid(logit)
         return flows, visibility

@@ -1,0 +1,287 @@
+"""Dense correspondence between two renderings of one body mesh: flow target -> source and visibility.
+
+Given the same mesh posed and projected twice (the *target* and the *source* body, each a
+:class:`~glocal_cli.body.render.RenderedBody`), every target pixel that shows the body sees one
+surface point: a face and barycentric weights. The same weights on the same face of the source
+body give that point's position and depth in the source image. :func:`correspond` returns, batched:
+
+* ``flow`` ``float32 (B, H, W, 2)``: pixel offsets with ``source_xy = (col, row) + flow``, the
+  convention of :mod:`glocal_cli.data.correspondence` (pixel centres at integer coordinates); zero
+  on the background. On an invisible pixel the flow still points at the projection of the surface
+  point (it carries no appearance there);
+* ``visibility`` ``uint8 (B, H, W)``, Intr-Flow's three classes: :data:`BACKGROUND` (0, the target
+  pixel shows no body), :data:`VISIBLE` (1, the point is seen in the source) and :data:`INVISIBLE`
+  (2, hidden there: turned away, covered by another part, or outside the source frame).
+
+**Visibility test.** The point is visible when its face turns the same side to the camera in both
+images (the sign of its projected area: a face seen from the front in the target and from behind in
+the source faces away there; no winding convention needed), its source position lies inside the
+source frame and the source pixel nearest to it shows the body, with either (a) the same face or a face sharing a
+vertex with it, or (b) a surface within ``depth_tolerance`` of the point's source depth, at the
+nearest pixel centre or interpolated bilinearly at the exact position (robust where triangles are
+smaller than a pixel and on steep slopes, where depth changes by more than the tolerance within a
+pixel). A point whose nearest source pixel is background (within half a
+pixel of the source silhouette) is invisible: a sample there mixes in the background. An occluder
+in front of the point (an arm over the torso, the
+front of the body after a half turn) is a different, non-adjacent face at a depth well outside the
+tolerance, so the point is marked invisible. The tolerance is in depth units: metres for the
+canonical frame (default 3 cm, about a quarter of an upper arm's thickness).
+
+With a perspective projection the source position is the barycentric blend of the projected source
+vertices, not the projection of the blended 3D point: the two differ by far less than a pixel for
+body meshes (triangles of a few pixels).
+
+**Dataset file** (``format_version`` 1): ``correspondence/<target_stem>__<source_stem>.npz`` in a
+prepared dataset holds ``flow`` ``float16 (H, W, 2)`` (pixel offsets; 1/16 px steps below 128 px,
+1/8 px up to 256 px) and ``visibility`` ``uint8 (H, W)`` (the three classes), written
+deterministically (fixed zip timestamps: equal maps give byte-identical files).
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from glocal_cli.body.render import RenderedBody
+from glocal_cli.data.correspondence import _npy_bytes, _zip_bytes
+from glocal_cli.errors import InputError
+
+__all__ = [
+    "BACKGROUND",
+    "CORRESPONDENCE_DIR",
+    "CORRESPONDENCE_FORMAT_VERSION",
+    "INVISIBLE",
+    "VISIBLE",
+    "BodyCorrespondence",
+    "CorrespondenceMaps",
+    "correspond",
+    "correspondence_path",
+    "flow_to_normalised",
+    "load_correspondence",
+    "save_correspondence",
+    "warp_image",
+]
+
+BACKGROUND, VISIBLE, INVISIBLE = 0, 1, 2
+"""The three visibility classes (Intr-Flow's): background, visible in the source, invisible there."""
+
+CORRESPONDENCE_DIR = "correspondence"
+"""Folder of the per-pair files in a prepared dataset."""
+
+CORRESPONDENCE_FORMAT_VERSION = 1
+"""Version of the ``correspondence/<target>__<source>.npz`` layout."""
+
+
+@dataclass
+class BodyCorrespondence:
+    """What :func:`correspond` returns (batched tensors on the bodies' device)."""
+
+    flow: torch.Tensor
+    """``float32 (B, H, W, 2)``: pixel offsets target -> source, 0 on the background."""
+    visibility: torch.Tensor
+    """``uint8 (B, H, W)``: :data:`BACKGROUND`, :data:`VISIBLE` or :data:`INVISIBLE`."""
+
+    @property
+    def visible(self) -> torch.Tensor:
+        """``bool (B, H, W)``: target pixels whose surface point is seen in the source."""
+        return self.visibility == VISIBLE
+
+    def maps(self, index: int = 0) -> CorrespondenceMaps:
+        """Pair ``index`` in the dataset's training format (numpy ``float16`` flow, ``uint8`` classes)."""
+        flow = self.flow[index].detach().cpu().numpy().astype(np.float16)
+        return CorrespondenceMaps(flow, self.visibility[index].detach().cpu().numpy().astype(np.uint8))
+
+
+class CorrespondenceMaps(NamedTuple):
+    """One pair's flow and visibility as numpy arrays (the dataset's training format)."""
+
+    flow: np.ndarray
+    """``(H, W, 2)`` pixel offsets target -> source (``float16`` from :meth:`BodyCorrespondence.maps`,
+    ``float32`` from :func:`load_correspondence`)."""
+    visibility: np.ndarray
+    """``uint8 (H, W)`` classes 0 background, 1 visible, 2 invisible in the source."""
+
+
+def _pixel_grid(height: int, width: int, like: torch.Tensor) -> torch.Tensor:
+    """``(H, W, 2)`` pixel-centre positions ``(col, row)``."""
+    rows = torch.arange(height, device=like.device, dtype=like.dtype)
+    cols = torch.arange(width, device=like.device, dtype=like.dtype)
+    gy, gx = torch.meshgrid(rows, cols, indexing="ij")
+    return torch.stack([gx, gy], dim=-1)
+
+
+def _gather_vertices(values: torch.Tensor, vid: torch.Tensor) -> torch.Tensor:
+    """``values (B, V, C)`` at vertex ids ``vid (B, H, W, 3)`` -> ``(B, H, W, 3, C)``."""
+    batch, channels = values.shape[0], values.shape[-1]
+    index = vid.reshape(batch, -1, 1).expand(-1, -1, channels)
+    return torch.gather(values, 1, index).view(*vid.shape, channels)
+
+
+def _signed_area(xy: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """``(B, F)`` twice the signed image area of each face (its sign says which side faces the camera)."""
+    tri = xy[:, faces]  # (B, F, 3, 2)
+    e1 = tri[:, :, 1] - tri[:, :, 0]
+    e2 = tri[:, :, 2] - tri[:, :, 0]
+    return e1[..., 0] * e2[..., 1] - e1[..., 1] * e2[..., 0]
+
+
+def _bilinear_depth(depth: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """Depth map ``(B, h, w)`` at sub-pixel positions ``pos (B, H, W, 2)``; ``inf`` unless all 4 neighbours are on the body.
+
+    Exact on a planar surface however steep, where the nearest pixel's depth can be off by more than
+    the tolerance (a pixel spanning several centimetres of a sloped surface).
+    """
+    batch, src_h, src_w = depth.shape
+    x0 = torch.floor(pos[..., 0])
+    y0 = torch.floor(pos[..., 1])
+    fx = (pos[..., 0] - x0).to(depth.dtype)
+    fy = (pos[..., 1] - y0).to(depth.dtype)
+    flat_depth = depth.reshape(batch, -1)
+    total = torch.zeros_like(fx)
+    finite = torch.ones_like(fx, dtype=torch.bool)
+    for dx, dy, weight in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
+        cx, cy = x0 + dx, y0 + dy
+        inside = (cx >= 0) & (cx < src_w) & (cy >= 0) & (cy < src_h)
+        flat = (cy.clamp(0, src_h - 1).long() * src_w + cx.clamp(0, src_w - 1).long()).view(batch, -1)
+        value = torch.gather(flat_depth, 1, flat).view_as(fx)
+        ok = inside & torch.isfinite(value)
+        finite &= ok
+        total = total + weight * torch.where(ok, value, 0.0)
+    return torch.where(finite, total, torch.inf)
+
+
+@torch.no_grad()
+def correspond(
+    target: RenderedBody,
+    source: RenderedBody,
+    faces: torch.Tensor,
+    depth_tolerance: float = 0.03,
+) -> BodyCorrespondence:
+    """Flow target -> source and the 3-class visibility of two renderings of one mesh (module docstring).
+
+    ``target`` and ``source`` hold ``xy (B, V, 2)``, ``depth (B, V)`` and their rasters (the
+    source raster may have another size: positions outside it are invisible); ``faces`` ``(F, 3)``
+    is the mesh both were rendered with. No host synchronisation: runs as a few batched kernels.
+    """
+    tr, sr = target.raster, source.raster
+    if target.xy.shape != source.xy.shape:
+        raise ValueError(f"target and source must be the same mesh batch: {tuple(target.xy.shape)} vs "
+                         f"{tuple(source.xy.shape)}")
+    batch, height, width = tr.face_id.shape
+    src_h, src_w = sr.size
+    faces = faces.to(device=tr.face_id.device, dtype=torch.long)
+    on_body = tr.face_id >= 0
+    vid = faces[tr.face_id.clamp_min(0)]  # (B, H, W, 3)
+    bary = tr.bary.to(source.xy.dtype)
+    pos = (bary.unsqueeze(-1) * _gather_vertices(source.xy, vid)).sum(-2)  # (B, H, W, 2)
+    pos_z = (bary * _gather_vertices(source.depth.unsqueeze(-1), vid)[..., 0]).sum(-1)
+
+    col = torch.floor(pos[..., 0] + 0.5)
+    row = torch.floor(pos[..., 1] + 0.5)
+    in_frame = (col >= 0) & (col < src_w) & (row >= 0) & (row < src_h)
+    flat = (row.clamp(0, src_h - 1).long() * src_w + col.clamp(0, src_w - 1).long())
+    flat = flat.view(batch, -1)
+    src_face = torch.gather(sr.face_id.view(batch, -1), 1, flat).view(batch, height, width)
+    src_depth = torch.gather(sr.depth.view(batch, -1), 1, flat).view(batch, height, width)
+    src_vid = faces[src_face.clamp_min(0)]
+    adjacent = (src_vid.unsqueeze(-1) == vid.unsqueeze(-2)).flatten(-2).any(-1)
+    near = ((src_depth - pos_z).abs() <= depth_tolerance) | (
+        (_bilinear_depth(sr.depth, pos) - pos_z).abs() <= depth_tolerance)
+    # the face turns the same side to the camera in both images (else it faces away in the source)
+    flat_face = tr.face_id.clamp_min(0).view(batch, -1)
+    turn = (torch.gather(_signed_area(target.xy, faces), 1, flat_face)
+            * torch.gather(_signed_area(source.xy, faces), 1, flat_face)).view(batch, height, width)
+    visible = on_body & in_frame & (src_face >= 0) & (turn > 0) & (adjacent | near)
+
+    flow = (pos - _pixel_grid(height, width, pos)).float()
+    flow = torch.where(on_body.unsqueeze(-1), flow, flow.new_zeros(()))
+    classes = torch.where(visible, VISIBLE, torch.where(on_body, INVISIBLE, BACKGROUND)).to(torch.uint8)
+    return BodyCorrespondence(flow, classes)
+
+
+def flow_to_normalised(flow_px: torch.Tensor) -> torch.Tensor:
+    """Pixel offsets ``(B, H, W, 2)`` -> ``(B, 2, H, W)`` offsets in ``grid_sample``'s normalised units.
+
+    The flow convention of :mod:`glocal_cli.models.flow` (``align_corners=False``: one pixel is
+    ``2 / W`` in ``x`` and ``2 / H`` in ``y``), for source and target frames of the same size.
+    """
+    height, width = flow_px.shape[1:3]
+    scale = flow_px.new_tensor([2.0 / width, 2.0 / height])
+    return (flow_px * scale).permute(0, 3, 1, 2)
+
+
+def warp_image(source: torch.Tensor, flow_px: torch.Tensor, padding_mode: str = "border") -> torch.Tensor:
+    """Backward-warp ``source (B, C, H, W)`` by a pixel flow ``(B, H, W, 2)`` of the same size (bilinear).
+
+    Output pixel ``(col, row)`` samples the source at ``(col, row) + flow``; the same sampling as
+    :func:`glocal_cli.models.flow.warp` (which it calls) and :func:`glocal_cli.data.correspondence.warp_by_flow`.
+    """
+    from glocal_cli.models.flow import warp
+
+    if tuple(source.shape[-2:]) != tuple(flow_px.shape[1:3]):
+        raise ValueError(f"source {tuple(source.shape[-2:])} and flow {tuple(flow_px.shape[1:3])} sizes differ")
+    return warp(source, flow_to_normalised(flow_px.to(source.dtype)), padding_mode=padding_mode)
+
+
+def correspondence_path(dataset: str | os.PathLike[str], target: str, source: str) -> Path:
+    """``<dataset>/correspondence/<target_stem>__<source_stem>.npz``."""
+    return Path(dataset) / CORRESPONDENCE_DIR / f"{Path(target).stem}__{Path(source).stem}.npz"
+
+
+def save_correspondence(path: str | os.PathLike[str], flow: np.ndarray | torch.Tensor,
+                        visibility: np.ndarray | torch.Tensor) -> None:
+    """Write one pair's ``flow (H, W, 2)`` and ``visibility (H, W)`` (module docstring) atomically.
+
+    Same maps, same bytes. Flow is stored as ``float16`` and zeroed on the background.
+    """
+    flow_np = np.asarray(flow.detach().cpu().numpy() if isinstance(flow, torch.Tensor) else flow)
+    vis_np = np.asarray(visibility.detach().cpu().numpy() if isinstance(visibility, torch.Tensor) else visibility)
+    if flow_np.ndim != 3 or flow_np.shape[-1] != 2 or vis_np.shape != flow_np.shape[:2]:
+        raise ValueError(f"flow must be (H, W, 2) and visibility (H, W): got {flow_np.shape}, {vis_np.shape}")
+    if vis_np.size and int(vis_np.max()) > INVISIBLE:
+        raise ValueError(f"visibility classes are 0, 1, 2; got {int(vis_np.max())}")
+    vis_np = np.ascontiguousarray(vis_np, dtype=np.uint8)
+    flow16 = np.nan_to_num(flow_np.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0).astype(np.float16)
+    flow16[vis_np == BACKGROUND] = 0
+    arrays = {
+        "flow": np.ascontiguousarray(flow16),
+        "visibility": vis_np,
+        "format_version": np.array(CORRESPONDENCE_FORMAT_VERSION, dtype=np.int32),
+    }
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.tmp")
+    tmp.write_bytes(_zip_bytes({f"{k}.npy": _npy_bytes(a) for k, a in arrays.items()}))
+    os.replace(tmp, final)
+
+
+def load_correspondence(path: str | os.PathLike[str]) -> CorrespondenceMaps:
+    """Read a file of :func:`save_correspondence`: ``flow`` ``float32 (H, W, 2)``, ``visibility`` ``uint8 (H, W)``.
+
+    Raises :class:`~glocal_cli.errors.InputError` naming the file when it is unreadable, of another
+    format version, or inconsistent.
+    """
+    p = Path(path)
+    try:
+        with np.load(p, allow_pickle=False) as data:
+            version = int(data["format_version"]) if "format_version" in data.files else -1
+            if version != CORRESPONDENCE_FORMAT_VERSION:
+                raise InputError(f"{p}: correspondence format_version {version}, expected "
+                                 f"{CORRESPONDENCE_FORMAT_VERSION}")
+            flow = data["flow"]
+            vis = data["visibility"]
+    except InputError:
+        raise
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
+        raise InputError(f"{p}: cannot read correspondence ({e.__class__.__name__}: {e})") from None
+    if flow.ndim != 3 or flow.shape[-1] != 2 or vis.shape != flow.shape[:2] or vis.dtype != np.uint8:
+        raise InputError(f"{p}: correspondence arrays have inconsistent shapes {flow.shape}, {vis.shape}")
+    if vis.size and int(vis.max()) > INVISIBLE:
+        raise InputError(f"{p}: visibility class {int(vis.max())} is not one of 0, 1, 2")
+    return CorrespondenceMaps(flow.astype(np.float32), vis)

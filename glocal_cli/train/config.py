@@ -61,6 +61,10 @@ class TrainConfig:
     """DistributedDataParallel(find_unused_parameters=...): needed when some parameters get no gradient in a stage."""
     semantic_in_generator: Literal["frozen", "finetune"] = "frozen"
     """Generator/inpaint stages: keep the semantic network frozen, or fine-tune it with the focal loss term."""
+    allow_untrained_semantic: bool = False
+    """Let the generator/inpaint stages run on a semantic network that no stage and no --weights trained (its
+    target parsings are random maps). Off: such a run stops with the options (parsing maps, --weights).
+    Smoke runs and tests only."""
     flow_in_generator: Literal["frozen", "finetune"] = "frozen"
     """Generator/inpaint stages: keep the flow estimator frozen, or fine-tune it end to end."""
     finetune_lr_factor: float = 0.1

@@ -23,6 +23,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -65,6 +66,10 @@ class StageContext:
     autocast: Callable[[], AbstractContextManager]
     vgg_cache: dict[str, VGG19Features] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
+    semantic_origin: str | None = None
+    """Where the semantic network's weights come from (None: nothing trained it, its parsings are random)."""
+    dataset_root: str = ""
+    """The dataset folder (for messages)."""
 
     @property
     def device(self) -> torch.device:
@@ -88,6 +93,26 @@ class StageContext:
                 )
             self.vgg_cache[key] = net
         return self.vgg_cache[key]
+
+
+PARSING_OPTIONS = (
+    "prepare the data with parsing maps (glocal prepare-data ... --parsing DIR: your own or the "
+    "community's parsing for the benchmark; then --stage all trains the semantic stage first)",
+    "start from weights whose semantic network is trained (--weights DIR)",
+)
+"""What a user can do when the generator would read parsings from an untrained semantic network."""
+
+
+def untrained_semantic_message(stage: str, has_parsing: bool, dataset: Any) -> str:
+    """The one-line error of a generator/inpaint stage whose semantic network nothing trained."""
+    if has_parsing:
+        why = ("the semantic network was never trained in this run; run the semantic stage first (--stage semantic, "
+               "or semantic in train.stages), or start from weights whose semantic network is trained (--weights DIR)")
+    else:
+        why = (f"{Path(str(dataset)) / 'manifest.json'} has no parsing maps (has_parsing is false), so no stage can "
+               "train the semantic network; " + "; or ".join(PARSING_OPTIONS))
+    return (f"the {stage} stage would read target parsings from an untrained semantic network (random maps): {why} "
+            "(train.allow_untrained_semantic = true forces it, for smoke runs only)")
 
 
 def _set_trainable(module: nn.Module | None, flag: bool) -> None:
@@ -370,6 +395,12 @@ class GeneratorStage(FlowLossMixin, Stage):
                 and self.cfg.train.flow_in_generator == "finetune")
 
     def check_data(self) -> None:
+        if self.ctx.semantic_origin is None:
+            if not self.cfg.train.allow_untrained_semantic:
+                raise DataError(untrained_semantic_message(self.name, self.ctx.has_parsing, self.ctx.dataset_root))
+            self.ctx.messages.append(f"{self.name}: the semantic network was never trained, so the target parsings "
+                                     "the generator reads are random (train.allow_untrained_semantic = true; smoke "
+                                     "runs only)")
         if self._finetune_flow():
             _, use_sup = _flow_mode(self.cfg, self.ctx.has_surface)
             if use_sup and not self.ctx.has_surface:

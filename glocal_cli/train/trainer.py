@@ -57,7 +57,7 @@ from glocal_cli.train.distributed import (
     unwrap,
 )
 from glocal_cli.train.logging import RunLogger, format_losses
-from glocal_cli.train.stages import Stage, StageContext, make_stage, visual_grid
+from glocal_cli.train.stages import Stage, StageContext, make_stage, untrained_semantic_message, visual_grid
 
 __all__ = ["StageResult", "TrainResult", "train", "validate_images"]
 
@@ -223,6 +223,19 @@ def validate_images(pred: torch.Tensor, gt: torch.Tensor) -> dict[str, torch.Ten
     }
 
 
+_TRAINS = {"semantic": "semantic", "flow": "flow", "generator": "generator", "inpaint": "generator"}
+"""The network each stage trains (the key of its provenance)."""
+
+
+def _provenance(state: dict[str, Any]) -> dict[str, str]:
+    """Where the networks of a checkpoint come from; checkpoints from before provenance was recorded
+    are trusted (their runs predate the check)."""
+    trained = state.get("trained")
+    if isinstance(trained, dict):
+        return {str(k): str(v) for k, v in trained.items()}
+    return dict.fromkeys(("semantic", "flow", "generator"), "a checkpoint without provenance")
+
+
 # ------------------------------------------------------------------------------------ the trainer
 
 
@@ -236,6 +249,9 @@ class _Trainer:
         self.cfg, self.info, self.ds, self.run_dir, self.log = cfg, info, dataset, run_dir, logger
         self.max_steps, self.resume, self.stop = max_steps, resume, stop
         self.reschedule = reschedule
+        self.trained: dict[str, str] = {}
+        """Where the weights of each trained network come from (``{'semantic': 'the semantic stage ...'}``);
+        saved in every checkpoint, so that no stage builds on a network that was never trained."""
         self.device = info.device
         self.amp_dtype = _precision(cfg, self.device)
         torch.manual_seed(cfg.train.seed)
@@ -273,6 +289,7 @@ class _Trainer:
         unwrap(self.model).load_state_dict(state["model"])
         if "discriminator" in state:
             unwrap(self.D).load_state_dict(state["discriminator"])
+        self.trained = _provenance(state)
 
     def _init_from_previous(self, stage: str) -> str | None:
         """Load the best weights of the latest earlier stage that has checkpoints in this run."""
@@ -421,6 +438,7 @@ class _Trainer:
             "scaler": scaler.state_dict() if scaler is not None else {},
             "rng": capture_rng_state(),
             "config": to_dict(self.cfg),
+            "trained": dict(self.trained),
         }
 
     def _schedule(self, name: str, total: int, state: dict[str, Any] | None) -> dict[str, Any]:
@@ -463,6 +481,7 @@ class _Trainer:
             latest = mgr.latest()
             if latest is not None:
                 state = load_checkpoint(latest, self.device)
+                self.trained = _provenance(state)
                 if state.get("stage") != name:
                     raise TrainingError(f"{latest}: holds stage {state.get('stage')!r}, expected {name!r}")
                 if int(state["step"]) >= total:
@@ -479,7 +498,8 @@ class _Trainer:
             elif name in ("generator", "inpaint") and STAGES.index(name) > 0:
                 self.log.message(f"{name}: no earlier stage in this run; starting from the current weights")
         ctx = StageContext(self.cfg, unwrap(self.model), unwrap(self.D), self.info, self.ds.has_parsing,
-                           self.ds.has_surface, self.autocast, self.vgg_cache)
+                           self.ds.has_surface, self.autocast, self.vgg_cache,
+                           semantic_origin=self.trained.get("semantic"), dataset_root=str(self.ds.root))
         stage = make_stage(name, ctx)
         stage.check_data()
         groups = stage.param_groups()
@@ -519,6 +539,7 @@ class _Trainer:
         result = StageResult(name, step, step, total, best_score=best)
         if step >= total:
             return result
+        self.trained[_TRAINS[name]] = f"the {name} stage of run {self.run_dir.name}"
         self.log.message(f"{name}: {total - step} steps, {len(train_ds)} training pairs, global batch "
                          f"{t.batch_size * t.grad_accum * self.info.world_size} "
                          f"({self.info.world_size} x {t.grad_accum} x {t.batch_size}), device {self.device}, "
@@ -786,6 +807,31 @@ def _frame_from_dataset(cfg: GLocalConfig, ds: Any, source: str | Path | None,
     return cfg, f"frame {ds.height}x{ds.width} (from the dataset manifest; {said})"
 
 
+def _check_semantic_before_generator(trainer: _Trainer, stages: Sequence[str], ds: Any, resuming: bool) -> None:
+    """Refuse, before anything trains, a run whose generator stage would read target parsings from a
+    semantic network that nothing trained (random maps). The stage checks again with the exact weights."""
+    first = next((s for s in stages if s in ("generator", "inpaint")), None)
+    if first is None or "semantic" in stages[: stages.index(first)] or trainer.cfg.train.allow_untrained_semantic:
+        return
+    if trainer.trained.get("semantic"):
+        return  # --weights gave a semantic network
+    candidates: list[Path] = []
+    if resuming:
+        own = CheckpointManager(trainer.run_dir, first).latest()
+        if own is not None:
+            candidates.append(own)
+    for prev in reversed(STAGES[: STAGES.index(first)]):
+        src = CheckpointManager(trainer.run_dir, prev).weights_source()
+        if src is not None:
+            candidates.append(src)
+            break
+    if candidates:
+        state = torch.load(candidates[0], map_location="cpu", weights_only=True, mmap=True)
+        if _provenance(state).get("semantic"):
+            return
+    raise DataError(untrained_semantic_message(first, ds.has_parsing, ds.root))
+
+
 @dataclass
 class _Validation:
     """The validation split of a run (pairs carved from the training people; see data/prepare/validation)."""
@@ -922,7 +968,9 @@ def _train(info: DistInfo, data: str | Path, config: str | Path | None, override
                               "generator": trainer.model.generator, "discriminator": trainer.D}.get(comp)
                     if target is not None:
                         load_component(target, weights, comp)
+                        trainer.trained[comp] = f"weights {weights}"
                 logger.message(f"initialised from weights {weights}")
+            _check_semantic_before_generator(trainer, stages, ds, resuming)
             for name_ in stages:
                 res = trainer.run_stage(name_)
                 results.append(res)

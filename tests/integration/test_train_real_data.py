@@ -152,3 +152,41 @@ def test_prepare_writes_the_validation_split(tmp_path: Path, user_photos) -> Non
     assert len(person) == 1 and set(read_list(out / "val.lst")) == {n for p in val for n in p}
     assert res.counts["pairs-val"] == len(val) and PreparedDataset(out).manifest.counts["val"] == len(read_list(out / "val.lst"))
     assert PreparedDataset(out).check(("train", "val", "test"))["val"] == len(read_list(out / "val.lst"))
+
+
+# --------------------------------------------------------- item 2: never train on random parsing
+
+
+def _without_parsing(synth_data: Path, dest: Path) -> Path:
+    """A copy of the SynthPeople set whose manifest says it has no parsing maps (like Market-1501)."""
+    import json
+    import shutil
+
+    shutil.copytree(synth_data, dest, ignore=shutil.ignore_patterns("parsing"))
+    manifest = json.loads((dest / "manifest.json").read_text())
+    manifest["has_parsing"] = False
+    (dest / "manifest.json").write_text(json.dumps(manifest))
+    return dest
+
+
+def test_generator_refuses_an_untrained_semantic_network(synth_data: Path, tmp_path: Path) -> None:
+    """No parsing -> no semantic stage -> the generator would read random parsings: stop before any
+    training, naming the options; the Market preset (no parsing of its own) meets the same check."""
+    data = _without_parsing(synth_data, tmp_path / "noparse")
+    for config, name in (("tiny", "np"), ("market-128", "market")):
+        with pytest.raises(DataError, match=r"untrained semantic network.*has no parsing maps.*--parsing DIR.*--weights"):
+            train(data, config, FAST, stage="all", runs_dir=tmp_path, name=name, max_steps=1, device="cpu")
+        assert not (tmp_path / name / "checkpoints").exists()  # refused before the flow stage trained
+    # a dataset with parsing, but the generator alone on a fresh run: same refusal, other advice
+    with pytest.raises(DataError, match=r"never trained in this run; run the semantic stage first"):
+        train(synth_data, "tiny", FAST, stage="generator", runs_dir=tmp_path, name="gen", max_steps=1, device="cpu")
+    # trained semantic weights make it legal: from --weights, and carried through the run's checkpoints
+    sem = train(synth_data, "tiny", FAST, stage="semantic", runs_dir=tmp_path, name="sem", max_steps=1, device="cpu")
+    res = train(data, "tiny", FAST, stage="all", runs_dir=tmp_path, name="np-w", max_steps=1, device="cpu",
+                weights=sem.weights_dir)
+    assert [r.stage for r in res.stages] == ["flow", "generator", "inpaint"]
+    from glocal_cli.train.checkpoint import load_checkpoint
+
+    state = load_checkpoint(tmp_path / "np-w" / "checkpoints" / "generator" / "last.pt")
+    assert state["trained"]["semantic"] == f"weights {sem.weights_dir}"
+    assert state["trained"]["generator"] == "the generator stage of run np-w"

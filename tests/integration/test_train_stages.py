@@ -87,7 +87,7 @@ def _params(path: Path) -> dict[str, torch.Tensor]:
 
 def test_resume_is_bit_exact(synth_data: Path, tmp_path: Path) -> None:
     """2 steps + resume + 2 steps == 4 straight steps (models, D, optimiser moments), bit for bit."""
-    extra = ["train.val_every=3", "train.ckpt_every=1"]
+    extra = ["train.val_every=3", "train.ckpt_every=1", "train.allow_untrained_semantic=true"]
     _run(synth_data, tmp_path, "straight", stage="generator", steps=4, extra=extra)
     _run(synth_data, tmp_path, "split", stage="generator", steps=2, extra=extra)
     res = _run(synth_data, tmp_path, "split", stage="generator", steps=4, extra=extra, resume="auto")
@@ -114,7 +114,7 @@ _DDP_SCRIPT = textwrap.dedent(
     from glocal_cli.train.trainer import train
     data, runs, name, batch = sys.argv[1:5]
     train(data, "tiny", ["train.log_every=1", "train.val_every=0", "model.ggr_norm=instance",
-                         "data.flip_prob=0.5", f"train.batch_size={batch}"],
+                         "data.flip_prob=0.5", f"train.batch_size={batch}", "train.allow_untrained_semantic=true"],
           stage="generator", runs_dir=runs, name=name, max_steps=2, device="cpu")
     """
 )

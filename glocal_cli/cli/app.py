@@ -16,6 +16,7 @@ from glocal_cli.cli.info_cmd import info_command
 from glocal_cli.cli.inpaint_cmd import inpaint_command
 from glocal_cli.cli.prepare_real import deepfashion_command, folder_command, market_command
 from glocal_cli.cli.prepare_synthetic import synthetic_command
+from glocal_cli.cli.serve_cmd import serve_command
 from glocal_cli.cli.train_cmd import train_command
 from glocal_cli.cli.transfer_cmd import transfer_command
 from glocal_cli.console import console, set_verbosity
@@ -64,6 +65,7 @@ app.command("train", help="Staged training (semantic, flow, generator, inpaint) 
 app.command("transfer", help="Re-pose person photos to target poses (one image or whole folders).")(transfer_command)
 app.command("inpaint", help="Fill in missing regions of person photos (irregular, semantic or given masks).")(inpaint_command)
 app.command("eval", help="Metrics (SSIM, PSNR, FID, IS, LPIPS) under named protocols.")(eval_command)
+app.command("serve", help="A local web page: drag a skeleton, see the re-posed person, paint and fill holes.")(serve_command)
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from glocal_cli.data.config import DataConfig
 from glocal_cli.infer.config import InferConfig
 from glocal_cli.metrics.config import EvalConfig
 from glocal_cli.models.config import LossConfig, ModelConfig
+from glocal_cli.serve.config import ServeConfig
 from glocal_cli.train.config import TrainConfig
 
 
@@ -32,3 +33,5 @@ class GLocalConfig:
     """Inference pipelines."""
     eval: EvalConfig = field(default_factory=EvalConfig)
     """Evaluation."""
+    serve: ServeConfig = field(default_factory=ServeConfig)
+    """The local web server (glocal serve)."""

@@ -1,6 +1,7 @@
 # Two entry points for a fresh machine: `make demo` (batch pose transfer on examples/ with the
 # shipped default weights) and `make test` (the test suite). Both create or reuse .venv and install
 # what they need, idempotently (re-installs only when pyproject.toml or the constraints change).
+# The install includes the mediapipe keypoint detector (offline), so photos without a pose file work.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -15,8 +16,12 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# mediapipe itself goes in with --no-deps: it declares numpy<2 but runs with numpy 2; its real
+# dependencies come from the [mediapipe] extra, its version from the constraints.
+# `-e` keeps the package editable (a plain ".[mediapipe]" would replace the editable install).
 $(STAMP): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
-	$(PIP) install -q -c $(CONSTRAINTS) -e .
+	$(PIP) install -q -c $(CONSTRAINTS) -e ".[mediapipe]"
+	$(PIP) install -q -c $(CONSTRAINTS) --no-deps mediapipe
 	touch $@
 
 $(DEV_STAMP): $(STAMP)
@@ -37,11 +42,9 @@ test: $(DEV_STAMP)
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 
-# Optional keypoint backends (see docs/data.md).
-# `-e` keeps the package editable (a plain ".[mediapipe]" would replace the editable install).
+# Keypoint backends (see docs/data.md). mediapipe is part of `make install`; this target is kept
+# as an alias for scripts and CI that still call it.
 mediapipe: $(STAMP)
-	$(PIP) install -q -c $(CONSTRAINTS) -e ".[mediapipe]"
-	$(PIP) install -q --no-deps mediapipe==0.10.21
 
 # mmpose 1.3.2 for --keypoints mmpose (~30 s on top of `make install`). chumpy's setup.py needs the
 # installed numpy (no build isolation); xtcocotools is rebuilt from source against numpy 2; mmengine

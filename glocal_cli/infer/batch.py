@@ -520,9 +520,13 @@ def run_job(pipeline: Any, spec: JobSpec, cfg: InferConfig | None = None, show_p
     all_tasks = plan_tasks(spec, cfg, frame_hw)
     rank, world = _shard()
     report = BatchReport(total=len(all_tasks), out=out, rank=rank, world=world)
-    out.mkdir(parents=True, exist_ok=True)
     mine = all_tasks[rank::world]
     todo = [t for t in mine if spec.overwrite or not output_paths(out, t.name, spec.mode, cfg)["result"].exists()]
+    if any(t.source_pose is None or (t.target is not None and t.target.kind == "image") for t in todo):
+        from glocal_cli.data.backends import require_detector
+
+        require_detector(cfg.keypoints)  # one clear error (naming the install command), not one per photo
+    out.mkdir(parents=True, exist_ok=True)
     report.skipped = len(mine) - len(todo)
     if report.skipped:
         info(f"{report.skipped} of {len(mine)} output(s) exist and are kept (use --overwrite to replace them)")

@@ -1,6 +1,6 @@
 """The mediapipe backend on real DeepFashion photos, scored against the community annotation.
 
-Skips when mediapipe is not installed (``make mediapipe`` installs it). The floor is set below the
+Skips when mediapipe is not installed (``make install`` installs it). The floor is set below the
 measured value (benchmarks/bench_keypoints.py: PCKh@0.5 0.919, PCKt@0.5 0.935 on all 116 photos;
 0.904 / 0.922 on the first 30 used here) so that only a real regression fails.
 """

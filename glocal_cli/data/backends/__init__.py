@@ -2,9 +2,12 @@
 
 * ``csv``: the community keypoint CSV (:class:`CsvBackend`), ``json``: per-image OpenPose / COCO /
   mmpose JSON files (:class:`JsonBackend`).
-* ``mediapipe``: mediapipe 0.10.21's bundled BlazePose, offline (:class:`MediapipeBackend`).
-* ``mmpose``: a top-down mmpose model given by config + checkpoint or alias (:class:`MmposeBackend`).
-* ``auto``: mmpose when it is installed and has weights, else mediapipe, else a clear error.
+* ``mediapipe``: mediapipe 0.10.21's bundled BlazePose, offline (:class:`MediapipeBackend`); the
+  default detector, installed by ``make install``.
+* ``mmpose``: a top-down mmpose model given by config + checkpoint or alias (:class:`MmposeBackend`);
+  the accuracy option (``make mmpose``).
+* ``auto``: mmpose when it is installed and a model is given (``--mmpose-config``), else mediapipe,
+  else a clear error naming the install command.
 
 Backends hold models that cannot cross process boundaries, so the preparation pipeline passes a
 picklable :class:`BackendSpec` to its workers and each builds its own with :meth:`BackendSpec.build`.
@@ -30,6 +33,7 @@ __all__ = [
     "KeypointBackend",
     "backend_status",
     "make_backend",
+    "require_detector",
     "resolve_auto",
 ]
 
@@ -91,6 +95,26 @@ def resolve_auto(spec: BackendSpec) -> BackendSpec:
         "--keypoints auto: no keypoint detector is usable: "
         f"{status['mediapipe'][1]}; {mm_reason}; or pass existing keypoints with --keypoints csv|json --annotations PATH"
     )
+
+
+def require_detector(spec: BackendSpec | str) -> BackendSpec:
+    """The detector ``spec`` resolves to, checked usable before any work starts.
+
+    ``auto`` is resolved (:func:`resolve_auto`); ``mediapipe`` / ``mmpose`` must be installed. Raises
+    :class:`NotAvailableError` whose one line names the install command, so that a job that needs
+    keypoints fails at once instead of once per photo.
+    """
+    if isinstance(spec, str):
+        spec = BackendSpec(spec)
+    spec = resolve_auto(spec)
+    if spec.name in ("mediapipe", "mmpose"):
+        from glocal_cli.data.backends.mediapipe_backend import mediapipe_status
+        from glocal_cli.data.backends.mmpose_backend import mmpose_status
+
+        usable, reason = (mediapipe_status if spec.name == "mediapipe" else mmpose_status)()
+        if not usable:
+            raise NotAvailableError(f"--keypoints {spec.name}: {reason}")
+    return spec
 
 
 def make_backend(spec: BackendSpec | str, **kwargs: Any) -> KeypointBackend:

@@ -2,9 +2,10 @@
 
 mediapipe 0.10.21 is the newest release whose wheel still carries ``pose_landmark_full.tflite``
 and ``pose_detection.tflite`` (later releases download them on first use), so this backend needs
-no network. Install it with ``make mediapipe`` (``pip install --no-deps mediapipe==0.10.21`` next
-to ``protobuf>=4.25.3,<5``, absl-py, attrs, flatbuffers, matplotlib; it declares ``numpy<2`` but
-runs with numpy 2).
+no network. It is the default detector: ``make install`` installs it (``pip install --no-deps
+mediapipe==0.10.21`` next to the ``[mediapipe]`` extra: ``protobuf>=4.25.3,<5``, absl-py, attrs,
+flatbuffers, matplotlib; it declares ``numpy<2`` but runs with numpy 2). :data:`INSTALL_HINT` says
+how, for the error messages.
 
 The 33 BlazePose landmarks map to the 18 COCO-18 points by name (:data:`BLAZEPOSE_TO_COCO18`);
 the neck is the midpoint of the shoulders when both are visible; a landmark whose visibility is
@@ -25,10 +26,23 @@ from glocal_cli.data.backends.base import KeypointBackend, _non_empty
 from glocal_cli.data.keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS, Pose
 from glocal_cli.errors import NotAvailableError
 
-__all__ = ["BLAZEPOSE_NAMES", "BLAZEPOSE_TO_COCO18", "MediapipeBackend", "blazepose_to_coco18", "mediapipe_status"]
+__all__ = [
+    "BLAZEPOSE_NAMES",
+    "BLAZEPOSE_TO_COCO18",
+    "INSTALL_HINT",
+    "MediapipeBackend",
+    "blazepose_to_coco18",
+    "mediapipe_status",
+]
 
 MEDIAPIPE_VERSION = "0.10.21"
-"""The release this backend is written and measured against."""
+"""The release this backend is written and measured against (pinned in requirements/constraints.txt)."""
+
+INSTALL_HINT = (
+    "run `make install` (from a checkout), or with pip: "
+    f"`pip install -e '.[mediapipe]'` then `pip install --no-deps mediapipe=={MEDIAPIPE_VERSION}`"
+)
+"""How to install the default detector (mediapipe is installed without its numpy<2 pin)."""
 
 BLAZEPOSE_NAMES: tuple[str, ...] = (
     "nose", "l_eye_inner", "l_eye", "l_eye_outer", "r_eye_inner", "r_eye", "r_eye_outer", "l_ear", "r_ear",
@@ -53,14 +67,15 @@ def mediapipe_status() -> tuple[bool, str]:
     try:
         import mediapipe as mp
     except Exception as e:  # ImportError, or a protobuf clash raising TypeError at import time
-        return False, f"mediapipe is not installed or fails to import ({e.__class__.__name__}: {e}); run `make mediapipe`"
+        return False, (f"mediapipe, the default keypoint detector, is not installed or fails to import "
+                       f"({e.__class__.__name__}: {e}); {INSTALL_HINT}")
     from pathlib import Path
 
     model = Path(mp.__file__).parent / "modules" / "pose_landmark" / "pose_landmark_full.tflite"
     if not model.is_file():
         return False, (
             f"mediapipe {getattr(mp, '__version__', '?')} has no bundled {model.name} (it would download it); "
-            f"install mediapipe=={MEDIAPIPE_VERSION} with `make mediapipe`"
+            f"install mediapipe=={MEDIAPIPE_VERSION}: {INSTALL_HINT}"
         )
     return True, f"mediapipe {getattr(mp, '__version__', '?')}"
 

@@ -371,6 +371,7 @@ class GLocalPipeline:
         source_poses = list(source_poses) if source_poses is not None else [None] * n
         source_parsings = list(source_parsings) if source_parsings is not None else [None] * n
         results: list[Any] = []
+        shown: set[str] = set()  # a warning once per call (e.g. the pose_frame guess), not once per item
         step = self.config.batch_size
         for start in range(0, n, step):
             items, kinds, targets, notes = [], [], [], []
@@ -383,7 +384,9 @@ class GLocalPipeline:
                                              source_pose=prepared.pose)
                 item_notes = prepared.notes + more + more2
                 for note in item_notes:
-                    warn(note)
+                    if note not in shown:
+                        shown.add(note)
+                        warn(note)
                 items.append(prepared)
                 kinds.append(kind)
                 targets.append(tgt)
@@ -425,6 +428,7 @@ class GLocalPipeline:
             paste_back = self.config.inpaint_output == "source"
         h, w = self.frame_hw
         results: list[Any] = []
+        shown: set[str] = set()  # a warning once per call (e.g. the pose_frame guess), not once per item
         step = self.config.batch_size
         for start in range(0, n, step):
             items, kinds, frame_masks, holes, notes = [], [], [], [], []
@@ -446,7 +450,9 @@ class GLocalPipeline:
                         hole = _mask_array(spec, prepared.canvas_hw, item_notes, f"mask {i}")
                     frame_mask = _mask_to_frame(hole, prepared)
                 for note in item_notes:
-                    warn(note)
+                    if note not in shown:
+                        shown.add(note)
+                        warn(note)
                 items.append(prepared)
                 kinds.append(kind)
                 frame_masks.append(frame_mask)

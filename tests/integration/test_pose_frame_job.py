@@ -47,3 +47,14 @@ def test_api_array_target_is_a_warned_guess(pipe):
     exact = pipe.with_config(pose_frame="source").transfer(img, standing_pose(64, 48),
                                                           source_pose=standing_pose(64, 48), return_details=True)
     assert GUESS_NOTE not in exact.notes
+
+
+def test_api_warns_the_guess_once_per_call(pipe, monkeypatch):
+    import glocal_cli.infer.pipeline as pipeline
+
+    said: list[str] = []
+    monkeypatch.setattr(pipeline, "warn", said.append)
+    img = np.full((64, 48, 3), 200, np.uint8)
+    outs = pipe.transfer_batch([img] * 3, [standing_pose(32, 24)] * 3, [standing_pose(64, 48)] * 3,
+                               return_details=True)
+    assert said.count(GUESS_NOTE) == 1 and all(GUESS_NOTE in o.notes for o in outs)

@@ -33,8 +33,9 @@ const state = {
   requests: 0, // transfer requests sent
   controller: null,
   timer: null,
-  busy: false,
   maskDirty: false,
+  editAt: 0, // performance.now() of the last edit
+  latencyMs: null, // last edit -> its result shown (debounce + request + model + decode)
 };
 window.glocal = state; // for scripts and the browser test
 
@@ -252,14 +253,14 @@ const sourceEditor = new PoseEditor($("source-canvas"), {
   getPose: () => state.sourcePose,
   setPose: (p) => { state.sourcePose = p; },
   ghost: 1.0,
-  onEdit: () => scheduleTransfer(),
+  onEdit: () => { state.editAt = performance.now(); scheduleTransfer(); },
 });
 
 const targetEditor = new PoseEditor($("target-canvas"), {
   getPose: () => state.targetPose,
   setPose: (p) => { state.targetPose = p; },
   ghost: 0.25,
-  onEdit: () => scheduleTransfer(),
+  onEdit: () => { state.editAt = performance.now(); scheduleTransfer(); },
 });
 
 function drawAll() {
@@ -300,7 +301,8 @@ async function runTransfer() {
     }, controller.signal);
     if (seq < state.shownSeq) return;
     state.shownSeq = seq;
-    showResult(out, `${Math.round(performance.now() - started)} ms (model ${out.ms.model} ms)`);
+    await showResult(out, `${Math.round(performance.now() - started)} ms (model ${out.ms.model} ms)`);
+    if (state.editAt) state.latencyMs = performance.now() - state.editAt;
   } catch (err) {
     if (err.name === "AbortError" || err.status === 409) return; // superseded by a newer edit
     message(err.message, true);
@@ -312,9 +314,15 @@ async function runTransfer() {
   }
 }
 
-function showResult(out, info) {
+async function showResult(out, info) {
   const img = $("result");
   img.src = out.image;
+  try {
+    await img.decode(); // the picture is ready to paint
+  } catch (_) {
+    // a superseded src or an undecodable picture: nothing to wait for
+  }
+  if (img.getAttribute("src") !== out.image) return; // a newer result took its place meanwhile
   img.width = Math.round(out.width * state.scale);
   img.height = Math.round(out.height * state.scale);
   state.results += 1;
@@ -502,7 +510,7 @@ async function runInpaint() {
     });
     state.shownSeq = ++state.seq; // an older transfer answer must not replace the filled photo
     out.layers = {};
-    showResult(out, `filled ${(100 * out.hole_fraction).toFixed(1)}% of the frame in ${Math.round(performance.now() - started)} ms`);
+    await showResult(out, `filled ${(100 * out.hole_fraction).toFixed(1)}% of the frame in ${Math.round(performance.now() - started)} ms`);
   } catch (err) {
     if (err.status !== 409) message(err.message, true);
   }

@@ -21,13 +21,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from glocal_cli import __version__
 from glocal_cli.console import console, info, warn
 from glocal_cli.errors import GLocalError, InputError, NotAvailableError
 from glocal_cli.serve.config import ServeConfig
-from glocal_cli.serve.engine import ServeEngine, UnsupportedMediaError, decode_mask
+from glocal_cli.serve.engine import ServeEngine, UnsupportedMediaError, png_bytes
 from glocal_cli.serve.poses import pose_from_wire
 from glocal_cli.serve.runner import ModelRunner
 
@@ -308,10 +309,8 @@ def create_app(engine: ServeEngine, runner: ModelRunner | None = None) -> FastAP
     @app.get("/api/images/{image_id}")
     async def image(image_id: str) -> Response:
         """A stored photo as PNG (as the server sees it: upright, RGB, downscaled if it was large)."""
-        from glocal_cli.serve.engine import png_bytes
-
         entry = engine.get(image_id)
-        return Response(png_bytes(entry.image), media_type="image/png")
+        return Response(await run_in_threadpool(png_bytes, entry.image), media_type="image/png")
 
     @app.post("/api/keypoints")
     async def keypoints(request: Request, name: str = "upload", store: bool = True,
@@ -358,9 +357,7 @@ def create_app(engine: ServeEngine, runner: ModelRunner | None = None) -> FastAP
     @app.post("/api/inpaint")
     async def inpaint(req: InpaintRequest) -> dict[str, Any]:
         """Fill a brush mask and/or parsing classes of the photo."""
-        entry = engine.get(req.image_id)
-        mask = decode_mask(req.mask, entry.image.shape[:2]) if req.mask else None
-        out = await runner.run(engine.inpaint, req.image_id, mask, tuple(req.classes), req.dilate,
+        out = await runner.run(engine.inpaint, req.image_id, req.mask or None, tuple(req.classes), req.dilate,
                                _pose(req.source_pose, "source_pose"), req.paste_back, req.save, channel=req.channel)
         out["seq"] = req.seq
         return out

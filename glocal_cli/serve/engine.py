@@ -18,6 +18,7 @@ import io
 import itertools
 import re
 import tempfile
+import threading
 import time
 import uuid
 from collections import OrderedDict
@@ -35,6 +36,7 @@ from glocal_cli.serve.poses import align_pose, default_pose, interpolation_seque
 
 __all__ = [
     "IMAGE_FORMATS",
+    "LAYERS",
     "ImageEntry",
     "OutputFolder",
     "PayloadTooLargeError",
@@ -43,6 +45,8 @@ __all__ = [
     "UnknownItemError",
     "UnsupportedMediaError",
     "decode_image",
+    "decode_mask",
+    "png_bytes",
     "png_data_url",
 ]
 
@@ -248,6 +252,7 @@ class ServeEngine:
         self.out = OutputFolder(self.config.out)
         self.examples = examples
         self.images: OrderedDict[str, ImageEntry] = OrderedDict()
+        self._images_lock = threading.Lock()  # the event loop reads photos while the model thread adds them
         self._detector: Any = None
         self._detector_name: str | None = None
         self._detector_reason = "not initialised"
@@ -319,17 +324,19 @@ class ServeEngine:
 
     # -- photos -------------------------------------------------------------------------------
     def _store(self, entry: ImageEntry) -> ImageEntry:
-        self.images[entry.id] = entry
-        while len(self.images) > self.config.max_images:
-            self.images.popitem(last=False)
+        with self._images_lock:
+            self.images[entry.id] = entry
+            while len(self.images) > self.config.max_images:
+                self.images.popitem(last=False)
         return entry
 
     def get(self, image_id: str) -> ImageEntry:
         """The stored photo ``image_id`` (marked as recently used)."""
-        entry = self.images.get(image_id)
-        if entry is None:
-            raise UnknownItemError(f"image {image_id!r}: unknown or expired (upload the photo again)")
-        self.images.move_to_end(image_id)
+        with self._images_lock:
+            entry = self.images.get(image_id)
+            if entry is None:
+                raise UnknownItemError(f"image {image_id!r}: unknown or expired (upload the photo again)")
+            self.images.move_to_end(image_id)
         return entry
 
     def _limit(self, image: np.ndarray, where: str) -> tuple[np.ndarray, list[str]]:
@@ -491,9 +498,10 @@ class ServeEngine:
     def _autocast(self) -> Any:
         import torch
 
-        pipe = self.pipeline
-        low = pipe.dtype in (torch.bfloat16, torch.float16) and pipe.device.type in ("cuda", "cpu")
-        return torch.autocast(pipe.device.type, dtype=pipe.dtype, enabled=bool(low))
+        pipe = self.pipeline  # the same rule as GLocalPipeline: bf16/fp16 autocast on CUDA, bf16 on the CPU
+        low = (pipe.device.type == "cuda" and pipe.dtype in (torch.bfloat16, torch.float16)) or \
+            (pipe.device.type == "cpu" and pipe.dtype == torch.bfloat16)
+        return torch.autocast(pipe.device.type, dtype=pipe.dtype if low else None, enabled=low)
 
     def _tensors(self, prepared: Any) -> tuple[Any, Any]:
         import torch
@@ -601,16 +609,19 @@ class ServeEngine:
         response["ms"] = {"model": round((t_model - t0) * 1000, 1), "total": round((time.perf_counter() - t0) * 1000, 1)}
         return response
 
-    def inpaint(self, image_id: str, mask: np.ndarray | None = None, classes: Sequence[str] = (),
+    def inpaint(self, image_id: str, mask: np.ndarray | str | None = None, classes: Sequence[str] = (),
                 dilate: int = 1, source_pose: Pose | None = None, paste_back: bool | None = None,
                 save: bool = False) -> dict[str, Any]:
         """Fill a hole of the photo ``image_id``: a brush ``mask`` (``bool`` in the photo's pixels) and/or
-        the parsing ``classes`` (grown by ``dilate`` frame pixels). Outside the hole the photo is kept."""
+        the parsing ``classes`` (grown by ``dilate`` frame pixels). Outside the hole the photo is kept.
+        ``mask`` may also be a PNG data URL (see :func:`decode_mask`)."""
         from glocal_cli.data.images import fit_to_frame
         from glocal_cli.data.masks import semantic_mask
 
         t0 = time.perf_counter()
         entry = self.get(image_id)
+        if isinstance(mask, str):
+            mask = decode_mask(mask, entry.image.shape[:2])
         pose = entry.pose if source_pose is None else source_pose
         prepared = self._prepared(entry, pose)
         h, w = self.pipeline.frame_hw

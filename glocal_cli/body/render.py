@@ -45,8 +45,8 @@ __all__ = [
     "vertex_normals",
 ]
 
-_MAX_CANDIDATES = 1 << 22
-"""Candidate pixels evaluated in one tensor (bounds the peak memory to ~200 MB)."""
+_MAX_CANDIDATES = 1 << 21
+"""Candidate pixels evaluated in one tensor (bounds the peak working memory to ~100 MB)."""
 
 
 @dataclass

@@ -22,6 +22,7 @@ from glocal_cli.body.preview import (
     PAIR_COLUMNS,
     VISIBILITY_COLOURS,
     compose_rows,
+    draw_points,
     normal_shading,
     pair_row,
     save_picture,
@@ -279,3 +280,7 @@ def test_preview_row_shows_the_maps(body, tmp_path) -> None:
     assert grid.shape == (14 + 2 * H + 2 * pad, row.shape[1], 3)
     out = save_picture(grid, tmp_path / "p" / "preview.png")
     assert out.stat().st_size > 0
+    dots = draw_points(photo, np.array([[10.0, 20.0], [50.0, 60.0], [-40.0, 5.0]]), (0, 255, 0),
+                       visible=np.array([1, 0, 1]), radius=1)
+    assert (dots[19:22, 9:12] == (0, 255, 0)).all() and (dots[60, 50] == 200).all()
+    assert (dots != photo).any(-1).sum() == 9 and (photo == 200).all()  # one 3x3 dot, input untouched

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from glocal_cli.body.config import BodyConfig
 from glocal_cli.data.config import DataConfig
 from glocal_cli.infer.config import InferConfig
 from glocal_cli.metrics.config import EvalConfig
@@ -35,3 +36,5 @@ class GLocalConfig:
     """Evaluation."""
     serve: ServeConfig = field(default_factory=ServeConfig)
     """The local web server (glocal serve)."""
+    body: BodyConfig = field(default_factory=BodyConfig)
+    """The 3D body model: fitting, rendering and correspondence (--flow body3d, --correspondence body3d)."""

@@ -1,0 +1,94 @@
+"""The one interface every 3D body model implements (Anny, SMPL/SMPL-X/SMPL-H through ``smplx``).
+
+Conventions shared by every implementation, the fitter, the rasteriser and the correspondence:
+
+* **Canonical body frame** (metres): ``x`` to the camera's right, ``y`` *down*, ``z`` away from
+  the camera (depth). With ``global_orient = 0`` the body stands upright and *faces the camera*
+  (its nose points to ``-z``); the person's left side is then at ``+x``. Each implementation turns
+  its native axes into this frame, so the fitter and the renderer never know which model they
+  drive. The body's root (pelvis) sits near the origin for a zero translation.
+* **Pose**: ``global_orient (B, 3)`` axis-angle of the whole body about its root, in the canonical
+  frame; ``body_pose (B, P, 3)`` axis-angle local rotations of the model's ``pose_joints`` (a
+  subset of its rig: the joints the 18 keypoints can constrain); ``shape (B, S)`` the model's shape
+  coefficients (Anny: phenotype sliders in ``[0, 1]``; SMPL: betas, ~N(0, 1)).
+* **Keypoints**: ``(B, 18, 3)`` in the OpenPose-COCO-18 order of ``glocal_cli.data.keypoints``
+  (nose, neck, r_shoulder, ... l_ear); ``neck`` is the midpoint of the shoulders.
+* **Parts**: every face carries one of :data:`BODY_PARTS` (0 is the background, never a face);
+  :data:`PART_TO_SEMANTIC` maps them to the 8 parsing classes of ``glocal_cli.data.parsing``.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+BODY_PARTS: tuple[str, ...] = (
+    "background", "head", "torso", "upperarm.L", "lowerarm.L", "hand.L", "upperarm.R", "lowerarm.R",
+    "hand.R", "upperleg.L", "lowerleg.L", "foot.L", "upperleg.R", "lowerleg.R", "foot.R",
+)
+"""Body-part labels of mesh faces (index 0 = background in rendered part maps)."""
+
+NUM_BODY_PARTS = len(BODY_PARTS)
+
+# 8 parsing classes: 0 background, 1 hair, 2 upper clothes, 3 lower clothes, 4 shoes, 5 face,
+# 6 arms, 7 legs. A naked mesh has no hair or clothes: the torso is taken as upper clothes and the
+# upper legs as lower clothes (the commonest case in fashion photos); a person mask refines it.
+PART_TO_SEMANTIC: tuple[int, ...] = (0, 5, 2, 6, 6, 6, 6, 6, 6, 3, 7, 4, 3, 7, 4)
+"""Parsing class of each body part (same order as :data:`BODY_PARTS`)."""
+
+
+@dataclass
+class BodyOutput:
+    """What a body model returns for a batch.
+
+    ``vertices`` ``(B, V, 3)`` (``None`` when a model was asked for keypoints only) and
+    ``keypoints`` ``(B, 18, 3)`` in the canonical body frame (metres).
+    """
+
+    vertices: torch.Tensor | None
+    keypoints: torch.Tensor
+
+
+class BodyModel(nn.Module, abc.ABC):
+    """A posable, shapeable triangle mesh with COCO-18 keypoints and per-face part labels.
+
+    Subclasses set ``faces`` (``long (F, 3)``) and ``face_parts`` (``long (F,)``) as buffers,
+    ``pose_joints`` (names of the ``P`` posable joints, in ``body_pose`` order), ``shape_dim``,
+    and implement :meth:`forward`. ``pose_prior_weight`` ``(P,)`` is the per-joint L2 weight the
+    fitter uses (stiff spine and neck, free limbs); ``joint_limits`` ``(P, 3, 2)`` bounds each
+    axis-angle component in radians (canonical frame; ``inf`` = free).
+    """
+
+    name: str = "body"
+    pose_joints: tuple[str, ...] = ()
+    shape_dim: int = 0
+    faces: torch.Tensor
+    face_parts: torch.Tensor
+    pose_prior_weight: torch.Tensor
+    joint_limits: torch.Tensor
+
+    def default_shape(self, batch: int = 1) -> torch.Tensor:
+        """The mean shape, ``(batch, shape_dim)``."""
+        return torch.zeros(batch, self.shape_dim, device=self.faces.device)
+
+    def shape_bounds(self) -> tuple[float, float] | None:
+        """``(low, high)`` for every shape coefficient, or ``None`` when unbounded."""
+        return None
+
+    @abc.abstractmethod
+    def forward(self, global_orient: torch.Tensor, body_pose: torch.Tensor, shape: torch.Tensor,
+                vertices: bool = True) -> BodyOutput:
+        """Pose and shape the body. ``vertices=False`` may skip the full mesh (keypoints only)."""
+
+    @property
+    @abc.abstractmethod
+    def num_vertices(self) -> int:
+        """Number of mesh vertices ``V``."""
+
+    def zero_pose(self, batch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(global_orient, body_pose)`` zeros for ``batch`` bodies."""
+        dev = self.faces.device
+        return torch.zeros(batch, 3, device=dev), torch.zeros(batch, len(self.pose_joints), 3, device=dev)

@@ -1,0 +1,53 @@
+"""Configuration of the 3D body model: which model, how it is fitted, how correspondence is rendered."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class BodyFitConfig:
+    """Keypoint fitting (``glocal_cli.body.fit``); weights are for errors in pixels of a 256-high frame."""
+
+    yaw_starts: tuple[float, ...] = (0.0, 90.0, 180.0, 270.0)
+    """Initial body turns (degrees about the vertical) fitted in parallel; the best is kept."""
+    iters_camera: int = 25
+    """L-BFGS iterations of stage 1a (camera + global orientation on the torso points)."""
+    iters_pose: int = 60
+    """L-BFGS iterations of stage 1b (+ body pose on all points), for every yaw start."""
+    iters_shape: int = 80
+    """L-BFGS iterations of stage 2 (camera, pose and shape of the best start)."""
+    pose_prior: float = 40.0
+    """Weight of the L2 pose prior (times each joint's stiffness)."""
+    limit_weight: float = 4000.0
+    """Weight of the squared joint-limit violation (radians^2)."""
+    shape_prior: float = 20.0
+    """Weight of the L2 prior on shape coefficients."""
+    fit_shape: bool = True
+    """Fit the body shape in stage 2 (shared by images of one person); off = the mean body."""
+    face_weight: float = 1.0
+    """Weight of the facing term (nose in front of the ears when the face is seen, behind otherwise)."""
+    face_margin: float = 0.02
+    """Depth margin (metres) of the facing term."""
+    silhouette_weight: float = 0.0
+    """Weight of the person-mask term (projected body vertices outside the mask); used when masks exist."""
+    min_keypoints: int = 6
+    """Fewer visible keypoints than this: no fit (the learned flow is used instead)."""
+    max_rms_px: float = 8.0
+    """A fit whose keypoint RMS exceeds this (pixels of a 256-high frame) is flagged and not used."""
+
+
+@dataclass(frozen=True)
+class BodyConfig:
+    """The 3D body model in the loop (fit, render, correspond)."""
+
+    model: str = "anny"
+    """Body model: ``anny`` (shipped, free), ``anny:PATH`` (another export), or ``smplx:PATH`` (a SMPL,
+    SMPL-H or SMPL-X model file or folder that you downloaded under its licence)."""
+    fit: BodyFitConfig = field(default_factory=BodyFitConfig)
+    """Keypoint fitting."""
+    depth_tolerance: float = 0.03
+    """Visibility test: a target surface point is visible in the source when the source's z-buffer at its
+    projection is within this many metres of its own depth."""
+    fit_batch_size: int = 16
+    """Images fitted together (one batched optimisation)."""

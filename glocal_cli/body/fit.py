@@ -1,0 +1,289 @@
+"""Fit a body model to 18 OpenPose keypoints: camera, global orientation, body pose and shape.
+
+Batched and model-agnostic (any :class:`~glocal_cli.body.base.BodyModel`). The camera is weak
+perspective, ``xy_pixels = scale * (x, y) + (tx, ty)`` with ``scale`` in pixels per metre (at
+256x176 a standing adult is ~140 px/m); depth is the canonical ``z`` in metres.
+
+The objective, per image, with ``e`` the keypoint error in pixels of a 256-pixel-high frame (so
+weights do not depend on the photo size)::
+
+    sum_k  c_k * v_k * e_k^2                         keypoints (c_k: confidence weight, v_k: visible)
+  + w_pose  * sum_j p_j |r_j|^2                       pose prior (per-joint stiffness of the model)
+  + w_limit * sum (relu(r - hi)^2 + relu(lo - r)^2)   joint limits (box on axis-angle components)
+  + w_shape * |beta|^2                                shape prior (coefficients ~ N(0, 1))
+  + w_face  * relu(+-(z_nose - z_ears) + margin)      facing: nose in front when the face is seen,
+                                                      behind when only the back of the head is
+  + w_sil   * mean dist_outside_mask(vertex)^2        optional: the naked body inside the person mask
+
+Keypoints alone leave depth and facing ambiguous (a side view fits as well turned 15 degrees too
+far), so every image is fitted from several yaw starts (``yaw_starts``) at once and the best one is
+kept; facing evidence (face points seen or not, left/right order) is a term of that choice. Shape
+is shared across images of the same person when ``person_ids`` says so. Two stages:
+
+1. every start: camera + global orientation on the torso points, then + body pose on all points
+   (mean shape);
+2. the best start per image: camera, pose and shape (shared per person) together, plus the
+   silhouette term when masks are given.
+
+Every fit gets a score (RMS keypoint error in the input frame's pixels) and a verdict: a fit with
+too few keypoints, no torso, or an RMS over the threshold is flagged ``ok = False`` with a reason,
+and callers fall back to the learned flow and say so (never use a poor fit silently).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from glocal_cli.body.base import BodyModel
+from glocal_cli.body.config import BodyFitConfig
+
+# keypoint confidence weights: the face points are less reliable and matter less for geometry
+_KP_WEIGHT = torch.tensor([0.5, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0.5, 0.5, 0.5, 0.5])
+_TORSO = (1, 2, 5, 8, 11)
+_NOSE, _R_EYE, _L_EYE, _R_EAR, _L_EAR = 0, 14, 15, 16, 17
+
+
+@dataclass
+class FitResult:
+    """Fitted parameters and scores for ``N`` images (tensors on the CPU, float32).
+
+    ``camera`` is ``(N, 3)`` = ``(scale px/m, tx, ty)`` in the input frame; ``rms_px`` the RMS
+    distance between visible and fitted keypoints in input-frame pixels; ``ok`` whether the fit may
+    be used; ``reason`` says why not ('' when ok); ``yaw_start`` the winning start in degrees.
+    """
+
+    global_orient: torch.Tensor
+    body_pose: torch.Tensor
+    shape: torch.Tensor
+    camera: torch.Tensor
+    rms_px: torch.Tensor
+    ok: torch.Tensor
+    reason: list[str] = field(default_factory=list)
+    yaw_start: torch.Tensor | None = None
+    height: int = 256
+    width: int = 176
+
+    def __len__(self) -> int:
+        return int(self.camera.shape[0])
+
+    def select(self, index: int) -> FitResult:
+        """The fit of one image as a batch of one."""
+        sl = slice(index, index + 1)
+        return FitResult(self.global_orient[sl], self.body_pose[sl], self.shape[sl], self.camera[sl],
+                         self.rms_px[sl], self.ok[sl], [self.reason[index]],
+                         None if self.yaw_start is None else self.yaw_start[sl], self.height, self.width)
+
+    def to_npz_dict(self, index: int) -> dict[str, np.ndarray]:
+        """Arrays for ``np.savez`` of image ``index`` (loadable with ``allow_pickle=False``)."""
+        return {
+            "global_orient": self.global_orient[index].numpy(), "body_pose": self.body_pose[index].numpy(),
+            "shape": self.shape[index].numpy(), "camera": self.camera[index].numpy(),
+            "rms_px": np.float32(self.rms_px[index]), "ok": np.bool_(self.ok[index]),
+            "reason": np.str_(self.reason[index]), "frame": np.array([self.height, self.width], np.int32),
+        }
+
+    @classmethod
+    def from_npz_dicts(cls, items: list[dict[str, np.ndarray]]) -> FitResult:
+        """Stack per-image dicts written by :meth:`to_npz_dict` (all of one frame)."""
+        if not items:
+            raise ValueError("no fits to stack")
+        frame = items[0]["frame"]
+
+        def stack(key: str) -> torch.Tensor:
+            return torch.from_numpy(np.stack([np.asarray(d[key], np.float32) for d in items]))
+
+        return cls(stack("global_orient"), stack("body_pose"), stack("shape"), stack("camera"), stack("rms_px"),
+                   torch.tensor([bool(d["ok"]) for d in items]), [str(d["reason"]) for d in items],
+                   None, int(frame[0]), int(frame[1]))
+
+
+def project(points: torch.Tensor, camera: torch.Tensor) -> torch.Tensor:
+    """Weak-perspective projection of canonical ``(B, N, 3)`` points with ``camera (B, 3)`` -> ``(B, N, 2)``."""
+    return camera[:, None, :1] * points[..., :2] + camera[:, None, 1:]
+
+
+def yaw_rotvec(degrees: float) -> torch.Tensor:
+    """Axis-angle of a turn about the canonical vertical axis (``y``, pointing down)."""
+    return torch.tensor([0.0, math.radians(degrees), 0.0])
+
+
+def _lbfgs(params: list[torch.Tensor], closure_fn, iters: int) -> None:  # noqa: ANN001
+    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=iters, line_search_fn="strong_wolfe", history_size=20,
+                            tolerance_grad=1e-9, tolerance_change=1e-12)
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = closure_fn()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+
+
+def facing_evidence(visible: torch.Tensor) -> torch.Tensor:
+    """+1 where the face is seen (nose and an eye), -1 where only the back of the head could be
+    (no nose, no eyes, an ear or the neck seen), 0 when unknown. ``visible (N, 18)`` bool."""
+    face = visible[:, _NOSE] & (visible[:, _R_EYE] | visible[:, _L_EYE])
+    back = ~visible[:, _NOSE] & ~visible[:, _R_EYE] & ~visible[:, _L_EYE] & (
+        visible[:, _R_EAR] | visible[:, _L_EAR] | visible[:, 1])
+    return face.float() - back.float()
+
+
+def check_keypoints(visible: torch.Tensor, cfg: BodyFitConfig) -> list[str]:
+    """Reasons a keypoint set cannot be fitted ('' when it can)."""
+    reasons = []
+    for row in visible:
+        n = int(row.sum())
+        shoulders = bool(row[2] and row[5])
+        hips = bool(row[8] or row[11])
+        if n < cfg.min_keypoints:
+            reasons.append(f"only {n} keypoints visible (a body fit needs {cfg.min_keypoints})")
+        elif not (shoulders and (hips or row[1])):
+            reasons.append("no torso: both shoulders and a hip or the neck are needed")
+        else:
+            reasons.append("")
+    return reasons
+
+
+class _Objective:
+    def __init__(self, body: BodyModel, keypoints: torch.Tensor, visible: torch.Tensor, height: int,
+                 cfg: BodyFitConfig, facing: torch.Tensor, kp_weight: torch.Tensor) -> None:
+        self.body, self.kp, self.vis, self.cfg = body, keypoints, visible.float(), cfg
+        self.px = 256.0 / float(height)  # input pixels -> pixels of a 256-high frame
+        self.facing = facing
+        self.w = kp_weight * self.vis
+
+    def terms(self, orient: torch.Tensor, pose: torch.Tensor, shape: torch.Tensor, cam: torch.Tensor,
+              kp_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-body loss ``(B,)`` and keypoint squared error ``(B, 18)`` (256-frame px^2)."""
+        out = self.body(orient, pose, shape, vertices=False)
+        uv = project(out.keypoints, cam)
+        err2 = ((uv - self.kp) * self.px).pow(2).sum(-1)
+        w = self.w if kp_mask is None else self.w * kp_mask
+        loss = (w * err2).sum(-1)
+        cfg = self.cfg
+        loss = loss + cfg.pose_prior * (self.body.pose_prior_weight * pose.pow(2).sum(-1)).sum(-1)
+        lim = self.body.joint_limits
+        over = torch.relu(pose - lim[..., 1]) + torch.relu(lim[..., 0] - pose)
+        loss = loss + cfg.limit_weight * over.pow(2).sum((-1, -2))
+        loss = loss + cfg.shape_prior * shape.pow(2).sum(-1)
+        ears_z = 0.5 * (out.keypoints[:, _R_EAR, 2] + out.keypoints[:, _L_EAR, 2])
+        dz = out.keypoints[:, _NOSE, 2] - ears_z  # < 0 when the nose points at the camera
+        loss = loss + cfg.face_weight * torch.relu(self.facing * dz + cfg.face_margin).pow(2) * 1e4
+        return loss, err2
+
+
+def _camera_init(body: BodyModel, kp: torch.Tensor, vis: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
+    """Scale from the visible keypoints' vertical extent against the rest body's, shift from centroids."""
+    orient, pose = body.zero_pose(kp.shape[0])
+    rest = body(orient.to(kp), pose.to(kp), shape, vertices=False).keypoints[..., :2]
+    w = vis.float()[..., None]
+    n = w.sum(1).clamp_min(1)
+    c_img = (kp * w).sum(1) / n
+    c_rest = (rest * w).sum(1) / n
+    spread_img = (((kp - c_img[:, None]) ** 2).sum(-1) * w[..., 0]).sum(1) / n[:, 0]
+    spread_rest = (((rest - c_rest[:, None]) ** 2).sum(-1) * w[..., 0]).sum(1) / n[:, 0]
+    scale = (spread_img / spread_rest.clamp_min(1e-6)).sqrt().clamp(10.0, 1e4)
+    return torch.cat([scale[:, None], c_img - scale[:, None] * c_rest], 1)
+
+
+def fit_keypoints(body: BodyModel, keypoints: torch.Tensor | np.ndarray, visible: torch.Tensor | np.ndarray,
+                  height: int, width: int, cfg: BodyFitConfig | None = None,
+                  person_ids: list[int] | torch.Tensor | None = None,
+                  masks: torch.Tensor | np.ndarray | None = None) -> FitResult:
+    """Fit ``body`` to ``keypoints (N, 18, 2)`` (x, y pixels of an ``height x width`` frame) where
+    ``visible (N, 18)``; see the module docstring. ``person_ids (N,)`` shares shape among images of
+    one person; ``masks (N, H, W)`` (person foreground, optional) adds the silhouette term."""
+    cfg = cfg or BodyFitConfig()
+    dev = body.faces.device
+    kp = torch.as_tensor(np.asarray(keypoints, dtype=np.float32) if not torch.is_tensor(keypoints)
+                         else keypoints).float().to(dev)
+    vis = torch.as_tensor(np.asarray(visible) if not torch.is_tensor(visible) else visible).bool().to(dev)
+    vis = vis & torch.isfinite(kp).all(-1)
+    kp = torch.nan_to_num(kp)
+    n = kp.shape[0]
+    reasons = check_keypoints(vis.cpu(), cfg)
+    if person_ids is None:
+        pid = torch.arange(n, device=dev)
+    else:
+        _, pid = torch.unique(torch.as_tensor(person_ids, device=dev), return_inverse=True)
+    n_persons = int(pid.max()) + 1 if n else 0
+    yaws = list(cfg.yaw_starts)
+    k = len(yaws)
+    facing = facing_evidence(vis)
+    kp_w = _KP_WEIGHT.to(dev)
+
+    # ---- stage 1: every yaw start, mean shape
+    kp_k, vis_k = kp.repeat_interleave(k, 0), vis.repeat_interleave(k, 0)
+    obj = _Objective(body, kp_k, vis_k, height, cfg, facing.repeat_interleave(k, 0), kp_w)
+    shape0 = body.default_shape(n * k).to(dev)
+    cam = _camera_init(body, kp_k, vis_k, shape0).detach().requires_grad_(True)
+    orient = torch.stack([yaw_rotvec(yaws[i % k]) for i in range(n * k)]).to(dev).requires_grad_(True)
+    pose = torch.zeros(n * k, len(body.pose_joints), 3, device=dev, requires_grad=True)
+    torso = torch.zeros(18, device=dev)
+    torso[list(_TORSO)] = 1
+    _lbfgs([cam, orient], lambda: obj.terms(orient, pose, shape0, cam, torso)[0].sum(), cfg.iters_camera)
+    _lbfgs([cam, orient, pose], lambda: obj.terms(orient, pose, shape0, cam)[0].sum(), cfg.iters_pose)
+    with torch.no_grad():
+        loss, _ = obj.terms(orient, pose, shape0, cam)
+        best = loss.view(n, k).argmin(1)
+        pick = torch.arange(n, device=dev) * k + best
+
+    # ---- stage 2: the best start per image, shape shared per person
+    obj = _Objective(body, kp, vis, height, cfg, facing, kp_w)
+    orient = orient.detach()[pick].clone().requires_grad_(True)
+    pose = pose.detach()[pick].clone().requires_grad_(True)
+    cam = cam.detach()[pick].clone().requires_grad_(True)
+    beta = torch.zeros(n_persons, body.shape_dim, device=dev, requires_grad=True)
+    sil = _silhouette_term(body, masks, height, width, dev) if masks is not None and cfg.silhouette_weight > 0 \
+        else None
+
+    def stage2() -> torch.Tensor:
+        shape = beta[pid]
+        loss = obj.terms(orient, pose, shape, cam)[0].sum()
+        if sil is not None:
+            loss = loss + cfg.silhouette_weight * sil(orient, pose, shape, cam)
+        return loss
+
+    params = [cam, orient, pose] + ([beta] if cfg.fit_shape and body.shape_dim else [])
+    _lbfgs(params, stage2, cfg.iters_shape)
+    with torch.no_grad():
+        shape = beta[pid]
+        _, err2 = obj.terms(orient, pose, shape, cam)
+        err_px2 = err2 / obj.px ** 2
+        nvis = vis.float().sum(1).clamp_min(1)
+        rms = ((err_px2 * vis.float()).sum(1) / nvis).sqrt()
+    limit = cfg.max_rms_px * height / 256.0
+    for i in range(n):
+        if not reasons[i] and not math.isfinite(float(rms[i])):
+            reasons[i] = "the fit diverged"
+        elif not reasons[i] and float(rms[i]) > limit:
+            reasons[i] = f"keypoint RMS {float(rms[i]):.1f} px over the {limit:.1f} px limit"
+    ok = torch.tensor([r == "" for r in reasons])
+    return FitResult(orient.detach().cpu(), pose.detach().cpu(), shape.detach().cpu(), cam.detach().cpu(),
+                     rms.cpu(), ok, reasons, torch.tensor([float(yaws[int(b)]) for b in best]), height, width)
+
+
+def _silhouette_term(body: BodyModel, masks: torch.Tensor | np.ndarray, height: int, width: int,
+                     dev: torch.device):  # noqa: ANN202
+    """A penalty on projected vertices outside the person mask (distance in 256-frame px, squared)."""
+    import cv2
+
+    m = np.asarray(masks.cpu() if torch.is_tensor(masks) else masks) > 0
+    fields = np.stack([cv2.distanceTransform((~mi).astype(np.uint8), cv2.DIST_L2, 5) for mi in m])
+    field_t = torch.from_numpy(fields).float().to(dev)[:, None] * (256.0 / height)
+    step = max(1, body.num_vertices // 1500)
+    sub = torch.arange(0, body.num_vertices, step, device=dev)
+
+    def term(orient: torch.Tensor, pose: torch.Tensor, shape: torch.Tensor, cam: torch.Tensor) -> torch.Tensor:
+        verts = body(orient, pose, shape).vertices[:, sub]
+        uv = project(verts, cam)
+        grid = torch.stack([uv[..., 0] / width * 2 - 1, uv[..., 1] / height * 2 - 1], -1)[:, None]
+        d = torch.nn.functional.grid_sample(field_t, grid, align_corners=False, padding_mode="border")
+        return d.pow(2).mean()
+
+    return term

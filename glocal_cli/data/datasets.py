@@ -4,7 +4,8 @@
 :class:`~glocal_cli.data.layout.PreparedDataset` per item: both images scaled to [-1, 1], both
 poses (keypoints; heatmaps are drawn batched on the device by :func:`batch_to_device`), both
 parsing label maps when the folder has them, the ground-truth flow target -> source and its
-visibility when the folder has surface maps (SynthPeople), and an inpainting hole when asked.
+visibility when the folder has surface maps (SynthPeople) or per-pair correspondence files (fitted
+3D bodies), and an inpainting hole when asked.
 
 Randomness (flip, masks) is drawn from a per-sample seed that :class:`PairSampler` hands over with
 each index, derived from ``(seed, epoch, global position in the epoch)``: a run is reproducible
@@ -80,7 +81,10 @@ class PairDataset(Dataset):
     * ``source_labels``, ``target_labels``: ``int64 (H, W)`` parsing classes (only with parsing);
     * ``flow``: ``float32 (2, H, W)`` ground-truth flow target -> source in normalised
       ``grid_sample`` offsets, ``flow_valid``: ``float32 (1, H, W)`` 1 where the target pixel is on
-      the body and seen in the source (only with surface maps and ``with_flow``);
+      the body and seen in the source (only with ground truth and ``with_flow``); with per-pair
+      correspondence files also ``flow_body``: ``float32 (1, H, W)`` 1 where the file labels the pixel
+      (visible or invisible: the visibility target is known there); all three are 0 for a pair
+      without a file. Surface maps (SynthPeople) win over correspondence files when a folder has both;
     * ``mask``: ``float32 (1, H, W)``, 1 = hole (only with ``mask_kind``);
     * ``index``: ``int64`` pair index.
 
@@ -108,7 +112,8 @@ class PairDataset(Dataset):
         self.height, self.width = ds.height, ds.width
         self.flip_prob = float(flip_prob)
         self.has_parsing = ds.has_parsing
-        self.with_flow = bool(with_flow and ds.has_surface)
+        self.with_flow = bool(with_flow and (ds.has_surface or ds.has_correspondence))
+        self.flow_from = "surface" if ds.has_surface else "correspondence"
         if mask_kind is not None and mask_kind not in _MASK_KINDS:
             raise ValueError(f"mask_kind {mask_kind!r} must be one of {_MASK_KINDS}")
         self.mask_kind = mask_kind
@@ -169,6 +174,27 @@ class PairDataset(Dataset):
         corr = pair_correspondence(surf_t, surf_s)
         return _pixel_flow_to_normalised(corr.flow, corr.visible, self.height, self.width)
 
+    def _pair_file(self, target: str, source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """GT flow ``(2, H, W)`` (normalised), visible ``(1, H, W)`` and labelled ``(1, H, W)`` from the pair's
+        correspondence file (3D body fits); all zero when the pair has no file (no ground truth)."""
+        from glocal_cli.body.correspond import INVISIBLE, VISIBLE, load_correspondence
+
+        path = self.dataset.correspondence_path(target, source)
+        h, w = self.height, self.width
+        if not path.is_file():
+            zero = np.zeros((1, h, w), np.float32)
+            return np.zeros((2, h, w), np.float32), zero, zero
+        try:
+            maps = load_correspondence(path)
+        except InputError as exc:
+            raise DataError(str(exc)) from None
+        if maps.visibility.shape != (h, w):
+            raise DataError(f"{path}: correspondence is {maps.visibility.shape[0]}x{maps.visibility.shape[1]}, "
+                            f"the manifest says {h}x{w}")
+        flow, valid = _pixel_flow_to_normalised(maps.flow, maps.visibility == VISIBLE, h, w)
+        labelled = ((maps.visibility == VISIBLE) | (maps.visibility == INVISIBLE)).astype(np.float32)[None]
+        return flow, valid, labelled
+
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         if isinstance(key, tuple):
             index, seed = int(key[0]), int(key[1])
@@ -194,13 +220,16 @@ class PairDataset(Dataset):
                     labels = labels[:, ::-1]
                 item[f"{role}_labels"] = torch.from_numpy(np.require(labels, requirements=["C", "W"])).long()
         if self.with_flow:
-            flow, valid = self._flow(pair.target, pair.source)
-            if flip:
-                flow = flow[:, :, ::-1].copy()
-                flow[0] = -flow[0]
-                valid = valid[:, :, ::-1]
-            item["flow"] = torch.from_numpy(np.require(flow, requirements=["C", "W"]))
-            item["flow_valid"] = torch.from_numpy(np.require(valid, requirements=["C", "W"]))
+            maps: dict[str, np.ndarray] = {}
+            if self.flow_from == "surface":
+                maps["flow"], maps["flow_valid"] = self._flow(pair.target, pair.source)
+            else:
+                maps["flow"], maps["flow_valid"], maps["flow_body"] = self._pair_file(pair.target, pair.source)
+            if flip:  # mirror the maps; a mirrored offset points the other way along x
+                maps = {k: v[:, :, ::-1].copy() for k, v in maps.items()}
+                maps["flow"][0] = -maps["flow"][0]
+            for key, value in maps.items():
+                item[key] = torch.from_numpy(np.require(value, requirements=["C", "W"]))
         if self.mask_kind is not None:
             item["mask"] = torch.from_numpy(self._mask(rng, item.get("source_labels")))[None].float()
         return item

@@ -12,6 +12,11 @@
                                   the trainer leaves their pairs out of training; pairs-test.csv is
                                   for ``glocal eval`` only): see ``glocal_cli.data.prepare.validation``
     <DIR>/surface/<stem>.npz     ground-truth body-surface coordinates (synthetic only: has_surface)
+    <DIR>/correspondence/<target_stem>__<source_stem>.npz   per-pair ground truth from fitted 3D bodies
+                                 (has_correspondence, or the folder exists): ``flow`` float16 (H, W, 2)
+                                 pixel offsets target -> source (``source_xy = (col, row) + flow``),
+                                 ``visibility`` uint8 (H, W): 0 background, 1 visible in the source,
+                                 2 invisible there; a pair without a file has no ground truth
 
 Problems with a folder raise :class:`~glocal_cli.errors.DataError` naming the path.
 """
@@ -40,6 +45,7 @@ __all__ = [
     "KEYPOINTS_FILE",
     "MANIFEST_FILE",
     "PAIRS_HEADER",
+    "CORRESPONDENCE_DIR",
     "PARSING_DIR",
     "SURFACE_DIR",
     "DatasetManifest",
@@ -65,6 +71,7 @@ MANIFEST_FILE = "manifest.json"
 IMAGES_DIR = "images"
 PARSING_DIR = "parsing"
 SURFACE_DIR = "surface"
+CORRESPONDENCE_DIR = "correspondence"
 KEYPOINTS_FILE = "keypoints.csv"
 PAIRS_HEADER = ("from", "to")
 
@@ -113,6 +120,9 @@ class DatasetManifest:
     """Whether ``parsing/<stem>.png`` exists for every image."""
     has_surface: bool = False
     """Whether ``surface/<stem>.npz`` exists for every image (synthetic data)."""
+    has_correspondence: bool = False
+    """Whether ``correspondence/<target_stem>__<source_stem>.npz`` ground truth exists (for the pairs whose
+    3D fits were good; a pair without a file has none)."""
     card: str = ""
     """Dataset card text: source, licence, preparation steps."""
     format: str = DATASET_FORMAT
@@ -151,7 +161,7 @@ class DatasetManifest:
         for key in ("height", "width"):
             if not isinstance(data[key], int) or isinstance(data[key], bool) or data[key] <= 0:
                 raise DataError(f"{where}: {key} must be a positive integer, got {data[key]!r}")
-        for key in ("has_parsing", "has_surface"):
+        for key in ("has_parsing", "has_surface", "has_correspondence"):
             if key in data and not isinstance(data[key], bool):
                 raise DataError(f"{where}: {key} must be true or false, got {data[key]!r}")
         for key in ("counts", "options"):
@@ -273,6 +283,8 @@ class PreparedDataset:
             required.append(self.root / PARSING_DIR)
         if self.has_surface:
             required.append(self.root / SURFACE_DIR)
+        if self.manifest.has_correspondence:
+            required.append(self.root / CORRESPONDENCE_DIR)
         for path in required:
             if not path.exists():
                 raise DataError(f"{path}: missing from the prepared dataset {self.root}")
@@ -310,6 +322,11 @@ class PreparedDataset:
         """Whether ground-truth surface coordinates exist."""
         return self.manifest.has_surface
 
+    @property
+    def has_correspondence(self) -> bool:
+        """Whether per-pair ground-truth correspondence exists (manifest flag, or the folder is there)."""
+        return self.manifest.has_correspondence or (self.root / CORRESPONDENCE_DIR).is_dir()
+
     # -- paths
 
     @property
@@ -339,6 +356,10 @@ class PreparedDataset:
                 f"{self.root}: this dataset has no surface coordinates (manifest has_surface is false)"
             )
         return self.root / SURFACE_DIR / f"{Path(name).stem}.npz"
+
+    def correspondence_path(self, target: str, source: str) -> Path:
+        """``<root>/correspondence/<target_stem>__<source_stem>.npz`` (it may not exist for every pair)."""
+        return self.root / CORRESPONDENCE_DIR / f"{Path(target).stem}__{Path(source).stem}.npz"
 
     # -- contents
 

@@ -5,6 +5,9 @@
 * :func:`flow_smoothness_loss`: second-order smoothness (penalises deviations from a locally affine flow).
 * :func:`supervised_flow_loss`: L1 to ground-truth flow where visible + BCE on the visibility
   (data with ground-truth correspondences, e.g. SynthPeople).
+* :func:`photometric_visibility_target` + :func:`visibility_loss`: self-supervised visibility where
+  no ground truth exists: a target pixel counts as visible in the source when the source warped by the
+  current flow reproduces its colour (docs/design.md, "Visibility without ground truth").
 Flows follow :mod:`glocal_cli.models.flow`: normalised ``(dx, dy)`` offsets, target -> source.
 """
 
@@ -56,3 +59,28 @@ def supervised_flow_loss(flow: torch.Tensor, visibility: torch.Tensor, gt_flow: 
     bce = F.binary_cross_entropy(vis.clamp(1e-6, 1 - 1e-6), gt_vis, reduction="none")
     vis_term = (bce * valid).sum() / valid.sum().clamp_min(1.0)
     return w_flow * flow_term + w_visibility * vis_term
+
+
+def photometric_visibility_target(source_image: torch.Tensor, target_image: torch.Tensor, flow: torch.Tensor,
+                                  threshold: float) -> torch.Tensor:
+    """``(B, 1, H, W)`` in {0, 1}: 1 where the source warped by ``flow`` matches the target's colour.
+
+    The per-pixel error is the mean absolute RGB difference of images in [-1, 1]; a pixel is visible
+    when it is below ``threshold``. Computed without gradient: it is a target for the visibility head,
+    not a loss on the flow (the sampling-correctness loss trains the flow).
+    """
+    with torch.no_grad():
+        warped = warp(source_image.float(), flow.detach().float())
+        err = (warped - target_image.float()).abs().mean(dim=1, keepdim=True)
+        return (err < threshold).float()
+
+
+def visibility_loss(visibility: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Binary cross-entropy of ``visibility (B,1,h,w)`` (resized to the target's size) against ``target
+    (B,1,H,W)`` on the pixels where ``valid`` is 1 (everywhere by default); 0 when no pixel is valid."""
+    vis = F.interpolate(visibility.float(), size=target.shape[-2:], mode="bilinear", align_corners=False)
+    bce = F.binary_cross_entropy(vis.clamp(1e-6, 1 - 1e-6), target.float(), reduction="none")
+    if valid is None:
+        return bce.mean()
+    valid = valid.float()
+    return (bce * valid).sum() / valid.sum().clamp_min(1.0)

@@ -72,8 +72,17 @@ class TrainConfig:
     semantic_self_fraction: float = 0.25
     """Semantic stage: fraction of each batch trained with Pt = Ps (so the network also estimates source parsings)."""
     flow_supervision: Literal["auto", "self", "supervised", "both"] = "auto"
-    """Flow stage losses: 'auto' = supervised where ground-truth surface maps exist else self-supervised;
-    'self' = sampling correctness + smoothness only; 'supervised' = GT flow/visibility only; 'both'."""
+    """Flow stage losses: 'auto' = supervised with surface maps (SynthPeople), supervised + self-supervised
+    with correspondence/ files of fitted 3D bodies (they cover no hair, loose clothes or background), else
+    self-supervised; 'self' = sampling correctness + smoothness (+ visibility_self) only; 'supervised' =
+    GT flow/visibility only; 'both'."""
+    visibility_self: Literal["photometric", "none"] = "photometric"
+    """Visibility head where no ground truth labels a pixel (self-supervised flow losses on): 'photometric' =
+    BCE towards 1 where the source warped by the current flow reproduces the target's colour (see
+    visibility_threshold) and 0 elsewhere; 'none' leaves the head untrained there (it stays at 0.5)."""
+    visibility_threshold: float = 0.2
+    """visibility_self 'photometric': a target pixel is visible when the mean absolute RGB difference between
+    the warped source and the target (images in [-1, 1]) is below this (0.2 = 25 of 255 levels)."""
     flow_background_weight: float = 0.1
     """Supervised flow on background pixels, relative to the body term: the camera and backdrop do not
     move (true for SynthPeople), so a background pixel maps to itself and is visible where the source
@@ -138,6 +147,8 @@ class TrainConfig:
             raise ValueError("semantic_self_fraction must be in [0, 1]")
         if not 0.0 <= self.inpaint_semantic_prob <= 1.0:
             raise ValueError("inpaint_semantic_prob must be in [0, 1]")
+        if self.visibility_threshold <= 0:
+            raise ValueError(f"visibility_threshold = {self.visibility_threshold} must be > 0")
         if self.weight_decay < 0 or self.grad_clip < 0:
             raise ValueError("weight_decay and grad_clip must be >= 0")
 

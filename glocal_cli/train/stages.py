@@ -4,8 +4,9 @@
   fraction of every batch uses ``Pt = Ps`` (target = source) so that the same network can estimate a
   source parsing for users who have none.
 * ``flow``: the flow/visibility estimator, self-supervised (sampling correctness on VGG-19
-  relu3_1/relu4_1 + second-order smoothness) and/or supervised by ground-truth correspondences
-  (SynthPeople surface maps), per ``train.flow_supervision``.
+  relu3_1/relu4_1 + second-order smoothness; visibility from the warp's photometric error) and/or
+  supervised by ground-truth correspondences (SynthPeople surface maps, per-pair files of fitted 3D
+  bodies), per ``train.flow_supervision``.
 * ``generator``: the whole model end to end with Eq. 12 (L1, perceptual, adversarial, focal) and
   the conditional PatchGAN; the semantic and flow networks are frozen or fine-tuned per config.
 * ``inpaint``: the same objective on masked sources (``Pt = Ps``, identity flow, ``m_vis = 1 - mask``)
@@ -41,6 +42,7 @@ from glocal_cli.losses import (
     semantic_loss,
     supervised_flow_loss,
 )
+from glocal_cli.losses.flow import photometric_visibility_target, visibility_loss
 from glocal_cli.models.discriminator import Discriminator
 from glocal_cli.models.generator import GLocalModel
 from glocal_cli.train.distributed import DistInfo, unwrap, wrap_ddp
@@ -70,6 +72,8 @@ class StageContext:
     """Where the semantic network's weights come from (None: nothing trained it, its parsings are random)."""
     dataset_root: str = ""
     """The dataset folder (for messages)."""
+    has_correspondence: bool = False
+    """Whether the dataset has per-pair correspondence files (fitted 3D bodies)."""
 
     @property
     def device(self) -> torch.device:
@@ -244,12 +248,30 @@ class SemanticStage(Stage):
 # ---------------------------------------------------------------------------------------- flow
 
 
-def _flow_mode(cfg: GLocalConfig, has_surface: bool) -> tuple[bool, bool]:
-    """(self-supervised, supervised) terms of the flow loss."""
+def _flow_mode(cfg: GLocalConfig, has_surface: bool, has_correspondence: bool = False) -> tuple[bool, bool]:
+    """(self-supervised, supervised) terms of the flow loss.
+
+    ``auto``: exact surface maps (SynthPeople) -> supervised only; correspondence files of fitted 3D
+    bodies -> both (the naked body mesh covers no hair, loose clothes or background, and a pair whose
+    fit failed has no file); no ground truth -> self-supervised only.
+    """
     mode = cfg.train.flow_supervision
     if mode == "auto":
-        return (not has_surface, has_surface)
+        if has_surface:
+            return (False, True)
+        return (True, has_correspondence)
     return (mode in ("self", "both"), mode in ("supervised", "both"))
+
+
+def _has_gt(ctx: StageContext) -> bool:
+    return ctx.has_surface or ctx.has_correspondence
+
+
+def visibility_stats(visibility: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Mean and spread (standard deviation over every pixel of the batch) of a visibility map, detached:
+    an untrained head sits at 0.5 with no spread, and GGR's visible/occluded split is then a constant."""
+    v = visibility.detach().float()
+    return {"visibility_mean": v.mean(), "visibility_std": v.std() if v.numel() > 1 else v.sum() * 0}
 
 
 def static_background_flow(target_body: torch.Tensor, source_labels: torch.Tensor) -> torch.Tensor:
@@ -262,6 +284,12 @@ def static_background_flow(target_body: torch.Tensor, source_labels: torch.Tenso
     return (1.0 - target_body) * source_background
 
 
+def _visibility_sums(visibility: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-batch sums of each image's visibility mean and spread (the trainer divides by the image count)."""
+    v = visibility.detach().float().flatten(1)
+    return {"visibility_mean": v.mean(1).sum(), "visibility_std": v.std(1).sum() if v.shape[1] > 1 else v.sum() * 0}
+
+
 class FlowLossMixin:
     """The flow losses, shared by the flow stage and fine-tuning in the generator stage."""
 
@@ -270,8 +298,9 @@ class FlowLossMixin:
 
     def flow_losses(self, batch: dict[str, torch.Tensor], flows: list[torch.Tensor],
                     visibility: torch.Tensor) -> dict[str, torch.Tensor]:
-        use_self, use_sup = _flow_mode(self.cfg, self.ctx.has_surface)
+        use_self, use_sup = _flow_mode(self.cfg, self.ctx.has_surface, self.ctx.has_correspondence)
         losses: dict[str, torch.Tensor] = {}
+        labelled: torch.Tensor | None = None  # pixels whose visibility has ground truth (None: none)
         if use_self:
             vgg = self.ctx.vgg(FLOW_VGG_LAYERS)
             with torch.no_grad(), self.ctx.autocast():
@@ -282,12 +311,15 @@ class FlowLossMixin:
             losses["flow_smooth"] = sum(flow_smoothness_loss(f) for f in flows) / len(flows)
         if use_sup:
             gt, valid = batch["flow"], batch["flow_valid"]
-            body = (batch["target_labels"] > 0).unsqueeze(1).float() if "target_labels" in batch else None
+            if "flow_body" in batch:  # correspondence files: the pixels they label (visible or invisible)
+                body = batch["flow_body"]
+            else:
+                body = (batch["target_labels"] > 0).unsqueeze(1).float() if "target_labels" in batch else None
             losses["flow_supervised"] = sum(
                 supervised_flow_loss(f, visibility, gt, valid, body, w_flow=1.0, w_visibility=0.0) for f in flows
             ) / len(flows)
             w_bg = self.cfg.train.flow_background_weight
-            if body is not None and w_bg > 0:
+            if self.ctx.has_surface and body is not None and w_bg > 0:  # SynthPeople: static camera and backdrop
                 bg_visible = static_background_flow(body, batch["source_labels"])
                 zero = torch.zeros_like(gt)
                 bg_term = sum(
@@ -298,15 +330,24 @@ class FlowLossMixin:
                 # visibility is known everywhere now: the body's, and the backdrop's
                 losses["visibility"] = supervised_flow_loss(flows[-1], visibility, gt, valid * body + bg_visible,
                                                             None, w_flow=0.0, w_visibility=1.0)
+                labelled = torch.ones_like(body)
             else:
                 losses["visibility"] = supervised_flow_loss(flows[-1], visibility, gt, valid, body, w_flow=0.0,
                                                             w_visibility=1.0)
+                labelled = torch.ones_like(valid) if body is None else body
+        if use_self and self.cfg.train.visibility_self == "photometric":
+            # where no ground truth says it: visible = the current warp reproduces the target's colour
+            target = photometric_visibility_target(batch["source_image"], batch["target_image"], flows[-1],
+                                                   self.cfg.train.visibility_threshold)
+            unlabelled = None if labelled is None else 1.0 - labelled
+            losses["visibility_self"] = visibility_loss(visibility, target, unlabelled)
         return losses
 
     def weighted_flow(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
         lc = self.cfg.loss
         weights = {"flow_correctness": lc.w_flow_correctness, "flow_smooth": lc.w_flow_smooth,
-                   "flow_supervised": lc.w_flow_supervised, "visibility": lc.w_visibility}
+                   "flow_supervised": lc.w_flow_supervised, "visibility": lc.w_visibility,
+                   "visibility_self": lc.w_visibility}
         return sum(weights[k] * v for k, v in losses.items() if k in weights)
 
 
@@ -316,18 +357,18 @@ class FlowStage(FlowLossMixin, Stage):
     @property
     def score_name(self) -> str:  # type: ignore[override]
         """End-point error where ground truth exists (the warp L1 also counts unconstrained background)."""
-        return "epe" if _flow_mode(self.cfg, self.ctx.has_surface)[1] else "warp_l1"
+        return "epe" if _flow_mode(self.cfg, self.ctx.has_surface, self.ctx.has_correspondence)[1] else "warp_l1"
 
     def check_data(self) -> None:
         if self.model.flow is None:
             raise DataError("the flow stage has nothing to train: model.flow is 'none' (identity flow)")
-        _, use_sup = _flow_mode(self.cfg, self.ctx.has_surface)
-        if use_sup and not self.ctx.has_surface:
-            raise DataError("train.flow_supervision needs ground-truth correspondences (surface maps), which this "
-                            "dataset lacks; use flow_supervision 'self' or 'auto'")
+        _, use_sup = _flow_mode(self.cfg, self.ctx.has_surface, self.ctx.has_correspondence)
+        if use_sup and not _has_gt(self.ctx):
+            raise DataError("train.flow_supervision needs ground-truth correspondences (surface maps or "
+                            "correspondence/ files), which this dataset lacks; use flow_supervision 'self' or 'auto'")
 
     def dataset_options(self) -> dict[str, Any]:
-        return {"with_flow": _flow_mode(self.cfg, self.ctx.has_surface)[1]}
+        return {"with_flow": _flow_mode(self.cfg, self.ctx.has_surface, self.ctx.has_correspondence)[1]}
 
     def param_groups(self) -> dict[str, list[dict[str, Any]]]:
         _set_trainable(self.model, False)
@@ -344,6 +385,7 @@ class FlowStage(FlowLossMixin, Stage):
         backward(total)
         out = {k: v.detach() for k, v in losses.items()}
         out["total"] = total.detach()
+        out.update(visibility_stats(vis))
         return out
 
     @torch.no_grad()
@@ -354,7 +396,7 @@ class FlowStage(FlowLossMixin, Stage):
             flows, vis = self.model.flow(batch["source_image"], batch["source_pose"], batch["target_pose"])
         flow = flows[-1].float()
         out = {"pred": warp(batch["source_image"], flow), "gt": batch["target_image"],
-               "copy": batch["source_image"], "visibility": vis.float()}
+               "copy": batch["source_image"], "visibility": vis.float(), **_visibility_sums(vis)}
         if "flow" in batch:
             h, w = batch["flow"].shape[-2:]
             f = resize_flow(flow, (h, w))
@@ -363,6 +405,16 @@ class FlowStage(FlowLossMixin, Stage):
             valid = batch["flow_valid"]
             out["epe_sum"] = (err * valid).sum()
             out["epe_count"] = valid.sum()
+            # visibility against the ground truth, on the pixels it labels (body pixels)
+            if "flow_body" in batch:
+                body = batch["flow_body"]
+            elif "target_labels" in batch:
+                body = (batch["target_labels"] > 0).unsqueeze(1).float()
+            else:
+                body = torch.ones_like(valid)
+            v = F.interpolate(vis.float(), size=(h, w), mode="bilinear", align_corners=False)
+            out["vis_err_sum"] = (((v > 0.5).float() - valid).abs() * body).sum()
+            out["vis_err_count"] = body.sum()
         return out
 
     @torch.no_grad()
@@ -402,13 +454,14 @@ class GeneratorStage(FlowLossMixin, Stage):
                                      "the generator reads are random (train.allow_untrained_semantic = true; smoke "
                                      "runs only)")
         if self._finetune_flow():
-            _, use_sup = _flow_mode(self.cfg, self.ctx.has_surface)
-            if use_sup and not self.ctx.has_surface:
-                raise DataError("train.flow_supervision needs surface maps, which this dataset lacks")
+            _, use_sup = _flow_mode(self.cfg, self.ctx.has_surface, self.ctx.has_correspondence)
+            if use_sup and not _has_gt(self.ctx):
+                raise DataError("train.flow_supervision needs surface maps or correspondence/ files, which this "
+                                "dataset lacks")
 
     def dataset_options(self) -> dict[str, Any]:
         if self._finetune_flow():
-            return {"with_flow": _flow_mode(self.cfg, self.ctx.has_surface)[1]}
+            return {"with_flow": _flow_mode(self.cfg, self.ctx.has_surface, self.ctx.has_correspondence)[1]}
         return {}
 
     def param_groups(self) -> dict[str, list[dict[str, Any]]]:
@@ -480,6 +533,8 @@ class GeneratorStage(FlowLossMixin, Stage):
         backward(total)
         result = {k: v.detach() for k, v in losses.items()}
         result["total"] = total.detach()
+        if not self.inpaint:  # what GGR's visible/occluded split reads (inpainting: 1 - mask)
+            result.update(visibility_stats(out.visibility))
         if lc.w_adv > 0:
             _set_trainable(d_bare, True)
             with self.ctx.autocast():
@@ -496,7 +551,10 @@ class GeneratorStage(FlowLossMixin, Stage):
         with self.ctx.autocast():
             out, gt, _ = self._forward(self.model, batch)
         copy = out.source_image if self.inpaint else batch["source_image"]
-        return {"pred": out.image.float(), "gt": gt, "copy": copy, "output": out}
+        res = {"pred": out.image.float(), "gt": gt, "copy": copy, "output": out}
+        if not self.inpaint:
+            res.update(_visibility_sums(out.visibility))
+        return res
 
     @torch.no_grad()
     def visuals(self, batch: dict[str, torch.Tensor]) -> list[tuple[str, torch.Tensor]]:

@@ -353,7 +353,8 @@ class _Trainer:
                     if stage.name in ("generator", "inpaint") and self.cfg.train.val_fid:
                         fid_pred.append(out["pred"].float().cpu())
                         fid_gt.append(out["gt"].float().cpu())
-                for key in ("epe_sum", "epe_count"):
+                for key in ("epe_sum", "epe_count", "vis_err_sum", "vis_err_count", "visibility_mean",
+                            "visibility_std"):
                     if key in out:
                         parts[key] = out[key]
                 for key, v in parts.items():
@@ -365,11 +366,13 @@ class _Trainer:
         values = {k: float(v) for k, v in sums.items()}
         prefix = "warp_" if stage.name == "flow" else ""
         for key, value in values.items():
-            if key.startswith("epe") or not n:
+            if key.startswith(("epe", "vis_err")) or not n:
                 continue
-            metrics[key if key.startswith("baseline") else prefix + key] = value / n
-        if "epe_sum" in values:
-            metrics["epe"] = values["epe_sum"] / max(values["epe_count"], 1.0)
+            metrics[key if key.startswith(("baseline", "visibility")) else prefix + key] = value / n
+        for ratio in ("epe", "vis_err"):  # over the pixels with ground truth; none -> no metric (not 0)
+            if values.get(f"{ratio}_count", 0.0) > 0:
+                name = "epe" if ratio == "epe" else "visibility_error"
+                metrics[name] = values[f"{ratio}_sum"] / values[f"{ratio}_count"]
         if confusion is not None:
             cm = confusion.double()
             tp = cm.diag()
@@ -499,7 +502,8 @@ class _Trainer:
                 self.log.message(f"{name}: no earlier stage in this run; starting from the current weights")
         ctx = StageContext(self.cfg, unwrap(self.model), unwrap(self.D), self.info, self.ds.has_parsing,
                            self.ds.has_surface, self.autocast, self.vgg_cache,
-                           semantic_origin=self.trained.get("semantic"), dataset_root=str(self.ds.root))
+                           semantic_origin=self.trained.get("semantic"), dataset_root=str(self.ds.root),
+                           has_correspondence=self.ds.has_correspondence)
         stage = make_stage(name, ctx)
         stage.check_data()
         groups = stage.param_groups()

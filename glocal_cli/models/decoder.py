@@ -11,6 +11,7 @@ copied where it shows the target, and GGR/LST generate the rest. docs/design.md,
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from glocal_cli.models.blocks import ResBlock, conv_norm_act
@@ -22,7 +23,7 @@ class SkipGate(nn.Module):
     """One decoder scale of the texture path: ``x + g * (P(warped) - x)``, a convex blend per position.
 
     ``P`` is a 1x1 conv (identity at init) that maps the warped encoder features into the decoder's feature
-    space; ``g = sigmoid(logit(prior) + conv3x3([x, P(warped)]))`` with the conv at zero, so at init the gate
+    space; ``g = sigmoid(logit(prior) + conv1x1([x, P(warped)]))`` with the conv at zero, so at init the gate
     *is* the copy prior: where it is 1 the warped source features replace the generated ones, where it is 0 the
     decoder keeps what GGR/LST generated. The learned term lets training correct a wrong visibility.
     """
@@ -30,7 +31,7 @@ class SkipGate(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.proj = nn.Conv2d(channels, channels, 1)
-        self.gate = nn.Conv2d(2 * channels, 1, 3, padding=1)
+        self.gate = nn.Conv2d(2 * channels, 1, 1)  # per position: x and the warped features carry the context
         with torch.no_grad():
             self.proj.weight.copy_(torch.eye(channels).view(channels, channels, 1, 1))
             self.proj.bias.zero_()
@@ -40,14 +41,17 @@ class SkipGate(nn.Module):
     def forward(self, x: torch.Tensor, warped: torch.Tensor, prior: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``x, warped (B, C, h, w)``, ``prior (B, 1, h, w)`` in [0, 1] -> blended features and the gate (float32)."""
         src = self.proj(warped.to(x.dtype))
-        g = torch.sigmoid(probability_logit(prior) + self.gate(torch.cat([x, src], 1)).float())
-        return x + g.to(x.dtype) * (src - x), g
+        c = x.shape[1]
+        w = self.gate.weight.to(x.dtype)  # conv1x1 of [x, src] without materialising the concatenation
+        delta = F.conv2d(x, w[:, :c]) + F.conv2d(src, w[:, c:], self.gate.bias.to(x.dtype))
+        g = torch.sigmoid(probability_logit(prior) + delta.float())
+        return torch.lerp(x, src, g.to(x.dtype)), g
 
 
 class PixelBlend(nn.Module):
     """``out = m * warp(Is) + (1 - m) * generated``, plus a residual bounded so that ``out`` stays in [-1, 1].
 
-    One zero-initialised 3x3 conv reads the decoder's last features, the warped source pixels, the copy prior
+    One zero-initialised 1x1 conv reads the decoder's last features, the warped source pixels, the copy prior
     and the target parsing, and returns a mask logit correction ``dm`` and a residual ``r`` (3 channels):
     ``m = sigmoid(logit(prior) + dm)``, ``base = m * warp(Is) + (1 - m) * generated`` and
     ``out = base + (1 - |base|) * tanh(r)``. At init ``m`` is the prior and ``r = 0``, so what the source shows
@@ -57,7 +61,7 @@ class PixelBlend(nn.Module):
 
     def __init__(self, feature_channels: int, num_classes: int) -> None:
         super().__init__()
-        self.head = nn.Conv2d(feature_channels + 3 + 1 + num_classes, 4, 3, padding=1)
+        self.head = nn.Conv2d(feature_channels + 3 + 1 + num_classes, 4, 1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
@@ -68,7 +72,7 @@ class PixelBlend(nn.Module):
         out = self.head(torch.cat([features, warped_image.to(dtype), prior.to(dtype), target_parsing.to(dtype)], 1))
         out = out.float()
         m = torch.sigmoid(probability_logit(prior) + out[:, :1])
-        base = m * warped_image.float() + (1 - m) * generated.float()
+        base = torch.lerp(generated.float(), warped_image.float(), m)  # m * warp(Is) + (1 - m) * generated
         return base + (1 - base.abs()) * torch.tanh(out[:, 1:]), m
 
 
@@ -92,8 +96,8 @@ class Decoder(nn.Module):
         self.body = nn.Sequential(*layers)
         self.skips = nn.ModuleList(SkipGate(cfg.width(level)) for level in range(nd)) if cfg.texture_skips else None
 
-    def decode(self, features: torch.Tensor, warped: list[torch.Tensor] | None = None,
-               priors: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    def forward(self, features: torch.Tensor, warped: list[torch.Tensor] | None = None,
+                priors: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
         """``(image, last features (B, width(0), H, W), skip gates finest first)``.
 
         ``warped[l]`` / ``priors[l]``: the warped source features and the copy prior at level ``l`` (stride
@@ -112,7 +116,3 @@ class Decoder(nn.Module):
             if self.skips is not None and level is not None:
                 x, gates[level] = self.skips[level](x, warped[level], priors[level])  # type: ignore[index]
         return x, last, [gates[level] for level in sorted(gates)]
-
-    def forward(self, features: torch.Tensor, warped: list[torch.Tensor] | None = None,
-                priors: list[torch.Tensor] | None = None) -> torch.Tensor:
-        return self.decode(features, warped, priors)[0]

@@ -20,12 +20,11 @@ class DownEncoder(nn.Module):
         self.body = nn.Sequential(*layers)
         self.out_channels = cfg.width(cfg.num_downsample)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
-
-    def levels(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The features of every level, ``[stride 1, stride 2, ..., stride 2**num_downsample]`` (the last is
-        ``forward(x)``): the texture path warps each of them into the decoder scale of the same stride."""
+    def forward(self, x: torch.Tensor, all_levels: bool = False) -> torch.Tensor | list[torch.Tensor]:
+        """The features at the network stride; with ``all_levels`` those of every level, ``[stride 1, stride 2,
+        ..., stride 2**num_downsample]`` (the texture path warps each into the decoder scale of the same stride)."""
+        if not all_levels:
+            return self.body(x)
         outs = []
         for layer in self.body:
             x = layer(x)

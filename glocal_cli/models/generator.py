@@ -119,7 +119,7 @@ class GLocalGenerator(nn.Module):
         dtype = source_image.dtype
         texture = self.cfg.texture_skips or self.cfg.pixel_blend
         source_in = torch.cat([source_image, source_pose.to(dtype), source_parsing.to(dtype)], 1)
-        source_levels = self.source_encoder.levels(source_in) if self.cfg.texture_skips else None
+        source_levels = self.source_encoder(source_in, all_levels=True) if self.cfg.texture_skips else None
         source_feat = source_levels[-1] if source_levels is not None else self.source_encoder(source_in)
         target_feat = self.target_encoder(torch.cat([target_pose.to(dtype), target_parsing.to(dtype)], 1))
         size = source_feat.shape[-2:]
@@ -134,14 +134,14 @@ class GLocalGenerator(nn.Module):
         if self.lst is not None:
             generated, plan = self.lst(source_feat, modulated)
         if not texture:
-            return GeneratorOutput(self.decoder(generated), fused, modulated, generated, plan)
+            return GeneratorOutput(self.decoder(generated)[0], fused, modulated, generated, plan)
         tflow = flow if texture_flow is None else texture_flow
         prior = copy_prior(visibility, tflow, source_parsing, target_parsing)
         warped_feats = priors = None
         if source_levels is not None:
             warped_feats = [warp(f, resample(tflow, f.shape[-2:])) for f in source_levels[:-1]]
             priors = [prior if lv == 0 else F.avg_pool2d(prior, 2**lv) for lv in range(len(warped_feats))]
-        image, last, gates = self.decoder.decode(generated, warped_feats, priors)
+        image, last, gates = self.decoder(generated, warped_feats, priors)
         decoded, mask = None, None
         if self.blend is not None:
             if warped_image is None:

@@ -315,8 +315,8 @@ def _reference_inputs() -> dict[str, torch.Tensor]:
 
 
 def test_shipped_default_weights_load_and_reproduce_their_output() -> None:
-    """weights/default loads strictly and gives the output recorded just before the texture path was added
-    (commit b9c73b1: glocal 0.1 weights read with LST's ``lst_plan_norm: mass`` default).
+    """weights/default loads strictly and gives the output recorded with glocal 0.1.0 (commit 02d1e35), before the
+    texture path and LST's ``lst_plan_norm`` (its config.json pins ``received``, the 0.1.0 normalisation).
 
     The reference belongs to one generator file: when weights/default is replaced, only the load-and-run part runs.
     """

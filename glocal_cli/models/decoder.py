@@ -40,7 +40,7 @@ class SkipGate(nn.Module):
 
     def forward(self, x: torch.Tensor, warped: torch.Tensor, prior: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``x, warped (B, C, h, w)``, ``prior (B, 1, h, w)`` in [0, 1] -> blended features and the gate (float32)."""
-        src = self.proj(warped.to(x.dtype))
+        src = self.proj(warped.to(x.dtype)).to(x.dtype)  # one dtype for lerp, whatever autocast did to x
         c = x.shape[1]
         w = self.gate.weight.to(x.dtype)  # conv1x1 of [x, src] without materialising the concatenation
         delta = F.conv2d(x, w[:, :c]) + F.conv2d(src, w[:, c:], self.gate.bias.to(x.dtype))

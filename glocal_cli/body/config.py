@@ -13,15 +13,15 @@ class BodyFitConfig:
     """Initial body turns (degrees about the vertical) fitted in parallel; the best is kept."""
     iters_camera: int = 25
     """L-BFGS iterations of stage 1a (camera + global orientation on the torso points)."""
-    iters_pose: int = 60
+    iters_pose: int = 150
     """L-BFGS iterations of stage 1b (+ body pose on all points), for every yaw start."""
-    iters_shape: int = 80
+    iters_shape: int = 200
     """L-BFGS iterations of stage 2 (camera, pose and shape of the best start)."""
-    pose_prior: float = 40.0
+    pose_prior: float = 1.0
     """Weight of the L2 pose prior (times each joint's stiffness)."""
     limit_weight: float = 4000.0
     """Weight of the squared joint-limit violation (radians^2)."""
-    shape_prior: float = 20.0
+    shape_prior: float = 2.0
     """Weight of the L2 prior on shape coefficients."""
     fit_shape: bool = True
     """Fit the body shape in stage 2 (shared by images of one person); off = the mean body."""

@@ -282,7 +282,8 @@ def _silhouette_term(body: BodyModel, masks: torch.Tensor | np.ndarray, height: 
     def term(orient: torch.Tensor, pose: torch.Tensor, shape: torch.Tensor, cam: torch.Tensor) -> torch.Tensor:
         verts = body(orient, pose, shape).vertices[:, sub]
         uv = project(verts, cam)
-        grid = torch.stack([uv[..., 0] / width * 2 - 1, uv[..., 1] / height * 2 - 1], -1)[:, None]
+        # pixel (row i, col j) has its centre at (x=j, y=i): grid_sample's align_corners=False wants (x+0.5)/W
+        grid = torch.stack([(uv[..., 0] + 0.5) / width * 2 - 1, (uv[..., 1] + 0.5) / height * 2 - 1], -1)[:, None]
         d = torch.nn.functional.grid_sample(field_t, grid, align_corners=False, padding_mode="border")
         return d.pow(2).mean()
 

@@ -133,14 +133,24 @@ def facing_evidence(visible: torch.Tensor) -> torch.Tensor:
     return face.float() - back.float()
 
 
-def check_keypoints(visible: torch.Tensor, cfg: BodyFitConfig) -> list[str]:
-    """Reasons a keypoint set cannot be fitted ('' when it can)."""
+def check_keypoints(visible: torch.Tensor, cfg: BodyFitConfig, keypoints: torch.Tensor | None = None,
+                    height: int = 0, width: int = 0) -> list[str]:
+    """Reasons a keypoint set cannot be fitted ('' when it can). With ``keypoints`` and the frame,
+    a set that is short of points *and* touches the frame's border is reported as cut by the frame."""
     reasons = []
-    for row in visible:
+    for i, row in enumerate(visible):
         n = int(row.sum())
         shoulders = bool(row[2] and row[5])
         hips = bool(row[8] or row[11])
-        if n < cfg.min_keypoints:
+        cut = False
+        if keypoints is not None and height and width and n:
+            xy = keypoints[i][row]
+            m = 0.1 * height  # the points stop within 10 % of the frame's height from an edge
+            cut = bool(((xy[:, 0] < m) | (xy[:, 0] > width - 1 - m) | (xy[:, 1] < m) | (xy[:, 1] > height - 1 - m)).any())
+        if n < cfg.min_keypoints and cut:
+            reasons.append(f"the person is cut by the frame (only {n} keypoints inside it; a body fit needs "
+                           f"{cfg.min_keypoints})")
+        elif n < cfg.min_keypoints:
             reasons.append(f"only {n} keypoints visible (a body fit needs {cfg.min_keypoints})")
         elif not (shoulders and (hips or row[1])):
             reasons.append("no torso: both shoulders and a hip or the neck are needed")
@@ -206,7 +216,7 @@ def fit_keypoints(body: BodyModel, keypoints: torch.Tensor | np.ndarray, visible
     vis = vis & torch.isfinite(kp).all(-1)
     kp = torch.nan_to_num(kp)
     n = kp.shape[0]
-    reasons = check_keypoints(vis.cpu(), cfg)
+    reasons = check_keypoints(vis.cpu(), cfg, kp.cpu(), height, width)
     if person_ids is None:
         pid = torch.arange(n, device=dev)
     else:

@@ -34,19 +34,28 @@ def fit_poses(body: BodyModel, poses: Sequence[Pose], height: int, width: int, c
               progress=None) -> FitResult:  # noqa: ANN001
     """Fit every pose (keypoints in the ``height x width`` frame), ``fit_batch_size`` at a time.
 
-    Images of one person (equal ``person_ids``) are kept in the same chunk where possible so that
-    they share one shape. ``progress(n)`` is called after each chunk with the number fitted.
+    Images of one person (equal ``person_ids``) go into the same chunk, so they share one shape (a
+    person with more than ``fit_batch_size`` images is split into chunks that each fit a shape). ``progress(n)`` is called after each chunk with the number fitted.
     """
     cfg = cfg or BodyConfig()
     n = len(poses)
-    order = list(range(n))
-    if person_ids is not None:
-        order.sort(key=lambda i: (person_ids[i], i))
+    bs = max(1, cfg.fit_batch_size)
+    groups: dict[object, list[int]] = {}
+    for i in range(n):
+        groups.setdefault(i if person_ids is None else person_ids[i], []).append(i)
+    # pack whole persons into chunks of at most bs images (a person with more images than bs is split)
+    batches: list[list[int]] = [[]]
+    for members in groups.values():
+        for start in range(0, len(members), bs):
+            part = members[start:start + bs]
+            if len(batches[-1]) + len(part) > bs:
+                batches.append([])
+            batches[-1].extend(part)
     chunks: list[FitResult] = []
     index: list[int] = []
-    bs = max(1, cfg.fit_batch_size)
-    for start in range(0, n, bs):
-        idx = order[start:start + bs]
+    for idx in batches:
+        if not idx:
+            continue
         kp = np.stack([poses[i].xy for i in idx]).astype(np.float32)
         vis = np.stack([poses[i].visible for i in idx])
         pid = None if person_ids is None else [person_ids[i] for i in idx]

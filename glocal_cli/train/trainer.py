@@ -257,7 +257,10 @@ class _Trainer:
         torch.manual_seed(cfg.train.seed)
         self.model = GLocalModel(cfg.model, cfg.data.height, cfg.data.width, cfg.data.num_classes).to(self.device)
         self.D = Discriminator(cfg.model).to(self.device)
-        if cfg.train.sync_bn and info.distributed:
+        if cfg.train.sync_bn and info.distributed and self.device.type != "cuda":
+            logger.warn(f"train.sync_bn skipped: torch's SyncBatchNorm needs CUDA, this run is on {self.device.type} "
+                        "(each process keeps its own BatchNorm statistics)")
+        elif cfg.train.sync_bn and info.distributed:
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         if cfg.train.channels_last and self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)

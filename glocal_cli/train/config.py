@@ -67,6 +67,11 @@ class TrainConfig:
     Smoke runs and tests only."""
     flow_in_generator: Literal["frozen", "finetune"] = "frozen"
     """Generator/inpaint stages: keep the flow estimator frozen, or fine-tune it end to end."""
+    generator_flow: Literal["learned", "given", "mixed"] = "learned"
+    """Flow the generator stage trains with: 'learned' = the flow estimator's; 'given' = the dataset's
+    ground-truth correspondence (surface maps or correspondence/ files from fitted 3D bodies), passed to the
+    model as an external flow and visibility, as ``--flow body3d`` does at inference; 'mixed' = given for
+    half of the batches, learned for the other half (a model that serves both modes)."""
     finetune_lr_factor: float = 0.1
     """Learning rate of fine-tuned earlier-stage networks = lr x finetune_lr_factor."""
     semantic_self_fraction: float = 0.25

@@ -429,6 +429,22 @@ class FlowStage(FlowLossMixin, Stage):
 # ----------------------------------------------------------------------------- generator/inpaint
 
 
+def given_flow_inputs(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The dataset's ground-truth correspondence as the model's external ``(flow, visibility)``.
+
+    Visible body pixels keep their flow and visibility 1; body pixels the source does not show get
+    visibility 0 (GGR's occluded branch generates them); background pixels get the zero flow and
+    visibility 1 (a static backdrop, as at inference with ``--flow body3d``). Without ``flow_body``
+    (surface maps) every non-visible pixel is treated as body.
+    """
+    flow, valid = batch["flow"], batch["flow_valid"]
+    body = batch.get("flow_body")
+    if body is None:
+        return flow * valid, valid
+    visibility = valid + (1.0 - body)
+    return flow * valid, visibility.clamp(0.0, 1.0)
+
+
 class GeneratorStage(FlowLossMixin, Stage):
     name = "generator"
     adversarial = True
@@ -438,6 +454,7 @@ class GeneratorStage(FlowLossMixin, Stage):
         super().__init__(ctx)
         self.adv = AdversarialLoss(self.cfg.loss.adversarial)
         self.perceptual: PerceptualLoss | None = None
+        self._step = 0
 
     def _finetune_semantic(self) -> bool:
         return self.cfg.train.semantic_in_generator == "finetune"
@@ -458,8 +475,20 @@ class GeneratorStage(FlowLossMixin, Stage):
             if use_sup and not _has_gt(self.ctx):
                 raise DataError("train.flow_supervision needs surface maps or correspondence/ files, which this "
                                 "dataset lacks")
+        if self._given_flow() and not _has_gt(self.ctx):
+            raise DataError(f"train.generator_flow={self.cfg.train.generator_flow} needs ground-truth "
+                            "correspondence (surface maps or correspondence/ files from prepare-data "
+                            "--correspondence body3d), which this dataset lacks; use generator_flow=learned")
+        if self._given_flow() and self._finetune_flow():
+            raise DataError("train.generator_flow=given/mixed and flow_in_generator=finetune do not go together: "
+                            "the flow estimator gets no gradient from a given flow")
+
+    def _given_flow(self) -> bool:
+        return not self.inpaint and self.cfg.train.generator_flow != "learned"
 
     def dataset_options(self) -> dict[str, Any]:
+        if self._given_flow():
+            return {"with_flow": True}
         if self._finetune_flow():
             return {"with_flow": _flow_mode(self.cfg, self.ctx.has_surface, self.ctx.has_correspondence)[1]}
         return {}
@@ -499,8 +528,13 @@ class GeneratorStage(FlowLossMixin, Stage):
             out = net(batch["source_image"], batch["source_pose"], None, batch.get("source_parsing"), None,
                       batch["mask"], mode="inpaint", check_finite=False)
             return out, batch["source_image"], batch["source_pose"]
+        flow = visibility = None
+        if self._given_flow() and "flow" in batch:
+            self._step += 1
+            if self.cfg.train.generator_flow == "given" or self._step % 2 == 0:
+                flow, visibility = given_flow_inputs(batch)
         out = net(batch["source_image"], batch["source_pose"], batch["target_pose"], batch.get("source_parsing"),
-                  None, mode="transfer", check_finite=False)
+                  None, mode="transfer", check_finite=False, flow=flow, visibility=visibility)
         return out, batch["target_image"], batch["target_pose"]
 
     def train_step(self, batch: dict[str, torch.Tensor], backward: Backward) -> dict[str, torch.Tensor]:

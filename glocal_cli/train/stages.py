@@ -525,7 +525,9 @@ class GeneratorStage(FlowLossMixin, Stage):
     def _forward(self, net: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[Any, torch.Tensor, torch.Tensor]:
         """Model output, the ground truth and the target pose the discriminator is conditioned on."""
         if self.inpaint:
-            out = net(batch["source_image"], batch["source_pose"], None, batch.get("source_parsing"), None,
+            # as at inference (issue 13 item 7): the known source parsing is the target parsing of the hole
+            parsing = batch.get("source_parsing")
+            out = net(batch["source_image"], batch["source_pose"], None, parsing, parsing,
                       batch["mask"], mode="inpaint", check_finite=False)
             return out, batch["source_image"], batch["source_pose"]
         flow = visibility = None

@@ -79,3 +79,22 @@ def test_given_flow_needs_ground_truth(synth_data: Path, tmp_path: Path) -> None
     with pytest.raises(DataError, match="generator_flow"):
         train(data, "tiny", [*FAST, "train.generator_flow=given", "train.allow_untrained_semantic=true"],
               stage="generator", runs_dir=tmp_path, name="x", max_steps=1, device="cpu")
+
+
+def test_inpaint_stage_uses_the_source_parsing_as_target(synth_data: Path, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """As at inference (issue 13 item 7): the hole's parsing is the known source parsing, not a prediction
+    from the holed image."""
+    from glocal_cli.models.generator import GLocalModel
+
+    seen: list[bool] = []
+    original = GLocalModel.forward
+
+    def spy(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if kwargs.get("mode") == "inpaint":
+            seen.append(args[4] is not None and args[3] is args[4])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(GLocalModel, "forward", spy)
+    train(synth_data, "tiny", [*FAST, "train.allow_untrained_semantic=true"], stage="inpaint", runs_dir=tmp_path,
+          name="inp", max_steps=2, device="cpu")
+    assert seen and all(seen)

@@ -29,9 +29,20 @@ def infer_config(config: str | None, set_: list[str] | None, **cli: Any):
         raise ConfigError(f"infer: {exc}") from None
 
 
+def body_config(config: str | None, set_: list[str] | None, body_model: str | None = None):
+    """The resolved ``body`` section (:class:`~glocal_cli.body.config.BodyConfig`), ``--body-model`` last."""
+    from glocal_cli.config import resolve_config
+
+    cfg = resolve_config(config, set_ or ()).body
+    return dataclasses.replace(cfg, model=body_model) if body_model else cfg
+
+
 def load_pipeline(weights: Path | None, device: str, icfg: Any, seed: int, config: str | None = None,
-                  set_: list[str] | None = None):
-    """The pipeline for ``--weights`` (or the default weights); a random demo model when there are none."""
+                  set_: list[str] | None = None, body: Any = None):
+    """The pipeline for ``--weights`` (or the default weights); a random demo model when there are none.
+
+    ``body`` is the :class:`~glocal_cli.body.config.BodyConfig` of ``--flow body3d|hybrid`` (default: the
+    config's ``body`` section)."""
     from glocal_cli.infer.pipeline import GLocalPipeline
     from glocal_cli.paths import default_weights_dir
 
@@ -40,12 +51,15 @@ def load_pipeline(weights: Path | None, device: str, icfg: Any, seed: int, confi
         from glocal_cli.config import resolve_config
 
         sigma = resolve_config(config, set_ or ()).data.pose_sigma
+    if body is None:
+        body = body_config(config, set_)
     directory = weights if weights is not None else default_weights_dir()
     if directory is not None:
-        pipe = GLocalPipeline.from_pretrained(directory, device=device, config=icfg, sigma_at_256=sigma)
+        pipe = GLocalPipeline.from_pretrained(directory, device=device, config=icfg, sigma_at_256=sigma,
+                                              body_config=body)
         info(f"weights: {directory} (frame {pipe.frame_hw[0]}x{pipe.frame_hw[1]}, device {pipe.device})")
         return pipe
-    pipe = GLocalPipeline.from_config(DEMO_PRESET, seed=seed, device=device, config=icfg)
+    pipe = GLocalPipeline.from_config(DEMO_PRESET, seed=seed, device=device, config=icfg, body_config=body)
     console.print(
         f"[bold yellow]NO WEIGHTS FOUND[/bold yellow] (no --weights, no $GLOCAL_WEIGHTS, no weights/default): "
         f"using a [bold]randomly initialised[/bold] '{DEMO_PRESET}' model "
@@ -56,13 +70,13 @@ def load_pipeline(weights: Path | None, device: str, icfg: Any, seed: int, confi
 
 
 def run_infer_job(spec: Any, icfg: Any, weights: Path | None, device: str, seed: int, config: str | None,
-                  set_: list[str] | None) -> None:
+                  set_: list[str] | None, body: Any = None) -> None:
     """Check ``spec.out`` before loading anything, load the pipeline, run the job, render the report."""
     from glocal_cli.infer.batch import run_job
     from glocal_cli.infer.io import check_out_dir
 
     check_out_dir(spec.out)
-    pipeline = load_pipeline(weights, device, icfg, seed, config, set_)
+    pipeline = load_pipeline(weights, device, icfg, seed, config, set_, body)
     render_report(run_job(pipeline, spec, icfg), spec.mode)
 
 
@@ -78,6 +92,8 @@ def render_report(report: Any, verb: str) -> None:
         ("skipped (exist)", str(report.skipped)),
         ("failed", f"[red]{report.failed}[/red]" if report.failed else "0"),
         ("warnings", str(report.warnings)),
+        *([("notes", f"{len(report.notes)} (learned-flow fallbacks; in failures.csv, stage note)")]
+          if getattr(report, "notes", None) else []),
         ("time", f"{report.seconds:.1f} s ({report.images_per_s:.1f} images/s)"),
     ]
     rows += [("video", str(v)) for v in report.videos]

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from glocal_cli.cli._infer_common import infer_config, run_infer_job
+from glocal_cli.cli._infer_common import body_config, infer_config, run_infer_job
 from glocal_cli.cli.common import (
     BatchOpt,
     ConfigOpt,
@@ -40,6 +40,22 @@ PasteBackOpt = Annotated[
     typer.Option("--paste-back/--no-paste-back", help="Write results in the source photo's canvas, not the model frame."),
 ]
 FpsOpt = Annotated[float | None, typer.Option("--fps", min=0.1, help="Frames per second of --video.")]
+FlowOpt = Annotated[
+    str | None,
+    typer.Option("--flow", help="Geometry: body3d (a 3D body fitted to both poses), learned (the model's flow "
+                 "estimator) or hybrid (the 3D flow refined by the estimator; needs model.flow_refine weights). "
+                 "Default: infer.flow."),
+]
+BodyModelOpt = Annotated[
+    str | None,
+    typer.Option("--body-model", help="Body model of --flow body3d|hybrid: anny (shipped) or smplx:PATH "
+                 "(a SMPL / SMPL-H / SMPL-X file you downloaded). Default: body.model."),
+]
+PreviewOpt = Annotated[
+    bool | None,
+    typer.Option("--preview/--no-preview", help="Also write <name>_preview.png: fitted mesh over source and result, "
+                 "parts, flow, visibility, warped source."),
+]
 
 
 @handle_errors
@@ -66,6 +82,9 @@ def transfer_command(
     grid: GridOpt = None,
     save_parsing: SaveParsingOpt = None,
     save_flow: Annotated[bool | None, typer.Option("--save-flow/--no-save-flow", help="Also write the flow picture.")] = None,
+    preview: PreviewOpt = None,
+    flow: FlowOpt = None,
+    body_model: BodyModelOpt = None,
     paste_back: PasteBackOpt = None,
     video: Annotated[Path | None, typer.Option("--video", help="Also write the frames as out.mp4 or out.gif.")] = None,
     fps: FpsOpt = None,
@@ -76,7 +95,8 @@ def transfer_command(
     from glocal_cli.infer.batch import JobSpec
 
     icfg = infer_config(config, set_, batch_size=batch_size, workers=workers, grid=grid, save_parsing=save_parsing,
-                        save_flow=save_flow, paste_back=paste_back, fps=fps, seed=seed)
+                        save_flow=save_flow, paste_back=paste_back, fps=fps, seed=seed, flow=flow, preview=preview)
+    body = body_config(config, set_, body_model)
     spec = JobSpec("transfer", source, out, pose=pose, pose_from=pose_from, source_pose=source_pose,
                    source_parsing=source_parsing, pairs=pairs, video=video, overwrite=overwrite)
-    run_infer_job(spec, icfg, weights, device, seed, config, set_)
+    run_infer_job(spec, icfg, weights, device, seed, config, set_, body)

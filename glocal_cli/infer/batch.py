@@ -9,6 +9,8 @@
 * **Run**: :meth:`GLocalPipeline.forward_batch` per batch; writing the pictures runs in threads.
 * **Report**: ``failures.csv`` (source, target, stage, error) in the output folder, and a
   :class:`BatchReport` the CLI shows as a summary table; the CLI exits non-zero if anything failed.
+  Items that were produced with a caveat (a flagged 3D body fit: the learned flow was used instead)
+  are rows of stage ``note`` in the same file, warned per item, and do not count as failures.
 """
 
 from __future__ import annotations
@@ -120,7 +122,7 @@ class Failure:
 
     @classmethod
     def of(cls, task: Task, stage: str, error: str) -> Failure:
-        """The failure of ``task`` at ``stage`` (``input``, ``model`` or ``write``)."""
+        """The failure of ``task`` at ``stage`` (``input``, ``model`` or ``write``; ``note`` for a caveat)."""
         return cls(str(task.source), task.target_label, stage, error)
 
 
@@ -135,6 +137,8 @@ class BatchReport:
     seconds: float = 0.0
     out: Path | None = None
     failures: list[Failure] = field(default_factory=list)
+    notes: list[Failure] = field(default_factory=list)
+    """Items produced with a caveat (stage ``note``: e.g. a flagged 3D body fit, learned flow used)."""
     videos: list[Path] = field(default_factory=list)
     warnings: int = 0
     rank: int = 0
@@ -230,6 +234,8 @@ def output_paths(out: Path, name: str, mode: str, cfg: InferConfig) -> dict[str,
         paths["parsing"] = out / f"{name}_parsing.png"
     if cfg.save_flow and mode == "transfer":
         paths["flow"] = out / f"{name}_flow.png"
+    if cfg.preview and mode == "transfer":
+        paths["preview"] = out / f"{name}_preview.png"
     return paths
 
 
@@ -496,9 +502,14 @@ def _write_item(task: Task, paths: dict[str, Path], mode: str, cfg: InferConfig,
 
         h, w = result.shape[:2]
         save_image(paths["flow"], resize_image(arrays["flow"], h, w, "nearest"))
+    if "preview" in paths and arrays.get("preview") is not None:
+        from glocal_cli.infer.body3d import preview_picture
+
+        save_image(paths["preview"], preview_picture(arrays["source"], result, arrays["preview"]))
 
 
 def _write_failures(out: Path, failures: list[Failure], rank: int, world: int) -> Path:
+    """``failures.csv`` (or ``failures.rank<r>.csv``): failures, then notes (stage ``note``)."""
     name = "failures.csv" if world == 1 else f"failures.rank{rank}.csv"
     path = out / name
     from glocal_cli.data import atomic_output
@@ -531,6 +542,11 @@ def run_job(pipeline: Any, spec: JobSpec, cfg: InferConfig | None = None, show_p
     if report.skipped:
         info(f"{report.skipped} of {len(mine)} output(s) exist and are kept (use --overwrite to replace them)")
     by_index = {t.index: t for t in all_tasks}
+    flow = (pipeline.flow or cfg.flow) if spec.mode == "transfer" else None
+    if flow is not None:
+        flow = pipeline.flow_mode(flow)  # hybrid without flow_refine weights: one error before any work
+    if flow in ("body3d", "hybrid") or pipeline.config.source_parsing == "body3d":
+        pipeline.body_flow.body  # noqa: B018 - a bad --body-model: one error before any work
     dataset = TaskDataset(todo, spec.mode, cfg, frame_hw)
     workers = min(cfg.workers, max(0, len(todo) // max(1, cfg.batch_size)))  # no idle worker start-up for tiny jobs
     loader = torch.utils.data.DataLoader(
@@ -555,7 +571,8 @@ def run_job(pipeline: Any, spec: JobSpec, cfg: InferConfig | None = None, show_p
             if batch is not None:
                 try:
                     result = pipeline.forward_batch(batch, spec.mode, want_flow=cfg.save_flow,
-                                                    mask_classes=cfg.mask_classes, mask_dilate=cfg.mask_dilate)
+                                                    mask_classes=cfg.mask_classes, mask_dilate=cfg.mask_dilate,
+                                                    flow=flow, want_preview=cfg.preview and spec.mode == "transfer")
                 except (GLocalError, RuntimeError) as exc:
                     for meta in metas:
                         task = by_index[meta["index"]]
@@ -578,6 +595,12 @@ def run_job(pipeline: Any, spec: JobSpec, cfg: InferConfig | None = None, show_p
                             arrays["mask"] = result.mask[j].numpy()
                         if result.flow is not None:
                             arrays["flow"] = result.flow[j].numpy()
+                        if result.preview is not None:
+                            arrays["preview"] = result.preview[j]
+                        for note in result.notes[j] if result.notes else ():
+                            warn(f"{task.name}: {note}")  # per item: which result did not get the 3D flow
+                            report.notes.append(Failure.of(task, "note", note))
+                            report.warnings += 1
                         paths = output_paths(out, task.name, spec.mode, cfg)
                         pending.append((task, pool.submit(_write_item, task, paths, spec.mode, cfg, arrays,
                                                           meta["transform"])))
@@ -590,8 +613,8 @@ def run_job(pipeline: Any, spec: JobSpec, cfg: InferConfig | None = None, show_p
         _barrier(world)
         if rank == 0:
             report.videos = _write_videos(spec, all_tasks, out, cfg)
-    if report.failures or (out / "failures.csv").exists():
-        _write_failures(out, report.failures, rank, world)
+    if report.failures or report.notes or (out / "failures.csv").exists():
+        _write_failures(out, report.failures + report.notes, rank, world)
     report.seconds = time.perf_counter() - started
     debug(f"rank {rank}/{world}: {report.done} written in {report.seconds:.1f} s")
     return report

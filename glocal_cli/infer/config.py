@@ -43,7 +43,21 @@ class InferConfig:
     save_parsing: bool = False
     """Also write the (predicted) target parsing as a colour picture."""
     save_flow: bool = False
-    """Also write the finest flow field as a colour picture (hue = direction, saturation = length)."""
+    """Also write the flow the model used as a colour picture (hue = direction, saturation = length)."""
+    flow: Literal["body3d", "learned", "hybrid"] = "learned"
+    """Where the geometry of a transfer comes from: body3d = the 3D body model (``body.model``) fitted to the
+    source and target keypoints in the model frame, rendered and corresponded (flow and visibility given to the
+    model); learned = the model's own flow estimator; hybrid = the 3D flow as the starting point that the
+    learned estimator refines (needs weights trained with ``model.flow_refine: true``). A pair whose body fit
+    is flagged (too few keypoints, no torso, high RMS) uses the learned flow, with a warning (docs/inference.md)."""
+    source_parsing: Literal["auto", "estimate", "body3d"] = "auto"
+    """Source parsing of photos: auto = the given file (--source-parsing or the sidecar), else estimated by the
+    semantic network (Pt = Ps); estimate = always estimated (given files ignored); body3d = the given file,
+    else the parsing of the fitted 3D body (torso = upper clothes, upper legs = lower clothes, head = face),
+    estimated when the source's fit is flagged."""
+    preview: bool = False
+    """Also write ``<name>_preview.png``: fitted mesh over the source and the result, target parts, flow,
+    visibility and warped source, to check the fit at a glance."""
     paste_back: bool = False
     """Write results in the source image's original canvas instead of the model frame."""
     fps: float = 10.0
@@ -80,3 +94,7 @@ class InferConfig:
             raise ValueError("fps must be > 0, max_input_side >= 64 and fit_margin >= 0")
         if self.inpaint_feather < 0:
             raise ValueError(f"inpaint_feather = {self.inpaint_feather} must be >= 0")
+        if self.flow not in ("body3d", "learned", "hybrid"):
+            raise ValueError(f"flow = {self.flow!r}: expected body3d, learned or hybrid")
+        if self.source_parsing not in ("auto", "estimate", "body3d"):
+            raise ValueError(f"source_parsing = {self.source_parsing!r}: expected auto, estimate or body3d")

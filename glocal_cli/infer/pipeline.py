@@ -24,9 +24,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from glocal_cli.body.config import BodyConfig
 from glocal_cli.console import warn
 from glocal_cli.data.keypoints import Pose, pose_heatmaps_torch, pose_sigma
 from glocal_cli.errors import ConfigError, InputError
+from glocal_cli.infer.body3d import FLOW_MODES, SOURCE_PARSING_MODES, BodyFlow, PreviewMaps, learned_classes
 from glocal_cli.infer.config import InferConfig
 from glocal_cli.infer.io import (
     PreparedSource,
@@ -135,7 +137,13 @@ class BatchOutput:
     mask: torch.Tensor | None = None
     """``bool (B, H, W)`` the holes the model filled, in the frame (inpainting)."""
     flow: torch.Tensor | None = None
-    """``uint8 (B, h, w, 3)`` flow pictures (when asked for)."""
+    """``uint8 (B, H, W, 3)`` pictures of the flow the model used (when asked for)."""
+    notes: list[list[str]] = field(default_factory=list)
+    """Per item: warnings of this pass (a flagged 3D body fit and its learned-flow fallback)."""
+    flow_used: list[str] = field(default_factory=list)
+    """Per item (transfer): ``body3d``, ``learned`` or ``hybrid``, the flow the model actually used."""
+    preview: list[PreviewMaps] | None = None
+    """Per item: the maps of its preview picture (when asked for)."""
 
 
 @dataclass
@@ -155,7 +163,11 @@ class PipelineResult:
     masked: np.ndarray | None = None
     """Masked input in the model frame (inpainting)."""
     notes: list[str] = field(default_factory=list)
-    """Warnings raised while preparing the inputs."""
+    """Warnings raised while preparing the inputs and running the model (e.g. a 3D body fit fallback)."""
+    flow_used: str = "learned"
+    """The flow the model used for this result: ``body3d``, ``learned`` or ``hybrid``."""
+    preview: np.ndarray | None = None
+    """``uint8`` check picture of the geometry (``return_details`` with ``preview=True``)."""
 
 
 class GLocalPipeline:
@@ -163,10 +175,23 @@ class GLocalPipeline:
 
     def __init__(self, model: torch.nn.Module, device: str | torch.device = "auto", dtype: torch.dtype | None = None,
                  config: InferConfig | None = None, sigma_at_256: float = 6.0, random_init: bool = False,
-                 weights_dir: Path | None = None) -> None:
+                 weights_dir: Path | None = None, body_config: BodyConfig | None = None,
+                 flow: str | None = None) -> None:
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.config = config or InferConfig()
+        self.body_config = body_config or BodyConfig()
+        """The 3D body model, its fitting and correspondence (``--flow body3d|hybrid``, ``source_parsing: body3d``)."""
+        self.weights_dir = weights_dir
+        self.flow = flow
+        """The flow mode of this pipeline (``None``: ``config.flow``); each call may override it."""
+        mode = flow or self.config.flow
+        if mode not in FLOW_MODES:  # (hybrid's need of flow_refine weights is checked when a transfer runs)
+            raise ConfigError(f"--flow {mode} (infer.flow): expected one of {', '.join(FLOW_MODES)}")
+        if self.config.source_parsing not in SOURCE_PARSING_MODES:
+            raise ConfigError(f"infer.source_parsing = {self.config.source_parsing!r}: expected one of "
+                              f"{', '.join(SOURCE_PARSING_MODES)}")
+        self._body_flow: BodyFlow | None = None
         if dtype is None:
             prec = self.config.precision
             if prec == "auto":
@@ -178,16 +203,17 @@ class GLocalPipeline:
         self.sigma = pose_sigma(self.frame_hw[0], sigma_at_256)
         self.random_init = random_init
         """True when the model was freshly initialised (no weights): results are not meaningful."""
-        self.weights_dir = weights_dir
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike[str], device: str | torch.device = "auto",
                         dtype: torch.dtype | None = None, config: InferConfig | None = None,
-                        sigma_at_256: float | None = None) -> GLocalPipeline:
+                        sigma_at_256: float | None = None, body_config: BodyConfig | None = None,
+                        flow: str | None = None) -> GLocalPipeline:
         """Load a weights folder (``config.json`` + safetensors); bad folders raise :class:`WeightsError`.
 
-        ``sigma_at_256`` defaults to the pose-map sigma recorded in the weights (6 px if absent).
+        ``sigma_at_256`` defaults to the pose-map sigma recorded in the weights (6 px if absent);
+        ``flow`` (``body3d``, ``learned``, ``hybrid``) overrides ``config.flow``.
         """
         from glocal_cli.models.pretrained import from_pretrained, read_weights_config
 
@@ -195,11 +221,13 @@ class GLocalPipeline:
             _, meta = read_weights_config(directory)
             sigma_at_256 = float(meta.get("frame", {}).get("pose_sigma", 6.0))
         model = from_pretrained(directory, map_location="cpu")
-        return cls(model, device, dtype, config, sigma_at_256, weights_dir=Path(directory))
+        return cls(model, device, dtype, config, sigma_at_256, weights_dir=Path(directory), body_config=body_config,
+                   flow=flow)
 
     @classmethod
     def from_config(cls, preset: str = "synthetic-64", seed: int = 0, device: str | torch.device = "auto",
-                    dtype: torch.dtype | None = None, config: InferConfig | None = None) -> GLocalPipeline:
+                    dtype: torch.dtype | None = None, config: InferConfig | None = None,
+                    body_config: BodyConfig | None = None, flow: str | None = None) -> GLocalPipeline:
         """A freshly (randomly, seeded) initialised model of a config preset: for demos and tests only."""
         from glocal_cli.config import resolve_config
         from glocal_cli.models.generator import GLocalModel
@@ -208,7 +236,28 @@ class GLocalPipeline:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = GLocalModel(cfg.model, cfg.data.height, cfg.data.width, cfg.data.num_classes)
-        return cls(model, device, dtype, config, cfg.data.pose_sigma, random_init=True)
+        return cls(model, device, dtype, config, cfg.data.pose_sigma, random_init=True, body_config=body_config,
+                   flow=flow)
+
+    # -- geometry -------------------------------------------------------------------------------
+    def flow_mode(self, flow: str | None = None) -> str:
+        """The flow mode of a call: ``flow``, else the pipeline's, else ``config.flow``; checked against the
+        weights (``hybrid`` needs ``model.flow_refine``): a :class:`ConfigError` of one line otherwise."""
+        mode = flow or self.flow or self.config.flow
+        if mode not in FLOW_MODES:
+            raise ConfigError(f"--flow {mode} (infer.flow): expected one of {', '.join(FLOW_MODES)}")
+        if mode == "hybrid" and not getattr(self.model.cfg, "flow_refine", False):
+            where = f"the weights {self.weights_dir}" if self.weights_dir is not None else "this model"
+            raise ConfigError(f"--flow hybrid (infer.flow=hybrid) needs weights trained with model.flow_refine: true; "
+                              f"{where} lack it: use --flow body3d or --flow learned")
+        return mode
+
+    @property
+    def body_flow(self) -> BodyFlow:
+        """Fits, caches and corresponds 3D bodies on the pipeline's device (built on first use)."""
+        if self._body_flow is None:
+            self._body_flow = BodyFlow(self.body_config, self.device)
+        return self._body_flow
 
     # -- the batched core ----------------------------------------------------------------------------
     def _autocast(self):
@@ -224,29 +273,62 @@ class GLocalPipeline:
         return pose_heatmaps_torch(xy.to(self.device, torch.float32), visible.to(self.device), h, w, self.sigma)
 
     def forward_batch(self, batch: dict[str, torch.Tensor], mode: str = "transfer", want_flow: bool = False,
-                      mask_classes: Sequence[str | int] = ("upper",), mask_dilate: int = 1) -> BatchOutput:
+                      mask_classes: Sequence[str | int] = ("upper",), mask_dilate: int = 1, flow: str | None = None,
+                      want_preview: bool = False) -> BatchOutput:
         """Run one collated batch (see :func:`glocal_cli.infer.batch.collate`) and return CPU pictures.
 
         Keys: ``image`` uint8 ``(B, 3, H, W)``; ``source_xy``/``source_vis``; for transfer
-        ``target_xy``/``target_vis``; ``parsing`` uint8 ``(B, H, W)`` with ``has_parsing`` ``(B,)``;
+        ``target_xy``/``target_vis`` (model frame); ``parsing`` uint8 ``(B, H, W)`` with ``has_parsing`` ``(B,)``;
         for inpainting ``mask`` uint8 ``(B, 1, H, W)`` with ``has_mask`` (items without one get a
-        semantic mask of ``mask_classes`` from their given or estimated parsing).
+        semantic mask of ``mask_classes`` from their given or estimated parsing). ``flow`` overrides the
+        pipeline's flow mode (transfer); with ``body3d``/``hybrid`` the bodies are fitted first (outside
+        inference mode: fitting needs autograd), pairs with a flagged fit run the learned flow and get a note.
         """
         from glocal_cli.data.masks import semantic_masks_torch
 
         dev = self.device
+        b = int(batch["image"].shape[0])
+        h, w = self.frame_hw
+        notes: list[list[str]] = [[] for _ in range(b)]
+        flow_mode = self.flow_mode(flow) if mode == "transfer" else "learned"
+        pairs = None
+        if flow_mode != "learned":
+            pairs = self.body_flow.pairs(batch["source_xy"].numpy(), batch["source_vis"].numpy(),
+                                         batch["target_xy"].numpy(), batch["target_vis"].numpy(), (h, w),
+                                         shading=want_preview)
+            for i, note in enumerate(pairs.notes):
+                if note:
+                    notes[i].append(note)
+        parsing, has_parsing = batch["parsing"], batch["has_parsing"].clone()
+        if self.config.source_parsing == "estimate":
+            has_parsing[:] = False
+        elif self.config.source_parsing == "body3d" and not bool(has_parsing.all()):
+            need = (~has_parsing).nonzero()[:, 0]
+            mesh, more = self.body_flow.parsing(batch["source_xy"][need].numpy(), batch["source_vis"][need].numpy(),
+                                                (h, w))
+            parsing = parsing.clone()
+            for j, i in enumerate(need.tolist()):
+                if more[j]:
+                    notes[i].append(more[j])
+                else:
+                    parsing[i] = torch.from_numpy(mesh[j])
+                    has_parsing[i] = True
+        use = pairs.ok.clone() if pairs is not None else torch.zeros(b, dtype=torch.bool)
+        refine = bool(getattr(self.model.cfg, "flow_refine", False))
         with torch.inference_mode(), self._autocast():
             image = batch["image"].to(dev, non_blocking=True).float().div_(127.5).sub_(1.0)
             source_pose = self.heatmaps(batch["source_xy"], batch["source_vis"])
             n = self.model.num_classes
-            has_parsing = batch["has_parsing"].to(dev)
-            given = F.one_hot(batch["parsing"].to(dev).long().clamp_(0, n - 1), n).permute(0, 3, 1, 2).float()
+            has_parsing = has_parsing.to(dev)
+            given = F.one_hot(parsing.to(dev).long().clamp_(0, n - 1), n).permute(0, 3, 1, 2).float()
             if bool(has_parsing.all()):
                 source_parsing = given
             else:
                 estimated = self.model.estimate_source_parsing(image, source_pose).float()
                 source_parsing = torch.where(has_parsing[:, None, None, None], given, estimated)
             masked = frame_mask = None
+            flow_used: list[str] = []
+            preview = None
             if mode == "inpaint":
                 mask = batch["mask"].to(dev).float()
                 has_mask = batch["has_mask"].to(dev)
@@ -263,16 +345,93 @@ class GLocalPipeline:
                 masked = image * (1 - mask) + mask  # holes shown white
                 frame_mask = mask[:, 0] > 0.5
                 parsing_labels = source_parsing.argmax(1)
+                result = _to_hwc_uint8(out.image)
+                flow_pic = flow_to_rgb(out.flow[-1]).cpu() if want_flow else None
             else:
                 target_pose = self.heatmaps(batch["target_xy"], batch["target_vis"])
-                out = self.model(image, source_pose, target_pose, source_parsing, None, None, mode="transfer",
-                                 check_finite=False)
-                parsing_labels = out.target_parsing.argmax(1)
-            result = _to_hwc_uint8(out.image)
-            flow = flow_to_rgb(out.flow[-1]).cpu() if want_flow else None
+                parts = self._transfer_parts(image, source_pose, target_pose, source_parsing, pairs, use, refine)
+                result = _to_hwc_uint8(parts["image"])
+                parsing_labels = parts["parsing"]
+                flow_pic = flow_to_rgb(parts["flow"]).cpu() if want_flow else None
+                flow_used = [("hybrid" if refine else "body3d") if e else "learned" for e in use.tolist()]
+                if want_preview:
+                    preview = self._preview_maps(batch, parts, pairs, use, refine, parsing_labels)
+                    for i, maps in enumerate(preview):
+                        maps.label = "; ".join([f"flow used: {flow_used[i]}", *notes[i]])
             return BatchOutput(result.cpu(), parsing_labels.to(torch.uint8).cpu(),
                                None if masked is None else _to_hwc_uint8(masked).cpu(),
-                               None if frame_mask is None else frame_mask.cpu(), flow)
+                               None if frame_mask is None else frame_mask.cpu(), flow_pic, notes, flow_used, preview)
+
+    def _transfer_parts(self, image: torch.Tensor, source_pose: torch.Tensor, target_pose: torch.Tensor,
+                        source_parsing: torch.Tensor, pairs: Any, use: torch.Tensor, refine: bool
+                        ) -> dict[str, torch.Tensor]:
+        """The model on the items with a usable 3D flow (given ``flow=``/``visibility=``) and, separately, on the
+        others (learned flow); per item: image, parsing labels, the flow used and its visibility at the frame
+        (normalised), and the warped source."""
+        from glocal_cli.models.flow import resample
+
+        b = image.shape[0]
+        h, w = self.frame_hw
+        groups = [(use, True), (~use, False)]
+        out: dict[str, torch.Tensor] = {}
+        for sel, external in groups:
+            if not bool(sel.any()):
+                continue
+            whole = bool(sel.all())
+            idx = sel.nonzero()[:, 0].to(image.device)
+
+            def pick(t: torch.Tensor, idx: torch.Tensor = idx, whole: bool = whole) -> torch.Tensor:
+                return t if whole else t.index_select(0, idx.to(t.device))
+
+            kwargs = {}
+            if external:
+                kwargs = {"flow": pick(pairs.flow).to(image.device), "visibility": pick(pairs.visibility).to(image.device)}
+            res = self.model(pick(image), pick(source_pose), pick(target_pose), pick(source_parsing), None, None,
+                             mode="transfer", check_finite=False, **kwargs)
+            used_flow = kwargs["flow"] if external and not refine else res.flow[-1]
+            part = {
+                "image": res.image.float(),
+                "parsing": res.target_parsing.argmax(1),
+                "flow": resample(used_flow.float(), (h, w)),
+                "visibility": resample(res.visibility.float(), (h, w)).clamp(0, 1),
+                "warped": res.warped_source.float(),
+            }
+            for key, value in part.items():
+                if whole:
+                    out[key] = value
+                    continue
+                if key not in out:
+                    out[key] = value.new_zeros((b, *value.shape[1:]))
+                out[key].index_copy_(0, idx, value)
+        return out
+
+    def _preview_maps(self, batch: dict[str, torch.Tensor], parts: dict[str, torch.Tensor], pairs: Any,
+                      use: torch.Tensor, refine: bool, parsing_labels: torch.Tensor) -> list[PreviewMaps]:
+        """The per-item maps of the preview pictures (CPU numpy)."""
+        h, w = self.frame_hw
+        flow_px = (parts["flow"].float().permute(0, 2, 3, 1) * torch.tensor([w / 2.0, h / 2.0],
+                                                                           device=parts["flow"].device)).cpu()
+        learned = learned_classes(parts["visibility"].cpu(), parsing_labels.cpu())
+        warped = _to_hwc_uint8(parts["warped"]).cpu().numpy()
+        maps = []
+        for i in range(flow_px.shape[0]):
+            zeros = np.zeros((h, w), np.int64)
+            classes = learned[i]
+            src_pts = tgt_pts = src_part = tgt_part = src_shade = tgt_shade = None
+            if pairs is not None:
+                src_part, tgt_part = pairs.source.part[i].numpy(), pairs.target.part[i].numpy()
+                if bool(use[i]) and not refine:
+                    classes = pairs.classes[i]
+                elif bool(use[i]):  # refined: the learned visibility, the body's background
+                    classes = torch.where(pairs.classes[i] == 0, 0, torch.where(learned[i] == 0, 2, learned[i]))
+                src_pts = (_given_points(batch, i, "source"), pairs.source.keypoints[i].numpy())
+                tgt_pts = (_given_points(batch, i, "target"), pairs.target.keypoints[i].numpy())
+                if pairs.source.shading is not None:
+                    src_shade, tgt_shade = pairs.source.shading[i].numpy(), pairs.target.shading[i].numpy()
+            maps.append(PreviewMaps(zeros if src_part is None else src_part, zeros if tgt_part is None else tgt_part,
+                                    flow_px[i].numpy(), classes.numpy().astype(np.uint8), warped[i],
+                                    src_pts, tgt_pts, src_shade, tgt_shade))
+        return maps
 
     # -- single images and lists ----------------------------------------------------------------------
     def _prepare(self, source: Any, source_pose: Any, source_parsing: Any, where: str) -> tuple[PreparedSource, str]:
@@ -354,17 +513,27 @@ class GLocalPipeline:
                     final = paste_into(item.original, frame, item.transform)
             img = _from_uint8(final, kinds[i])
             if return_details:
+                picture = None
+                if out.preview is not None:
+                    from glocal_cli.infer.body3d import preview_picture
+
+                    picture = preview_picture(item.image, frame, out.preview[i])
                 results.append(PipelineResult(img, frame, out.parsing[i].numpy(), item,
                                               targets[i] if targets else item.pose,
-                                              None if out.masked is None else out.masked[i].numpy(), notes[i]))
+                                              None if out.masked is None else out.masked[i].numpy(), notes[i],
+                                              out.flow_used[i] if out.flow_used else "learned", picture))
             else:
                 results.append(img)
         return results
 
     def transfer_batch(self, sources: Sequence[Any], target_poses: Sequence[Any],
                        source_poses: Sequence[Any] | None = None, source_parsings: Sequence[Any] | None = None,
-                       paste_back: bool = False, return_details: bool = False) -> list[Any]:
-        """:meth:`transfer` for lists (one forward pass per ``config.batch_size`` items)."""
+                       paste_back: bool = False, return_details: bool = False, flow: str | None = None,
+                       preview: bool | None = None) -> list[Any]:
+        """:meth:`transfer` for lists (one forward pass per ``config.batch_size`` items; the 3D body fits of a
+        batch are one batched fit, and a source's fit is reused for all its target poses)."""
+        self.flow_mode(flow)
+        want_preview = bool(self.config.preview if preview is None else preview) and return_details
         n = len(sources)
         if len(target_poses) != n:
             raise InputError(f"transfer_batch: {n} sources but {len(target_poses)} target poses")
@@ -391,12 +560,18 @@ class GLocalPipeline:
                 kinds.append(kind)
                 targets.append(tgt)
                 notes.append(item_notes)
-            out = self.forward_batch(self._collate(items, targets, None), "transfer")
+            out = self.forward_batch(self._collate(items, targets, None), "transfer", flow=flow,
+                                     want_preview=want_preview)
+            for j, more in enumerate(out.notes):
+                for note in more:
+                    warn(f"source {start + j}: {note}")  # per item: which result did not get the 3D flow
+                notes[j] += more
             results += self._finish(out, items, kinds, paste_back, targets, return_details, notes)
         return results
 
     def transfer(self, source: Any, target_pose: Any, source_pose: Any = None, source_parsing: Any = None,
-                 paste_back: bool = False, return_details: bool = False) -> Any:
+                 paste_back: bool = False, return_details: bool = False, flow: str | None = None,
+                 preview: bool | None = None) -> Any:
         """Re-pose the person of ``source`` to ``target_pose``.
 
         ``source``: a PIL image, an ``(H, W, 3)`` numpy array (uint8, or float in [0, 1]), a
@@ -406,12 +581,14 @@ class GLocalPipeline:
         (``auto``: the frame a pose file records, else its box onto the source person's, warned; see
         :func:`~glocal_cli.infer.io.map_target_pose`).
         Without ``source_pose`` the keypoint backend detects it. ``source_parsing``: an ``(H, W)`` label
-        map, ``(8, H, W)`` one-hot or a label PNG; estimated when omitted. Returns the result of the
-        input's kind, in the model frame (or the source canvas with ``paste_back``); with
-        ``return_details`` a :class:`PipelineResult`.
+        map, ``(8, H, W)`` one-hot or a label PNG; estimated when omitted (``config.source_parsing``).
+        ``flow``: ``body3d``, ``learned`` or ``hybrid`` for this call (default: the pipeline's, else
+        ``config.flow``). Returns the result of the input's kind, in the model frame (or the source canvas
+        with ``paste_back``); with ``return_details`` a :class:`PipelineResult` (its ``flow_used``, ``notes``
+        and, with ``preview=True`` or ``config.preview``, the check picture ``preview``).
         """
         return self.transfer_batch([source], [target_pose], [source_pose], [source_parsing], paste_back,
-                                   return_details)[0]
+                                   return_details, flow, preview)[0]
 
     def inpaint_batch(self, sources: Sequence[Any], masks: Sequence[Any], source_poses: Sequence[Any] | None = None,
                       source_parsings: Sequence[Any] | None = None, paste_back: bool | None = None,
@@ -484,6 +661,12 @@ class GLocalPipeline:
         clone.__dict__.update(self.__dict__)
         clone.config = replace(self.config, **changes)
         return clone
+
+
+def _given_points(batch: dict[str, torch.Tensor], i: int, role: str) -> np.ndarray:
+    """Item ``i``'s ``source``/``target`` keypoints ``(18, 2)``, ``-1`` where missing."""
+    xy = batch[f"{role}_xy"][i].numpy().astype(np.float32)
+    return np.where(batch[f"{role}_vis"][i].numpy()[:, None], xy, -1.0).astype(np.float32)
 
 
 def _to_hwc_uint8(image: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,247 @@
+"""``--flow body3d|learned|hybrid``, ``infer.source_parsing: body3d`` and ``--preview`` on tiny models.
+
+The body fits use a shrunk fitting schedule (two yaw starts, a few dozen L-BFGS steps): the tests check
+that the 3D flow and visibility reach the model, the fallback and the errors, not the fit quality
+(tests/unit/test_body_anny_fit.py does that).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+import typer
+from typer.testing import CliRunner
+
+from glocal_cli.body.config import BodyConfig, BodyFitConfig
+from glocal_cli.body.correspond import INVISIBLE, flow_to_normalised, warp_image
+from glocal_cli.body.pair import body_parsing
+from glocal_cli.cli.transfer_cmd import transfer_command
+from glocal_cli.config import resolve_config
+from glocal_cli.errors import ConfigError
+from glocal_cli.infer.config import InferConfig
+from glocal_cli.infer.pipeline import GLocalPipeline
+from glocal_cli.models.generator import GLocalModel
+from glocal_cli.models.pretrained import save_pretrained
+from tests.infer_helpers import openpose_json, standing_pose
+
+H, W = 64, 44
+FAST_FIT = BodyFitConfig(yaw_starts=(0.0, 180.0), iters_camera=10, iters_pose=40, iters_shape=40)
+FAST_BODY = BodyConfig(fit=FAST_FIT)
+FAST_SET = ["body.fit.yaw_starts=[0, 180]", "body.fit.iters_camera=10", "body.fit.iters_pose=40",
+            "body.fit.iters_shape=40"]
+
+
+def tiny_model(seed: int = 0, *overrides: str) -> GLocalModel:
+    """The ``tiny`` config (texture path and pixel blend on) in a 64x44 frame, seeded random weights."""
+    cfg = resolve_config("tiny", [f"data.height={H}", f"data.width={W}", *overrides])
+    torch.manual_seed(seed)
+    return GLocalModel(cfg.model, H, W, cfg.data.num_classes).eval()
+
+
+def photo(seed: int = 0) -> np.ndarray:
+    """A textured 64x44 picture (every pixel different, so a wrong warp shows)."""
+    rng = np.random.default_rng(seed)
+    return (rng.random((H, W, 3)) * 255).astype(np.uint8)
+
+
+SOURCE = standing_pose(H, W)
+ARMS_OUT = SOURCE.copy()
+ARMS_OUT[4, :2] = (5, 20)
+ARMS_OUT[7, :2] = (39, 20)
+BACK = SOURCE.copy()  # seen from behind: no face points, left and right swapped
+BACK[[0, 14, 15], 2] = 0
+BACK[[2, 3, 4, 8, 9, 10, 16], :2], BACK[[5, 6, 7, 11, 12, 13, 17], :2] = (
+    SOURCE[[5, 6, 7, 11, 12, 13, 17], :2], SOURCE[[2, 3, 4, 8, 9, 10, 16], :2])
+THREE_POINTS = SOURCE.copy()
+THREE_POINTS[3:, 2] = 0
+
+
+def pipeline(model: GLocalModel, flow: str | None = "body3d", **infer) -> GLocalPipeline:
+    cfg = InferConfig(pose_frame="model", batch_size=4, **infer)
+    return GLocalPipeline(model, "cpu", config=cfg, body_config=FAST_BODY, flow=flow)
+
+
+class Capture:
+    """Records the arguments of a module's forward calls (a forward pre-hook, no patching)."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self.calls: list[tuple] = []
+        self.handle = module.register_forward_pre_hook(lambda _m, args: self.calls.append(args))
+
+    def close(self) -> None:
+        self.handle.remove()
+
+
+def test_body3d_flow_and_visibility_reach_the_model_and_the_blend_copies_the_3d_warp():
+    model = tiny_model()
+    with torch.no_grad():  # the blend's mask logit: m ~ 1 everywhere, no residual -> the output is the warp
+        model.generator.blend.head.bias[0] = 30.0
+    pipe = pipeline(model)
+    gen = Capture(model.generator)
+    img = photo()
+    results = pipe.transfer_batch([img, img], [ARMS_OUT, BACK], [SOURCE, SOURCE], return_details=True)
+    gen.close()
+    assert [r.flow_used for r in results] == ["body3d", "body3d"] and not any(r.notes for r in results)
+    assert pipe.body_flow.fitted == 3  # one source fit for both pairs, two targets
+
+    maps = pipe.body_flow.pairs(np.stack([SOURCE[:, :2]] * 2), np.ones((2, 18), bool),
+                                np.stack([ARMS_OUT[:, :2], BACK[:, :2]]),
+                                np.stack([ARMS_OUT[:, 2] > 0, BACK[:, 2] > 0]), (H, W))
+    assert pipe.body_flow.fitted == 3  # all cached
+    (args,) = gen.calls
+    visibility, texture_flow = args[6], args[7]
+    torch.testing.assert_close(texture_flow, maps.flow)
+    torch.testing.assert_close(visibility, maps.visibility)
+    # visible -> 1, invisible -> 0, background -> 1 with a zero flow
+    classes = maps.classes
+    assert torch.equal(visibility[:, 0] == 0, classes == INVISIBLE)
+    assert float(texture_flow.abs().sum(1)[classes == 0].max()) == 0.0
+    seen = [float((c == 1).sum()) / float((c > 0).sum()) for c in classes]
+    assert seen[0] > 0.7 and seen[1] < 0.3  # front to front mostly visible; a half turn mostly not
+    assert torch.equal(flow_to_normalised(maps.flow_px), maps.flow)
+
+    src = torch.from_numpy(img).permute(2, 0, 1)[None].float().div(127.5).sub(1).expand(2, -1, -1, -1)
+    warped = warp_image(src, maps.flow_px)
+    expect = ((warped.clamp(-1, 1) + 1) * 127.5).round().permute(0, 2, 3, 1).numpy()
+    for r, e in zip(results, expect):
+        assert np.abs(r.frame_image.astype(int) - e.astype(int)).max() <= 1
+
+
+def test_flagged_fit_falls_back_to_the_learned_flow_with_a_note():
+    model = tiny_model(1)
+    pipe = pipeline(model)
+    img = photo(1)
+    mixed = pipe.transfer_batch([img, img], [ARMS_OUT, THREE_POINTS], [SOURCE, SOURCE], return_details=True)
+    assert [r.flow_used for r in mixed] == ["body3d", "learned"]
+    assert not any("3D body fit" in n for n in mixed[0].notes)
+    (note,) = [n for n in mixed[1].notes if "3D body fit" in n]
+    assert "only 3 keypoints" in note and "learned flow" in note
+    learned = pipe.transfer(img, THREE_POINTS, SOURCE, flow="learned", return_details=True)
+    assert learned.flow_used == "learned"
+    assert np.abs(mixed[1].frame_image.astype(int) - learned.frame_image.astype(int)).max() <= 1
+    assert np.abs(mixed[0].frame_image.astype(int) - learned.frame_image.astype(int)).max() > 10
+
+
+def test_hybrid_needs_flow_refine_weights_and_refines_the_3d_flow():
+    pipe = pipeline(tiny_model(), flow=None)
+    with pytest.raises(ConfigError) as err:
+        pipe.transfer(photo(), ARMS_OUT, SOURCE, flow="hybrid")
+    msg = str(err.value)
+    assert "--flow hybrid" in msg and "model.flow_refine" in msg and "\n" not in msg
+    with pytest.raises(ConfigError, match="expected one of body3d, learned, hybrid"):
+        GLocalPipeline(tiny_model(), "cpu", flow="bogus")
+
+    model = tiny_model(2, "model.flow_refine=true")
+    est = Capture(model.flow)
+    result = pipeline(model, flow="hybrid").transfer(photo(), ARMS_OUT, SOURCE, return_details=True)
+    est.close()
+    assert result.flow_used == "hybrid"
+    (args,) = est.calls
+    assert len(args) == 5 and args[3] is not None and float(args[3].abs().max()) > 0  # the 3D flow as init
+    assert float(args[4].min()) == 0.0 and float(args[4].max()) == 1.0
+
+
+def test_source_parsing_from_the_fitted_mesh():
+    model = tiny_model(3)
+    gen = Capture(model.generator)
+    pipe = pipeline(model, flow="learned", source_parsing="body3d")
+    result = pipe.transfer(photo(), ARMS_OUT, SOURCE, return_details=True)
+    gen.close()
+    assert result.flow_used == "learned"
+    given = gen.calls[0][3][0].argmax(0).numpy()
+    fits = pipe.body_flow.render(pipe.body_flow.fit(SOURCE[None, :, :2], np.ones((1, 18), bool), (H, W)))
+    expect = body_parsing(fits.part[0])
+    np.testing.assert_array_equal(given, expect)
+    assert {0, 2, 3, 5, 6, 7} <= set(np.unique(given).tolist())
+    # estimate: the semantic network even though a parsing is given
+    gen = Capture(model.generator)
+    pipeline(model, flow="learned", source_parsing="estimate").transfer(photo(), ARMS_OUT, SOURCE,
+                                                                      source_parsing=expect)
+    gen.close()
+    assert not np.array_equal(gen.calls[0][3][0].argmax(0).numpy(), expect)
+
+
+def test_preview_picture_from_the_python_api():
+    result = pipeline(tiny_model(4)).transfer(photo(), ARMS_OUT, SOURCE, return_details=True, preview=True)
+    pic = result.preview
+    assert pic is not None and pic.dtype == np.uint8 and pic.ndim == 3
+    assert pic.shape[0] >= 256 and pic.shape[1] > 6 * 256 * W / H  # enlarged to >= 256 high, six columns
+
+
+# -------------------------------------------------------------------------------------------- CLI
+
+app = typer.Typer()
+app.command("transfer")(transfer_command)
+app.command("other")(lambda: None)
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    return save_pretrained(tiny_model(5), tmp_path_factory.mktemp("w"))
+
+
+def run(*args):
+    sets = [x for s in FAST_SET for x in ("--set", s)]
+    return runner.invoke(app, ["transfer", *map(str, args), *sets, "--workers", "0", "--device", "cpu",
+                               "--set", "infer.pose_frame=model"])
+
+
+@pytest.fixture()
+def inputs(tmp_path):
+    from PIL import Image
+
+    src = tmp_path / "src"
+    src.mkdir()
+    Image.fromarray(photo()).save(src / "a.png")
+    openpose_json(src / "a.json", [SOURCE])
+    poses = tmp_path / "poses"
+    poses.mkdir()
+    openpose_json(poses / "arms.json", [ARMS_OUT])
+    openpose_json(poses / "three.json", [THREE_POINTS])
+    return src, poses
+
+
+def test_cli_body3d_preview_and_fallback_note(tmp_path, weights, inputs):
+    src, poses = inputs
+    out = tmp_path / "o"
+    r = run("--source", src, "--pose", poses, "--out", out, "--weights", weights, "--flow", "body3d", "--preview",
+            "--save-flow")
+    assert r.exit_code == 0, r.output
+    assert {p.name for p in out.glob("*.png")} == {
+        f"a_to_{n}{s}.png" for n in ("arms", "three") for s in ("", "_preview", "_flow")}
+    text = " ".join(r.output.split())
+    assert "a_to_three" in text and "3D body fit flagged" in text and "notes" in text
+    rows = list(csv.DictReader((out / "failures.csv").open()))
+    assert [(row["stage"], "three" in row["target"]) for row in rows] == [("note", True)]
+    assert "only 3 keypoints" in rows[0]["error"]
+
+
+def test_cli_option_errors(tmp_path, weights, inputs):
+    src, poses = inputs
+    r = run("--source", src, "--pose", poses, "--out", tmp_path / "o", "--weights", weights, "--flow", "bogus")
+    assert r.exit_code == 2 and "expected body3d, learned or hybrid" in " ".join(r.output.split())
+    r = run("--source", src, "--pose", poses, "--out", tmp_path / "o", "--weights", weights, "--flow", "hybrid")
+    text = " ".join(r.output.split())
+    assert r.exit_code == 2 and "model.flow_refine" in text and "--flow body3d" in text
+    r = run("--source", src, "--pose", poses, "--out", tmp_path / "o", "--weights", weights, "--flow", "body3d",
+            "--body-model", "mannequin")
+    assert r.exit_code == 2 and "unknown body model 'mannequin'" in " ".join(r.output.split())
+    r = run("--source", src, "--pose", poses, "--out", tmp_path / "o", "--weights", weights, "--flow", "body3d",
+            "--body-model", f"smplx:{tmp_path / 'missing.npz'}")
+    assert r.exit_code != 0 and "missing.npz" in " ".join(r.output.split())
+    r = run("--source", src, "--pose", poses, "--out", tmp_path / "o", "--weights", weights,
+            "--set", "infer.source_parsing=mesh")
+    assert r.exit_code == 2 and "source_parsing" in " ".join(r.output.split())
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").glob("*.png"))
+
+
+def test_config_defaults_are_documented_choices():
+    cfg = InferConfig()
+    assert cfg.flow in ("body3d", "learned", "hybrid") and cfg.source_parsing == "auto" and not cfg.preview
+    with pytest.raises(ValueError):
+        dataclasses.replace(cfg, flow="mesh")

@@ -50,6 +50,7 @@ import torch
 
 from glocal_cli.body.render import RenderedBody
 from glocal_cli.data.correspondence import _npy_bytes, _zip_bytes
+from glocal_cli.data.layout import CORRESPONDENCE_DIR
 from glocal_cli.errors import InputError
 
 __all__ = [
@@ -70,9 +71,6 @@ __all__ = [
 
 BACKGROUND, VISIBLE, INVISIBLE = 0, 1, 2
 """The three visibility classes (Intr-Flow's): background, visible in the source, invisible there."""
-
-CORRESPONDENCE_DIR = "correspondence"
-"""Folder of the per-pair files in a prepared dataset."""
 
 CORRESPONDENCE_FORMAT_VERSION = 1
 """Version of the ``correspondence/<target>__<source>.npz`` layout."""

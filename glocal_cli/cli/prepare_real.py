@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from glocal_cli.body.config import BodyConfig
 from glocal_cli.cli.common import OutOpt, OverwriteOpt, SeedOpt, handle_errors
 from glocal_cli.console import console, is_quiet
 from glocal_cli.data.backends import BACKEND_NAMES, BackendSpec
@@ -42,7 +43,16 @@ SplitDirOpt = Annotated[
     Path | None,
     typer.Option("--split-dir", help="Folder with the community's train.lst, test.lst, *pairs-{train,test}.csv, *annotation-{train,test}.csv."),
 ]
-ParsingOpt = Annotated[Path | None, typer.Option("--parsing", help="Folder of parsing PNGs named <image stem>.png. Without it, training predicts the source parsing.")]
+ParsingOpt = Annotated[
+    str | None,
+    typer.Option("--parsing", help="Folder of parsing PNGs named <image stem>.png, or body3d: parsing rendered from the 3D body fitted to the keypoints (the fallback for data without parsing; a folder named body3d: give ./body3d). Without it, training predicts the source parsing."),
+]
+CorrespondenceOpt = Annotated[
+    str,
+    typer.Option("--correspondence", help="none, or body3d: fit the 3D body to every image (body/<stem>.npz, body/fits.csv) and write per-pair flow and visibility (correspondence/<target>__<source>.npz) for the pairs whose fits are good."),
+]
+BodyModelOpt = Annotated[str, typer.Option("--body-model", help="3D body model of --correspondence/--parsing body3d: anny (shipped), anny:PATH, or smplx:PATH (your SMPL/SMPL-X model file or folder).")]
+PersonMaskOpt = Annotated[str, typer.Option("--person-mask", help="Mask refining --parsing body3d: auto (plain background for deepfashion, none otherwise), plain (flood fill of a plain studio background), none.")]
 ParsingFormatOpt = Annotated[str, typer.Option("--parsing-format", help="spl8 (PISE's 8 classes), lip20 (LIP/CIHP 20 labels, converted), remap (use --remap).")]
 RemapOpt = Annotated[str | None, typer.Option("--remap", help="User label remap 'source:class,...', e.g. '0:0,1:1,2:1,...' (classes 0..7).")]
 WorkersOpt = Annotated[int, typer.Option("--workers", "-j", min=0, help="Worker processes (0: in this process).")]
@@ -53,15 +63,17 @@ MaxPairsOpt = Annotated[int | None, typer.Option("--max-pairs-per-identity", min
 TestFracOpt = Annotated[float, typer.Option("--test-fraction", min=0.0, max=0.95, help="Test share when the split is generated (by identity).")]
 MmConfigOpt = Annotated[str | None, typer.Option("--mmpose-config", help="mmpose config file or model alias (e.g. rtmpose-m_8xb256-420e_coco-256x192).")]
 MmCkptOpt = Annotated[str | None, typer.Option("--mmpose-checkpoint", help="mmpose checkpoint file or URL (an alias brings its own).")]
-DeviceOpt = Annotated[str, typer.Option("--device", help="Device of the mmpose model: cpu, cuda, cuda:1.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="Device of the mmpose model and of the 3D body fits: cpu, cuda, cuda:1.")]
 
 
 def _options(out: Path, size: str, keypoints: str | None, annotations: list[Path] | None, split_dir: Path | None,
-             mm_config: str | None, mm_ckpt: str | None, device: str, parsing: Path | None, parsing_format: str,
+             mm_config: str | None, mm_ckpt: str | None, device: str, parsing: str | None, parsing_format: str,
              remap: str | None, resample: str, workers: int, dry_run: bool, overwrite: bool, seed: int,
-             min_keypoints: int, max_pairs: int | None, test_fraction: float = 0.1) -> PrepareOptions:
+             min_keypoints: int, max_pairs: int | None, test_fraction: float = 0.1, correspondence: str = "none",
+             body_model: str = "anny", person_mask: str = "auto") -> PrepareOptions:
     """The options every kind shares; the keypoint backend defaults to ``csv`` when annotations are
-    given (``--annotations``, or ``*annotation-*.csv`` in ``--split-dir``), else ``auto``."""
+    given (``--annotations``, or ``*annotation-*.csv`` in ``--split-dir``), else ``auto``. ``--parsing
+    body3d`` (the exact word) asks for parsing from the fitted 3D body; any other value is a folder."""
     if keypoints is None and split_dir is not None and any(split_dir.glob("*annotation-*.csv")):
         keypoints = "csv"
     name = keypoints or ("csv" if annotations else "auto")
@@ -69,10 +81,14 @@ def _options(out: Path, size: str, keypoints: str | None, annotations: list[Path
         raise ConfigError(f"--keypoints {name!r}: use one of {', '.join(BACKEND_NAMES)}")
     spec = BackendSpec(name, mmpose_config=mm_config, mmpose_checkpoint=mm_ckpt, device=device)
     h, w = parse_size(size)
+    body_parsing = parsing == "body3d"
     return PrepareOptions(
-        out=out, height=h, width=w, keypoints=spec, parsing_dir=parsing, parsing_format=parsing_format, remap=remap,
+        out=out, height=h, width=w, keypoints=spec, parsing_dir=None if body_parsing or parsing is None else Path(parsing),
+        parsing_format=parsing_format, remap=remap,
         resample=resample, workers=workers, dry_run=dry_run, overwrite=overwrite, seed=seed,
         min_keypoints=min_keypoints, max_pairs_per_identity=max_pairs, test_fraction=test_fraction,
+        correspondence=correspondence, body_parsing=body_parsing, body=BodyConfig(model=body_model),
+        person_mask=person_mask, device=device,
     )
 
 
@@ -115,11 +131,14 @@ def deepfashion_command(
     mmpose_config: MmConfigOpt = None,
     mmpose_checkpoint: MmCkptOpt = None,
     device: DeviceOpt = "cpu",
+    correspondence: CorrespondenceOpt = "none",
+    body_model: BodyModelOpt = "anny",
+    person_mask: PersonMaskOpt = "auto",
 ) -> None:
     """DeepFashion In-shop: raw download -> benchmark names, 256x176 frame, keypoints, pairs, report."""
     opts = _options(out, size, keypoints, annotations, split_dir, mmpose_config, mmpose_checkpoint, device, parsing,
                     parsing_format, remap, resample, workers, dry_run, overwrite, seed, min_keypoints,
-                    max_pairs_per_identity, test_fraction)
+                    max_pairs_per_identity, test_fraction, correspondence, body_model, person_mask)
     render_result(prepare_deepfashion(raw, opts, split_dir=split_dir, annotations=annotations or (), pairs_test=pairs))
 
 
@@ -145,11 +164,15 @@ def market_command(
     mmpose_config: MmConfigOpt = None,
     mmpose_checkpoint: MmCkptOpt = None,
     device: DeviceOpt = "cpu",
+    correspondence: CorrespondenceOpt = "none",
+    body_model: BodyModelOpt = "anny",
+    person_mask: PersonMaskOpt = "auto",
 ) -> None:
     """Market-1501: raw crops -> 128x64 frame, keypoints, pairs within each person, report."""
     opts = _options(out, size, keypoints, annotations, split_dir, mmpose_config, mmpose_checkpoint, device, parsing,
                     parsing_format, remap, resample, workers, dry_run, overwrite, seed, min_keypoints,
-                    max_pairs_per_identity)
+                    max_pairs_per_identity, correspondence=correspondence, body_model=body_model,
+                    person_mask=person_mask)
     render_result(prepare_market(raw, opts, split_dir=split_dir, annotations=annotations or (), pairs_test=pairs))
 
 
@@ -174,9 +197,13 @@ def folder_command(
     mmpose_config: MmConfigOpt = None,
     mmpose_checkpoint: MmCkptOpt = None,
     device: DeviceOpt = "cpu",
+    correspondence: CorrespondenceOpt = "none",
+    body_model: BodyModelOpt = "anny",
+    person_mask: PersonMaskOpt = "auto",
 ) -> None:
     """Your own photos: person located from keypoints and centred, same layout as the benchmarks."""
     opts = _options(out, size, keypoints, annotations, None, mmpose_config, mmpose_checkpoint, device, parsing,
                     parsing_format, remap, resample, workers, dry_run, overwrite, seed, min_keypoints,
-                    max_pairs_per_identity)
+                    max_pairs_per_identity, correspondence=correspondence, body_model=body_model,
+                    person_mask=person_mask)
     render_result(prepare_folder(images, opts, split=split, annotations=annotations or ()))

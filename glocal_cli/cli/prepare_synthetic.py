@@ -1,6 +1,8 @@
 """``glocal prepare-data synthetic``: render the SynthPeople dataset (exact ground truth, any size).
 
-Parses the options, calls :func:`glocal_cli.data.synthetic.prepare_synthetic` and prints a summary.
+Parses the options, calls :func:`glocal_cli.data.synthetic.prepare_synthetic` (then, with
+``--correspondence body3d``, :func:`glocal_cli.data.prepare.body3d.add_body3d` on the result) and
+prints a summary.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ from rich.table import Table
 
 from glocal_cli.cli.common import OutOpt, OverwriteOpt, SeedOpt, handle_errors
 from glocal_cli.console import console, is_quiet
+from glocal_cli.data.prepare.body3d import Body3dResult
 from glocal_cli.data.synthetic import SyntheticSummary, prepare_synthetic
 
 __all__ = ["render_summary", "synthetic_command"]
 
 
-def render_summary(summary: SyntheticSummary) -> None:
+def render_summary(summary: SyntheticSummary, body3d: Body3dResult | None = None) -> None:
     """Print what was written (nothing with ``--quiet``)."""
     if is_quiet():
         return
@@ -45,6 +48,8 @@ def render_summary(summary: SyntheticSummary) -> None:
     rows.append(("manifest", str(summary.manifest)))
     if summary.preview is not None:
         rows.append(("preview", str(summary.preview)))
+    if body3d is not None:
+        rows += body3d.rows()
     for key, value in rows:
         table.add_row(key, value)
     console.print(table)
@@ -67,12 +72,33 @@ def synthetic_command(
     test_fraction: Annotated[
         float, typer.Option("--test-fraction", min=0.0, max=0.95, help="Share of identities in the test split.")
     ] = 0.1,
+    correspondence: Annotated[
+        str, typer.Option("--correspondence", help="none, or body3d: also fit the 3D body to every image's keypoints "
+                                                   "and write per-pair correspondence (optional here: the surface maps "
+                                                   "are exact)."),
+    ] = "none",
+    body_model: Annotated[
+        str, typer.Option("--body-model", help="3D body model of --correspondence body3d: anny, anny:PATH, smplx:PATH."),
+    ] = "anny",
+    device: Annotated[str, typer.Option("--device", help="Device of the 3D body fits: cpu, cuda, cuda:1.")] = "cpu",
 ) -> None:
     """SynthPeople: procedural people with exact parsing, keypoints and dense correspondence.
 
     Deterministic by --seed (byte-identical files for any --workers); an interrupted run resumes
     where it stopped when run again with the same options.
     """
+    from glocal_cli.body.config import BodyConfig
+    from glocal_cli.data.prepare.body3d import CORRESPONDENCE_CHOICES, Body3dOptions, add_body3d
+    from glocal_cli.errors import ConfigError
+
+    if correspondence not in CORRESPONDENCE_CHOICES:
+        raise ConfigError(f"--correspondence {correspondence!r}: use one of {', '.join(CORRESPONDENCE_CHOICES)}")
+    body3d = Body3dOptions(correspondence=True, body=BodyConfig(model=body_model), device=device,
+                           overwrite=overwrite) if correspondence == "body3d" else None
+    if body3d is not None:
+        from glocal_cli.body import load_body_model
+
+        load_body_model(body_model)  # an unusable body model fails before the rendering
     summary = prepare_synthetic(
         out,
         identities=identities,
@@ -84,4 +110,4 @@ def synthetic_command(
         overwrite=overwrite,
         test_fraction=test_fraction,
     )
-    render_summary(summary)
+    render_summary(summary, add_body3d(out, body3d) if body3d is not None else None)

@@ -4,7 +4,8 @@
 
     <DIR>/manifest.json          format "glocal-dataset", format_version 1, kind, height, width, ...
     <DIR>/images/<name>          RGB images in the model frame (H x W); <name> = benchmark name
-    <DIR>/parsing/<stem>.png     uint8 label map, 8 canonical classes (optional: has_parsing)
+    <DIR>/parsing/<stem>.png     uint8 label map, 8 canonical classes (optional: has_parsing; where they
+                                 come from: parsing_source, e.g. ``body3d`` = rendered from the fitted body)
     <DIR>/keypoints.csv          community CSV (y first, -1 missing) in the model frame
     <DIR>/train.lst, test.lst    image names, one per line
     <DIR>/pairs-train.csv, pairs-test.csv   header ``from,to``
@@ -16,7 +17,13 @@
                                  (has_correspondence, or the folder exists): ``flow`` float16 (H, W, 2)
                                  pixel offsets target -> source (``source_xy = (col, row) + flow``),
                                  ``visibility`` uint8 (H, W): 0 background, 1 visible in the source,
-                                 2 invisible there; a pair without a file has no ground truth
+                                 2 invisible there; a pair without a file has no ground truth (a pair
+                                 with a flagged fit: see validation-report.json, ``pair_flagged``)
+    <DIR>/body/<stem>.npz        the 3D body fitted to each image's keypoints (``prepare-data ...
+                                 --correspondence body3d`` or ``--parsing body3d``): ``global_orient``
+                                 (3,), ``body_pose`` (P, 3), ``shape`` (S,), ``camera`` (3,) = (scale
+                                 px/m, tx, ty) in the model frame, ``rms_px``, ``ok``, ``reason``,
+                                 ``frame`` (H, W); ``body/fits.csv``: name,rms_px,ok,reason per image
 
 Problems with a folder raise :class:`~glocal_cli.errors.DataError` naming the path.
 """
@@ -45,6 +52,7 @@ __all__ = [
     "KEYPOINTS_FILE",
     "MANIFEST_FILE",
     "PAIRS_HEADER",
+    "BODY_DIR",
     "CORRESPONDENCE_DIR",
     "PARSING_DIR",
     "SURFACE_DIR",
@@ -72,6 +80,9 @@ IMAGES_DIR = "images"
 PARSING_DIR = "parsing"
 SURFACE_DIR = "surface"
 CORRESPONDENCE_DIR = "correspondence"
+"""Folder of the per-pair 3D-body correspondence files (the one definition; ``glocal_cli.body.correspond`` uses it)."""
+BODY_DIR = "body"
+"""Folder of the per-image 3D body fits and ``fits.csv``."""
 KEYPOINTS_FILE = "keypoints.csv"
 PAIRS_HEADER = ("from", "to")
 
@@ -123,6 +134,10 @@ class DatasetManifest:
     has_correspondence: bool = False
     """Whether ``correspondence/<target_stem>__<source_stem>.npz`` ground truth exists (for the pairs whose
     3D fits were good; a pair without a file has none)."""
+    parsing_source: str = ""
+    """Where the parsing maps come from: ``body3d`` (rendered from the 3D body fitted to the keypoints, the
+    fallback for data without parsing), ``import`` (``--parsing DIR``), or ``""`` (the kind's own maps, e.g.
+    SynthPeople's exact ones, or no maps)."""
     card: str = ""
     """Dataset card text: source, licence, preparation steps."""
     format: str = DATASET_FORMAT
@@ -164,6 +179,8 @@ class DatasetManifest:
         for key in ("has_parsing", "has_surface", "has_correspondence"):
             if key in data and not isinstance(data[key], bool):
                 raise DataError(f"{where}: {key} must be true or false, got {data[key]!r}")
+        if not isinstance(data.get("parsing_source", ""), str):
+            raise DataError(f"{where}: parsing_source must be a string, got {data['parsing_source']!r}")
         for key in ("counts", "options"):
             if key in data and not isinstance(data[key], dict):
                 raise DataError(f"{where}: {key} must be an object")

@@ -9,7 +9,10 @@ them to :func:`run_preparation`, which
 2. processes the images in chunks, in ``workers`` processes (each builds its own keypoint backend
    from a picklable :class:`~glocal_cli.data.backends.BackendSpec`): load, find the keypoints, fit
    into the model frame, import the parsing map, save;
-3. writes ``keypoints.csv``, the split lists, the pairs, ``manifest.json`` and the validation report.
+3. writes ``keypoints.csv``, the split lists, the pairs, ``manifest.json`` and the validation report;
+   with ``--correspondence body3d`` / ``--parsing body3d`` it first fits the 3D body model to every image
+   and writes the fits, the per-pair correspondence and the parsing maps
+   (:mod:`~glocal_cli.data.prepare.body3d`), before the manifest (so that an interrupted run resumes).
 
 Frame fitting: the image keeps its aspect ratio, is resized with ``resample`` (bicubic by
 default, antialiased: PIL's filters widen with the downscale factor) and padded with white;
@@ -35,11 +38,14 @@ from typing import Any
 
 import numpy as np
 
+from glocal_cli.body.config import BodyConfig
 from glocal_cli.console import make_progress
 from glocal_cli.data.backends import BackendSpec, KeypointBackend
 from glocal_cli.data.images import fit_to_frame, load_image, resize_image, save_image
 from glocal_cli.data.keypoints import Pose, write_keypoint_csv
 from glocal_cli.data.layout import (
+    BODY_DIR,
+    CORRESPONDENCE_DIR,
     IMAGES_DIR,
     KEYPOINTS_FILE,
     MANIFEST_FILE,
@@ -52,6 +58,15 @@ from glocal_cli.data.layout import (
     write_pairs_csv,
 )
 from glocal_cli.data.parsing import LIP20_TO_8, NUM_CLASSES, parse_remap, read_parsing, write_parsing
+from glocal_cli.data.prepare.body3d import (
+    CORRESPONDENCE_CHOICES,
+    FITS_CSV,
+    Body3dOptions,
+    Body3dResult,
+    dataset_pairs,
+    person_key,
+    run_body3d,
+)
 from glocal_cli.data.prepare.pairs import filter_pairs, generate_pairs
 from glocal_cli.data.prepare.report import REPORT_JSON, REPORT_MD, ValidationReport
 from glocal_cli.data.sizes import parse_size
@@ -131,6 +146,17 @@ class PrepareOptions:
     """Share of images in the test split when the split is generated."""
     chunk_size: int = 0
     """Images per work unit (0: 8 for mmpose's batches, else 16)."""
+    correspondence: str = "none"
+    """``body3d``: fit the 3D body model to every image's keypoints and write per-pair correspondence
+    (``body/``, ``correspondence/``; see :mod:`glocal_cli.data.prepare.body3d`); ``none``: do not."""
+    body_parsing: bool = False
+    """Parsing maps rendered from the fitted 3D body (``--parsing body3d``), for data without parsing."""
+    body: BodyConfig = field(default_factory=BodyConfig)
+    """The 3D body model (``--body-model``: ``body.model``) and its fitting, for the two options above."""
+    person_mask: str = "auto"
+    """Mask refining the body3d parsing: ``auto`` (plain background for DeepFashion), ``plain`` or ``none``."""
+    device: str = "cpu"
+    """Device of the 3D body fits and renders."""
 
     def __post_init__(self) -> None:
         if self.height <= 0 or self.width <= 0 or self.height % 4 or self.width % 4:
@@ -142,6 +168,17 @@ class PrepareOptions:
         if not 0.0 <= self.test_fraction < 1.0:
             raise ConfigError(f"--test-fraction {self.test_fraction}: must be in [0, 1)")
         parsing_table(self.parsing_format, self.remap)
+        if self.correspondence not in CORRESPONDENCE_CHOICES:
+            raise ConfigError(f"--correspondence {self.correspondence!r}: use one of {', '.join(CORRESPONDENCE_CHOICES)}")
+        if self.body_parsing and self.parsing_dir is not None:
+            raise ConfigError("--parsing takes either a folder of parsing maps or body3d, not both")
+        self.body3d_options()
+
+    def body3d_options(self) -> Body3dOptions:
+        """The body3d stage's options (:mod:`glocal_cli.data.prepare.body3d`)."""
+        return Body3dOptions(correspondence=self.correspondence == "body3d", parsing=self.body_parsing,
+                             body=self.body, person_mask=self.person_mask, device=self.device,
+                             overwrite=self.overwrite)
 
     def to_json(self) -> dict[str, Any]:
         """JSON-friendly view for the manifest (paths as strings, the backend by its fields)."""
@@ -150,7 +187,7 @@ class PrepareOptions:
         d["parsing_dir"] = str(self.parsing_dir) if self.parsing_dir else None
         spec = d.pop("keypoints")
         d["keypoints"] = {k: v for k, v in spec.items() if v not in (None, {})}
-        for k in ("dry_run", "overwrite", "workers", "chunk_size"):
+        for k in ("dry_run", "overwrite", "workers", "chunk_size", "device"):
             d.pop(k)
         return _jsonable(d)
 
@@ -207,11 +244,15 @@ class PrepareResult:
     report_md: Path | None = None
     report_json: Path | None = None
     notes: list[str] = field(default_factory=list)
+    body3d: Body3dResult | None = None
+    """What the body3d stage did (``--correspondence body3d`` / ``--parsing body3d``)."""
 
     def rows(self) -> list[tuple[str, str]]:
         """``(item, value)`` rows for the CLI's summary table."""
         rows = [("kind", self.kind), ("output", str(self.out)), ("keypoints", self.backend), ("parsing", self.parsing)]
         rows += [(k, str(v)) for k, v in self.counts.items()]
+        if self.body3d is not None:
+            rows += self.body3d.rows()
         rows += [(f"problem: {k}", str(v)) for k, v in self.problems.items()]
         if self.report_md is not None:
             rows.append(("report", str(self.report_md)))
@@ -442,7 +483,8 @@ def _check_output(out: Path, overwrite: bool) -> None:
     if (out / MANIFEST_FILE).exists():
         raise OutputExistsError(f"{out}: already holds a prepared dataset; pass --overwrite to replace it")
     if not (out / JOURNAL_FILE).exists() and any(
-        (out / p).exists() for p in (IMAGES_DIR, KEYPOINTS_FILE, PARSING_DIR, "train.lst", "test.lst")
+        (out / p).exists()
+        for p in (IMAGES_DIR, KEYPOINTS_FILE, PARSING_DIR, BODY_DIR, CORRESPONDENCE_DIR, "train.lst", "test.lst")
     ):
         raise OutputExistsError(f"{out}: is not empty and holds no resumable preparation; pass --overwrite")
 
@@ -482,12 +524,18 @@ def run_preparation(
     _check_output(out, options.overwrite)
     spec = options.keypoints
     with_parsing = options.parsing_dir is not None
-    parsing_desc = (
-        f"{options.parsing_format} maps from {options.parsing_dir}"
-        if with_parsing
-        else "none: training predicts the source parsing (semantic network with target pose = source pose)"
-    )
-    if not with_parsing:
+    b3 = options.body3d_options()
+    if b3.enabled:
+        from glocal_cli.body import load_body_model
+
+        load_body_model(b3.body.model)  # an unusable body model fails now, not after the keypoints
+    if with_parsing:
+        parsing_desc = f"{options.parsing_format} maps from {options.parsing_dir}"
+    elif b3.parsing:
+        parsing_desc = (f"body3d: rendered from the {b3.body.model} body fitted to the keypoints "
+                        f"(person mask: {b3.mask_mode(kind)})")
+    else:
+        parsing_desc = "none: training predicts the source parsing (semantic network with target pose = source pose)"
         report.add("note", str(out), "no parsing maps given: " + parsing_desc)
     header = _journal_header(kind, options)
     journal = out / JOURNAL_FILE
@@ -514,6 +562,9 @@ def run_preparation(
             counts[f"pairs-{plan.split}"] = len(plan.pairs) if plan.pairs is not None else -1
         res = PrepareResult(kind, out, True, counts, report.counts(), backend_desc, parsing_desc)
         res.notes.append("dry run: nothing was written; pairs -1 = generated after keypoints are known")
+        if b3.enabled:
+            res.notes.append(f"body3d ({b3.body.model}): every image is fitted and every pair corresponded after "
+                             "the keypoints are known")
         return res
 
     ctx = _Context(
@@ -630,7 +681,19 @@ def _finish(
     _write_validation(out, counts, checksums)
     checksums["images"] = _digest({n: records[n] for n in ok_names})
     has_parsing = options.parsing_dir is not None and all(records[n].get("parsing") for n in ok_names)
+    b3 = options.body3d_options()
+    body3d: Body3dResult | None = None
+    if b3.enabled:
+        persons = {n: person_key(kind, n, by_name[n].identity) for n in ok_names}
+        body3d = run_body3d(out, kind, ok_names, poses, persons, dataset_pairs(out), options.height, options.width,
+                            b3, report)
+        checksums[f"{BODY_DIR}/{FITS_CSV}"] = _sha256(out / BODY_DIR / FITS_CSV)
+        has_parsing = has_parsing or b3.parsing
+        report.summary.update({k: v for k, v in body3d.rows()})
+    parsing_source = "import" if options.parsing_dir is not None else "body3d" if b3.parsing else ""
     opts = options.to_json()
+    if body3d is not None:
+        opts["body3d"] = body3d.to_json()
     opts["keypoints_backend"] = backend_desc
     opts["checksums"] = checksums
     opts["checksums_note"] = "sha256 of each file; 'images' = sha256 of the sorted 'name sha256' lines"
@@ -639,11 +702,12 @@ def _finish(
     write_manifest(
         out, kind=kind, height=options.height, width=options.width, counts=counts, seed=options.seed,
         options=opts, has_parsing=has_parsing, has_surface=False, card=card,
+        has_correspondence=bool(body3d is not None and body3d.correspondence), parsing_source=parsing_source,
     )
     return PrepareResult(
         kind=kind, out=out, dry_run=False, counts=counts, problems=report.counts(), backend=backend_desc,
         parsing=parsing_desc if has_parsing or options.parsing_dir is None else "incomplete: " + parsing_desc,
-        elapsed_s=time.perf_counter() - start, report_md=md, report_json=js,
+        elapsed_s=time.perf_counter() - start, report_md=md, report_json=js, body3d=body3d,
     )
 
 
@@ -670,8 +734,9 @@ def _write_validation(out: Path, counts: dict[str, int], checksums: dict[str, st
 
 
 def remove_stale(out: Path) -> None:
-    """Delete a previous dataset's generated files (``--overwrite``): images, parsing, lists, journal."""
-    for sub in (IMAGES_DIR, PARSING_DIR):
+    """Delete a previous dataset's generated files (``--overwrite``): images, parsing, body fits,
+    correspondence, lists, journal."""
+    for sub in (IMAGES_DIR, PARSING_DIR, BODY_DIR, CORRESPONDENCE_DIR):
         if (out / sub).is_dir():
             shutil.rmtree(out / sub)
     for f in (JOURNAL_FILE, MANIFEST_FILE, KEYPOINTS_FILE, REPORT_MD, REPORT_JSON):

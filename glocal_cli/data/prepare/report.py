@@ -33,6 +33,9 @@ PROBLEMS: dict[str, str] = {
     "parsing_missing": "no parsing map for this image although --parsing was given (skipped)",
     "parsing_invalid": "unreadable parsing map or labels outside the table (skipped)",
     "pair_dropped": "a given pair refers to an image that was skipped or is missing (dropped)",
+    "fit_flagged": "the 3D body fit of this image is poor or impossible (its pairs get no correspondence file)",
+    "pair_flagged": "a pair with a flagged 3D body fit: no correspondence file (training uses the self-supervised "
+                    "signal for it)",
     "note": "information about choices made for this run",
 }
 """Problem categories and what each means (the report's legend)."""

@@ -41,6 +41,7 @@ from glocal_cli.infer.io import (
     PoseRef,
     PoseSource,
     PreparedSource,
+    _csv_frame,
     check_out_dir,
     convert_csv_pose,
     find_sidecar,
@@ -156,7 +157,10 @@ def _shard() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
-def _source_pose_lookup(spec: JobSpec, sources: list[Path]) -> tuple[dict[Path, PoseSource | None], Any]:
+def _source_pose_lookup(spec: JobSpec, sources: list[Path], csv_frame: str = "auto"
+                        ) -> tuple[dict[Path, PoseSource | None], Any]:
+    """Each source's keypoints, and the frame of a keypoint CSV's coordinates (``infer.pose_csv_frame``:
+    they are converted from it to each photo's pixels when the photo is loaded; ``None``: already pixels)."""
     out: dict[Path, PoseSource | None] = {}
     frame = None
     sp = spec.source_pose
@@ -166,6 +170,7 @@ def _source_pose_lookup(spec: JobSpec, sources: list[Path]) -> tuple[dict[Path, 
             raise InputError(f"{sp}: no such source-pose file or folder")
         if sp.is_file() and sp.suffix.lower() == ".csv":
             csv_poses = read_keypoint_csv(sp)
+            frame = _csv_frame(sp, csv_frame)
     for src in sources:
         found: PoseSource | None = None
         if sp is not None and sp.is_file() and sp.suffix.lower() != ".csv":
@@ -246,7 +251,7 @@ def plan_tasks(spec: JobSpec, cfg: InferConfig, frame_hw: tuple[int, int]) -> li
     sources = list_images(spec.source) if spec.source.is_dir() else [spec.source]
     if not sources:
         raise InputError(f"{spec.source}: folder holds no images")
-    src_poses, frame = _source_pose_lookup(spec, sources)
+    src_poses, frame = _source_pose_lookup(spec, sources, cfg.pose_csv_frame)
     tasks: list[Task] = []
     if spec.mode == "inpaint":
         chosen = sources

@@ -656,7 +656,8 @@ class GLocalPipeline:
         return self.inpaint_batch([source], [mask], [source_pose], [source_parsing], paste_back, return_details)[0]
 
     def with_config(self, **changes: Any) -> GLocalPipeline:
-        """A copy sharing the model, with some :class:`InferConfig` fields changed."""
+        """A copy sharing the model (and the 3D body fits' cache), with some :class:`InferConfig` fields changed."""
+        self.body_flow  # noqa: B018 - built now, so that every copy shares one fit cache
         clone = object.__new__(GLocalPipeline)
         clone.__dict__.update(self.__dict__)
         clone.config = replace(self.config, **changes)

@@ -245,3 +245,26 @@ def test_config_defaults_are_documented_choices():
     assert cfg.flow in ("body3d", "learned", "hybrid") and cfg.source_parsing == "auto" and not cfg.preview
     with pytest.raises(ValueError):
         dataclasses.replace(cfg, flow="mesh")
+
+
+def test_source_keypoint_csv_is_read_in_its_frame(tmp_path):
+    """A community CSV (256x256 padded DeepFashion frame) for the 176x256 photos: x - 40, then the fit."""
+    from PIL import Image
+
+    from glocal_cli.infer.batch import JobSpec, TaskDataset, plan_tasks
+
+    src = tmp_path / "src"
+    src.mkdir()
+    Image.fromarray(np.zeros((256, 176, 3), np.uint8)).save(src / "a.jpg")
+    pose = standing_pose(256, 176)
+    ys, xs = np.rint(pose[:, 1]).astype(int), np.rint(pose[:, 0]).astype(int) + 40
+    line = f"a.jpg:{ys.tolist()}:{xs.tolist()}"
+    (tmp_path / "kp.csv").write_text("name:keypoints_y:keypoints_x\n" + line + "\n" + line.replace("a.jpg", "b.jpg")
+                                     + "\n")
+    cfg = InferConfig(pose_csv_frame="deepfashion-256x256", workers=0)
+    spec = JobSpec("transfer", src, tmp_path / "o", pose=tmp_path / "kp.csv", source_pose=tmp_path / "kp.csv")
+    tasks = plan_tasks(spec, cfg, (H, W))
+    item = TaskDataset(tasks, "transfer", cfg, (H, W))[0]
+    assert "error" not in item, item
+    expect = (np.stack([xs - 40, ys], 1) + 0.5) * (H / 256) - 0.5  # pixel centres scale about the corner
+    np.testing.assert_allclose(item["source_xy"], expect, atol=1e-4)

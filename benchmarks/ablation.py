@@ -64,6 +64,15 @@ METRICS: tuple[tuple[str, str, str], ...] = (
 )
 """(key, column label, better direction) of the table."""
 
+DIAGNOSTICS: tuple[tuple[str, str, str], ...] = (
+    ("l1_absent", "L1 on classes absent from the source", "down"),
+    ("l1_background", "L1 background", "down"),
+    ("visibility_error", "m_vis error (person pixels)", "down"),
+    ("visibility_mean_on_visible", "mean m_vis on visible", "up"),
+    ("visibility_mean_on_invisible", "mean m_vis on invisible", "down"),
+)
+"""Extra columns that help explain the table (same summary, a second table)."""
+
 DONE_FILE = "ablation-done.json"
 EVAL_FILE = "ablation-eval.json"
 PLAN_FILE = "plan.json"
@@ -271,6 +280,20 @@ def _masks(batch: dict[str, Any]) -> tuple[Any, Any]:
     return body & ~visible, body & visible
 
 
+def _absent(batch: dict[str, Any]) -> Any:
+    """Target person pixels whose class the source does not show at all ``(B, 1, H, W)`` bool: the case
+    GGR's graph exists for (w/o GGR such a region gets no style code)."""
+    import torch
+
+    k = 8
+    src = batch["source_labels"].flatten(1)
+    present = torch.zeros(src.shape[0], k, dtype=torch.bool, device=src.device)
+    present.scatter_(1, src, True)
+    tgt = batch["target_labels"]
+    shown = present.gather(1, tgt.flatten(1)).view_as(tgt)
+    return ((tgt > 0) & ~shown).unsqueeze(1)
+
+
 class _Accumulator:
     """Sums of every metric over a pass of the test split (per image and per pixel)."""
 
@@ -279,13 +302,19 @@ class _Accumulator:
 
         self.n = 0
         self.sums = {"ssim": 0.0, "psnr": 0.0, "l1": 0.0}
-        self.pix = {"invisible": [0.0, 0.0], "visible": [0.0, 0.0], "background": [0.0, 0.0]}
+        self.pix = {"invisible": [0.0, 0.0], "visible": [0.0, 0.0], "background": [0.0, 0.0],
+                    "absent": [0.0, 0.0]}
+        self.vis = {"wrong": 0.0, "person": 0.0, "on_visible": 0.0, "on_invisible": 0.0}
         self.k = num_classes
         self.confusion = torch.zeros(num_classes * num_classes, dtype=torch.int64)
         self.images: list[Any] = []
         self.reference: list[Any] = []
 
-    def add(self, pred: Any, batch: dict[str, Any], parsing_pred: Any | None, keep_images: bool) -> None:
+    def add(self, pred: Any, batch: dict[str, Any], parsing_pred: Any | None, keep_images: bool,
+            visibility: Any | None = None) -> None:
+        """One batch: ``pred`` images in [-1, 1], the predicted target parsing and the model's ``m_vis``."""
+        import torch.nn.functional as F
+
         from glocal_cli.metrics.psnr import psnr
         from glocal_cli.metrics.ssim import ssim
 
@@ -298,9 +327,18 @@ class _Accumulator:
         self.sums["l1"] += float(err.mean(dim=(1, 2, 3)).sum())
         invisible, visible = _masks(batch)
         background = (batch["target_labels"] == 0).unsqueeze(1)
-        for key, m in (("invisible", invisible), ("visible", visible), ("background", background)):
+        absent = _absent(batch)
+        for key, m in (("invisible", invisible), ("visible", visible), ("background", background),
+                       ("absent", absent)):
             self.pix[key][0] += float((err * m).sum())
             self.pix[key][1] += float(m.sum())
+        if visibility is not None:  # GGR's visible/occluded split against the exact one, on person pixels
+            v = F.interpolate(visibility.float(), size=err.shape[-2:], mode="bilinear", align_corners=False)
+            person = invisible | visible
+            self.vis["wrong"] += float((((v > 0.5) != visible) & person).sum())
+            self.vis["person"] += float(person.sum())
+            self.vis["on_visible"] += float((v * visible).sum())
+            self.vis["on_invisible"] += float((v * invisible).sum())
         if parsing_pred is not None:
             idx = batch["target_labels"].flatten() * self.k + parsing_pred.flatten()
             self.confusion += idx.bincount(minlength=self.k * self.k).cpu()
@@ -313,7 +351,7 @@ class _Accumulator:
         res = {k: v / max(self.n, 1) for k, v in self.sums.items()}
         for key, (s, c) in self.pix.items():
             res[f"l1_{key}"] = s / c if c else float("nan")
-            res[f"pixels_{key}"] = c
+            res[f"pixels_{key}"] = int(c)
         cm = self.confusion.view(self.k, self.k).double()
         if cm.sum() > 0:
             tp = cm.diag()
@@ -321,6 +359,10 @@ class _Accumulator:
             present = union > 0
             res["miou"] = float((tp[present] / union[present]).mean())
             res["pixel_acc"] = float(tp.sum() / cm.sum())
+        if self.vis["person"]:
+            res["visibility_error"] = self.vis["wrong"] / self.vis["person"]
+            res["visibility_mean_on_visible"] = self.vis["on_visible"] / max(self.pix["visible"][1], 1.0)
+            res["visibility_mean_on_invisible"] = self.vis["on_invisible"] / max(self.pix["invisible"][1], 1.0)
         res["pairs"] = self.n
         return res
 
@@ -368,7 +410,8 @@ def evaluate_run(run: Path, ds: Any, args: argparse.Namespace) -> dict[str, Any]
             batch = batch_to_device(raw, device, cfg.data.scaled_sigma, cfg.data.height, cfg.data.width)
             out = model(batch["source_image"], batch["source_pose"], batch["target_pose"], batch["source_parsing"],
                         None, mode="transfer", check_finite=False)
-            acc.add(out.image, batch, out.target_parsing_logits.argmax(1), keep_images=True)
+            acc.add(out.image, batch, out.target_parsing_logits.argmax(1), keep_images=True,
+                    visibility=out.visibility)
     res = acc.result()
     fid, note = _fid(acc, device)
     res["fid"] = fid
@@ -410,7 +453,7 @@ def summarise(per_run: dict[tuple[str, int], dict[str, Any]], args: argparse.Nam
     summary: dict[str, Any] = {}
     for variant in args.variant_list:
         row: dict[str, Any] = {}
-        for key, _, _ in METRICS:
+        for key, _, _ in (*METRICS, *DIAGNOSTICS):
             vals = [per_run[(variant, s)].get(key) for s in args.seed_list]
             if any(v is None or not math.isfinite(v) for v in vals):
                 continue
@@ -475,12 +518,23 @@ def markdown(report: dict[str, Any], args: argparse.Namespace) -> str:
                 text = f"**{text}**" if d["exceeds_spread"] else text
                 cells.append(text + (" †" if d["same_sign"] else ""))
             lines.append(f"| {VARIANTS[variant][0]} | " + " | ".join(cells) + " |")
+    diag = [m for m in DIAGNOSTICS if any(m[0] in summary[v] for v in summary)]
+    if diag:
+        lines += ["", "Diagnostics (mean ± std over seeds):", "",
+                  "| variant | " + " | ".join(f"{label} {'↑' if d == 'up' else '↓'}" for _, label, d in diag) + " |",
+                  "|" + " --- |" * (len(diag) + 1)]
+        for variant in args.variant_list:
+            cells = [_fmt(k, summary[variant][k]["mean"], summary[variant][k]["std"]) if k in summary[variant]
+                     else "n/a" for k, _, _ in diag]
+            lines.append(f"| {VARIANTS[variant][0]} | " + " | ".join(cells) + " |")
     lines += ["", f"FID: {report['fid_note']}.", "",
               f"SynthPeople {args.size}, {report['test_pairs']} test pairs ({report['pixels_invisible']} "
-              f"invisible and {report['pixels_visible']} visible person pixels); seeds {args.seeds}; steps "
+              f"invisible and {report['pixels_visible']} visible person pixels, {report['pixels_absent']} of a class "
+              f"absent from the source); seeds {args.seeds}; steps "
               f"semantic {args.stage_steps['semantic']}, flow {args.stage_steps['flow']}, generator "
-              f"{args.stage_steps['generator']} at batch {report['batch_size']}; wall time "
-              f"{report['wall_s'] / 60:.1f} min ({report['hardware']})."]
+              f"{args.stage_steps['generator']} at batch {report['batch_size']}; training wall time "
+              f"{report['train_wall_total_s'] / 60:.1f} min (all runs), this call {report['wall_s'] / 60:.1f} min "
+              f"({report['hardware']})."]
     return "\n".join(lines) + "\n"
 
 
@@ -596,7 +650,7 @@ def main(argv: list[str] | None = None) -> int:
                    "semantic stage with cross-entropy (w/o FL); every variant's generator stage starts from "
                    "these (frozen) semantic and flow networks"),
         "test_pairs": first["pairs"], "pixels_invisible": first["pixels_invisible"],
-        "pixels_visible": first["pixels_visible"],
+        "pixels_visible": first["pixels_visible"], "pixels_absent": first.get("pixels_absent"),
         "fid_note": first["fid_note"], "hardware": hardware(args), "load_average_start": load0,
         "load_average_end": os.getloadavg(), "wall_s": time.perf_counter() - t0,
         "train_wall_s": train_wall, "train_wall_total_s": sum(train_wall.values()),

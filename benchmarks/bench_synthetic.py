@@ -1,7 +1,7 @@
 """SynthPeople throughput: images/s of ``prepare-data synthetic`` and CPU cost per stage.
 
     nice .venv/bin/python benchmarks/bench_synthetic.py [--identities 100] [--poses 8]
-        [--size 256x176] [--workers 2] [--json]
+        [--size 256x176] [--workers 2] [--body flat|anny] [--json]
 
 Two measurements:
 
@@ -13,7 +13,8 @@ Two measurements:
 
 On a shared machine the wall clock depends on what else runs: the script prints the load average
 and the CPU-bound rate ``workers * 1000 / (CPU ms per image)``, what ``--workers`` idle cores reach.
-The target (issue 3) is >= 200 images/s at 256x176 with 2 workers on 2 cores.
+The target (issue 3) is >= 200 images/s at 256x176 with 2 workers on 2 cores for the flat figures;
+for ``--body anny`` (issue 12) >= 50 images/s, each image with the correspondence of its two pairs.
 """
 
 from __future__ import annotations
@@ -71,14 +72,63 @@ def stage_costs(identities: int, poses: int, height: int, width: int, folder: Pa
     return out
 
 
-def end_to_end(identities: int, poses: int, size: str, workers: int, seed: int, folder: Path) -> dict[str, float]:
+def anny_stage_costs(identities: int, poses: int, height: int, width: int, folder: Path) -> dict[str, float]:
+    """CPU ms per image of each stage of the Anny kind, in this process (one thread, like a worker)."""
+    import cv2
+    import torch
+
+    from glocal_cli.body.correspond import save_correspondence
+    from glocal_cli.data.synth.anny_people import (
+        anny_pairs,
+        identity_correspondence,
+        load_anny_body,
+        render_anny_identity,
+    )
+    from glocal_cli.data.synth.anny_poses import REAL_POSES_FILE, RealPoses
+    from glocal_cli.data.synth.writer import write_png
+
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+    body = load_anny_body()
+    real = RealPoses(REAL_POSES_FILE)
+    render_anny_identity(body, 0, identities, poses, height, width, real)  # warm-up (first-call costs)
+    totals = {"render": 0.0, "image_png": 0.0, "parsing_png": 0.0, "correspondence": 0.0, "correspondence_npz": 0.0}
+    n = 0
+    pairs = anny_pairs(poses)
+    for i in range(identities):
+        t = time.process_time()
+        ident = render_anny_identity(body, 0, i, poses, height, width, real)
+        totals["render"] += time.process_time() - t
+        for k in range(poses):
+            t = time.process_time()
+            write_png(folder / f"{i}_{k}.png", ident.images[k])
+            totals["image_png"] += time.process_time() - t
+            t = time.process_time()
+            write_png(folder / f"{i}_{k}_parsing.png", ident.parsing[k])
+            totals["parsing_png"] += time.process_time() - t
+        t = time.process_time()
+        corr = identity_correspondence(ident, pairs)
+        totals["correspondence"] += time.process_time() - t
+        t = time.process_time()
+        for p in range(len(pairs)):
+            maps = corr.maps(p)
+            save_correspondence(folder / f"{i}_pair{p}.npz", maps.flow, maps.visibility)
+        totals["correspondence_npz"] += time.process_time() - t
+        n += poses
+    out = {k: 1000.0 * v / n for k, v in totals.items()}
+    out["total"] = sum(out.values())
+    return out
+
+
+def end_to_end(identities: int, poses: int, size: str, workers: int, seed: int, folder: Path,
+               body: str = "flat") -> dict[str, float]:
     """One real run of :func:`prepare_synthetic`."""
     from glocal_cli.data.synthetic import prepare_synthetic
 
     cpu0 = _cpu_seconds()
     t0 = time.perf_counter()
     summary = prepare_synthetic(folder, identities=identities, poses_per_identity=poses, size=size, seed=seed,
-                                workers=workers, show_progress=False)  # fmt: skip
+                                workers=workers, show_progress=False, body=body)  # fmt: skip
     wall = time.perf_counter() - t0
     cpu = _cpu_seconds() - cpu0
     return {
@@ -102,6 +152,7 @@ def main() -> None:
     ap.add_argument("--size", default="256x176")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--body", choices=("flat", "anny"), default="flat", help="SynthPeople kind")
     ap.add_argument("--stage-identities", type=int, default=10, help="identities for the per-stage costs (0: skip)")
     ap.add_argument("--keep", type=Path, default=None, help="write the dataset here and keep it")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
@@ -112,6 +163,7 @@ def main() -> None:
     height, width = parse_synthetic_size(args.size)
     result: dict[str, object] = {
         "size": f"{height}x{width}",
+        "body": args.body,
         "identities": args.identities,
         "poses_per_identity": args.poses,
         "cpus": os.cpu_count(),
@@ -122,9 +174,11 @@ def main() -> None:
         if args.stage_identities > 0:
             stage_dir = tmp / "stages"
             stage_dir.mkdir()
-            result["stage_cpu_ms"] = stage_costs(args.stage_identities, args.poses, height, width, stage_dir)
+            costs = anny_stage_costs if args.body == "anny" else stage_costs
+            result["stage_cpu_ms"] = costs(args.stage_identities, args.poses, height, width, stage_dir)
         out = args.keep if args.keep is not None else tmp / "dataset"
-        result["end_to_end"] = end_to_end(args.identities, args.poses, args.size, args.workers, args.seed, out)
+        result["end_to_end"] = end_to_end(args.identities, args.poses, args.size, args.workers, args.seed, out,
+                                          args.body)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     result["load_after"] = [round(v, 2) for v in os.getloadavg()]
@@ -132,7 +186,7 @@ def main() -> None:
     if args.json:
         print(json.dumps(result, default=lambda v: round(float(v), 3) if isinstance(v, (float, np.floating)) else v))
         return
-    print(f"SynthPeople {result['size']}, {args.identities} identities x {args.poses} poses, "
+    print(f"SynthPeople ({args.body}) {result['size']}, {args.identities} identities x {args.poses} poses, "
           f"{os.cpu_count()} CPUs, load average {result['load_before']} -> {result['load_after']}")  # fmt: skip
     if "stage_cpu_ms" in result:
         stages = result["stage_cpu_ms"]

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from glocal_cli.cli.common import OutOpt, OverwriteOpt, SeedOpt, handle_errors
 from glocal_cli.console import console, is_quiet
+from glocal_cli.data.config import AnnySynthConfig
 from glocal_cli.data.prepare.body3d import Body3dResult
 from glocal_cli.data.synthetic import SyntheticSummary, prepare_synthetic
 
@@ -39,6 +40,7 @@ def render_summary(summary: SyntheticSummary, body3d: Body3dResult | None = None
         ("test", f"{c.get('test', 0)} images, {c.get('test-identities', 0)} identities, "
                  f"{c.get('pairs-test', 0)} pairs"),
         ("views", ", ".join(f"{v} {summary.views.get(v, 0)}" for v in ("front", "side", "back"))),
+        ("body", summary.body),
         ("poses", summary.pose_source),
         ("seed", str(summary.seed)),
     ]  # fmt: skip
@@ -81,11 +83,20 @@ def synthetic_command(
         str, typer.Option("--body-model", help="3D body model of --correspondence body3d: anny, anny:PATH, smplx:PATH."),
     ] = "anny",
     device: Annotated[str, typer.Option("--device", help="Device of the 3D body fits: cpu, cuda, cuda:1.")] = "cpu",
+    body: Annotated[
+        str, typer.Option("--body", help="flat: fast 2-D figures (default); anny: 3-D Anny body shapes in clothes, "
+                                         "with exact per-pair correspondence files.")
+    ] = "flat",
+    real_pose_fraction: Annotated[
+        float, typer.Option("--real-pose-fraction", min=0.0, max=1.0,
+                            help="--body anny: share of poses fitted to real DeepFashion keypoints (the rest sampled).")
+    ] = 0.5,
 ) -> None:
     """SynthPeople: procedural people with exact parsing, keypoints and dense correspondence.
 
     Deterministic by --seed (byte-identical files for any --workers); an interrupted run resumes
-    where it stopped when run again with the same options.
+    where it stopped when run again with the same options. --body anny renders Anny body shapes
+    (men, women, children, elders) in clothes, with exact per-pair correspondence files.
     """
     from glocal_cli.body.config import BodyConfig
     from glocal_cli.data.prepare.body3d import CORRESPONDENCE_CHOICES, Body3dOptions, add_body3d
@@ -93,6 +104,8 @@ def synthetic_command(
 
     if correspondence not in CORRESPONDENCE_CHOICES:
         raise ConfigError(f"--correspondence {correspondence!r}: use one of {', '.join(CORRESPONDENCE_CHOICES)}")
+    if body == "anny" and correspondence != "none":
+        raise ConfigError("--body anny writes exact correspondence itself; drop --correspondence")
     body3d = Body3dOptions(correspondence=True, body=BodyConfig(model=body_model), device=device,
                            overwrite=overwrite) if correspondence == "body3d" else None
     if body3d is not None:
@@ -109,5 +122,7 @@ def synthetic_command(
         preview=preview,
         overwrite=overwrite,
         test_fraction=test_fraction,
+        body=body,
+        anny=AnnySynthConfig(real_pose_fraction=real_pose_fraction) if body == "anny" else None,
     )
     render_summary(summary, add_body3d(out, body3d) if body3d is not None else None)

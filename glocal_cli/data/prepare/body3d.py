@@ -462,7 +462,9 @@ def run_body3d(
         raise ConfigError(f"--device {options.device!r}: {e}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"--device {options.device}: CUDA is not available on this machine")
-    body = load_body_model(options.body.model).to(device)
+    # the cached model stays on the CPU (other users in this process); another device gets its own copy
+    body = load_body_model(options.body.model) if device.type == "cpu" else \
+        load_body_model(options.body.model, cache=False).to(device)
     _check_state(root, _state_key(options, names, poses, persons, height, width), options.overwrite)
 
     index = {n: i for i, n in enumerate(names)}

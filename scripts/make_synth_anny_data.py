@@ -10,9 +10,10 @@
    (the rasteriser's cost grows with the number of faces).
 2. ``anny_poses.npz``: body poses fitted (``glocal_cli.body.fit.fit_keypoints``) to the rows of
    the community's DeepFashion test keypoint annotation (``fasion-annotation-test.csv``) that have
-   at least 8 points, a torso and a keypoint RMS under 6 px: global orientation, body pose, camera
-   (256x176 frame), the fitted body's lowest point (its floor line) and the row names. Numbers only;
-   DeepFashion's terms (non-commercial research) apply to the annotation they come from.
+   at least 8 points and a torso, with a keypoint RMS under 6 px and a body leaning less than 25
+   degrees: global orientation, body pose, camera, the annotated keypoints and which were seen
+   (256x176 frame), and the row names. Numbers only; DeepFashion's terms (non-commercial research)
+   apply to the annotation they come from.
 
 Run (a few minutes on 2 cores)::
 
@@ -93,7 +94,17 @@ def render_faces(body) -> dict[str, np.ndarray]:  # noqa: ANN001
             "source_faces_sha256": np.array(hashlib.sha256(faces.astype(np.int64).tobytes()).hexdigest()[:16])}
 
 
-def fit_annotation(body, csv: Path, batch: int = 64) -> dict[str, np.ndarray]:  # noqa: ANN001
+def _tilt_degrees(orient: np.ndarray) -> np.ndarray:
+    """Angle between each body's up axis and the vertical."""
+    from glocal_cli.body.anny_body import axis_angle_to_matrix
+
+    rot = axis_angle_to_matrix(torch.from_numpy(orient).double()).numpy()
+    up = rot[:, :, 1]  # the body's y axis (down) in the camera frame
+    return np.degrees(np.arccos(np.clip(up[:, 1], -1.0, 1.0)))
+
+
+def fit_annotation(body, csv: Path, batch: int = 64, max_tilt: float = 25.0) -> dict[str, np.ndarray]:  # noqa: ANN001
+    """Fit every usable row; keep fits under 6 px RMS whose body leans less than ``max_tilt`` degrees."""
     from glocal_cli.body.fit import fit_keypoints
     from glocal_cli.data.keypoints import read_keypoint_csv
 
@@ -103,34 +114,53 @@ def fit_annotation(body, csv: Path, batch: int = 64) -> dict[str, np.ndarray]:  
         v = p.visible
         if v.sum() >= 8 and v[2] and v[5] and (v[8] or v[11]):
             items.append((name, p))
-    out: dict[str, list] = {k: [] for k in ("names", "global_orient", "body_pose", "camera", "feet_y", "rms")}
+    keys = ("names", "global_orient", "body_pose", "camera", "keypoints", "visible", "rms")
+    out: dict[str, list] = {k: [] for k in keys}
     t0 = time.perf_counter()
+    dropped = {"rms": 0, "tilt": 0}
     for start in range(0, len(items), batch):
         chunk = items[start:start + batch]
         kp = np.stack([p.xy for _, p in chunk]).astype(np.float32)
         vis = np.stack([p.visible for _, p in chunk])
         fit = fit_keypoints(body, kp, vis, 256, 176)
-        with torch.no_grad():
-            verts = body(fit.global_orient, fit.body_pose, fit.shape).vertices
-        feet = (verts[..., 1] * fit.camera[:, None, 0] + fit.camera[:, None, 2]).amax(1)
+        tilt = _tilt_degrees(fit.global_orient.numpy())
         for i, (name, _) in enumerate(chunk):
-            if bool(fit.ok[i]) and float(fit.rms_px[i]) < 6.0:
-                out["names"].append(name)
-                out["global_orient"].append(fit.global_orient[i].numpy())
-                out["body_pose"].append(fit.body_pose[i].numpy())
-                out["camera"].append(fit.camera[i].numpy())
-                out["feet_y"].append(float(feet[i]))
-                out["rms"].append(float(fit.rms_px[i]))
+            if not bool(fit.ok[i]) or float(fit.rms_px[i]) >= 6.0:
+                dropped["rms"] += 1
+                continue
+            if tilt[i] > max_tilt:
+                dropped["tilt"] += 1
+                continue
+            out["names"].append(name)
+            out["global_orient"].append(fit.global_orient[i].numpy())
+            out["body_pose"].append(fit.body_pose[i].numpy())
+            out["camera"].append(fit.camera[i].numpy())
+            out["keypoints"].append(np.where(vis[i][:, None], kp[i], -1.0))
+            out["visible"].append(vis[i])
+            out["rms"].append(float(fit.rms_px[i]))
         print(f"  fitted {start + len(chunk)}/{len(items)} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    print(f"dropped: {dropped['rms']} flagged or over 6 px RMS, {dropped['tilt']} leaning over {max_tilt} degrees")
     return {
         "names": np.array(out["names"]),
         "global_orient": np.stack(out["global_orient"]).astype(np.float32),
         "body_pose": np.stack(out["body_pose"]).astype(np.float32),
         "camera": np.stack(out["camera"]).astype(np.float32),
-        "feet_y": np.array(out["feet_y"], np.float32),
+        "keypoints": np.stack(out["keypoints"]).astype(np.float32),
+        "visible": np.stack(out["visible"]).astype(bool),
         "rms_px": np.array(out["rms"], np.float16),
         "annotation_sha256": np.array(hashlib.sha256(csv.read_bytes()).hexdigest()[:16]),
     }
+
+
+def compact(data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Smaller file: rotations as float16 (1e-3 rad), names as one newline-joined byte string."""
+    out = dict(data)
+    out["names"] = np.frombuffer("\n".join(str(n) for n in data["names"]).encode("ascii"), np.uint8)
+    out["global_orient"] = data["global_orient"].astype(np.float16)
+    out["body_pose"] = data["body_pose"].astype(np.float16)
+    out["keypoints"] = data["keypoints"].astype(np.float16)
+    out["visible"] = np.packbits(data["visible"], axis=1)
+    return out
 
 
 def main() -> None:
@@ -152,7 +182,7 @@ def main() -> None:
         if csv is None:
             raise SystemExit("fasion-annotation-test.csv not found: pass --csv")
         data = fit_annotation(body, Path(csv))
-        np.savez_compressed(args.out / "anny_poses.npz", **data)
+        np.savez_compressed(args.out / "anny_poses.npz", **compact(data))
         print(f"{len(data['names'])} poses -> {args.out / 'anny_poses.npz'}")
 
 

@@ -122,16 +122,33 @@ def test_a_back_view_hides_the_face_keypoints(body, real):
     assert (ident.parsing[1] == FACE).sum() < 0.1 * (ident.parsing[0] == FACE).sum()
 
 
-def test_pair_flow_warps_the_source_onto_the_target(body, real):
+def _plain(look):
+    """The look with plain (single-colour) clothes: warped pixels then differ only at part edges."""
+    from glocal_cli.data.synth.anny_look import Pattern
+
+    def plain(p):
+        return Pattern("plain", (np.full((1, 1, 3), p.base, np.float32),), p.size, p.base)
+
+    return dataclasses.replace(look, top=plain(look.top), bottom=plain(look.bottom))
+
+
+@pytest.mark.parametrize("plain", [False, True], ids=["patterned", "plain"])
+def test_pair_flow_warps_the_source_onto_the_target(body, real, plain):
     """Exact geometry: the surface coordinates warped by the flow match the target's on visible pixels
     (sub-centimetre), and the warped picture matches the target (unlit, noise-free)."""
     from glocal_cli.body.render import interpolate
-    from glocal_cli.data.synth.anny_people import anny_pairs, identity_correspondence, render_anny_identity
+    from glocal_cli.data.synth.anny_people import (
+        anny_pairs,
+        identity_correspondence,
+        render_anny_identity,
+        sample_identity_look,
+    )
 
     h, w = 128, 88
     pos_err, img_err, n_vis = [], [], 0
     for index in range(3):
-        ident = render_anny_identity(body, 2, index, 4, h, w, real, CLEAN)
+        look = _plain(sample_identity_look(body, 2, index)) if plain else None
+        ident = render_anny_identity(body, 2, index, 4, h, w, real, CLEAN, look=look)
         pairs = anny_pairs(4)
         corr = identity_correspondence(ident, pairs)
         coords = interpolate(ident.attributes[None, :, 1:4].expand(4, -1, -1), ident.faces, ident.bodies.raster)
@@ -157,7 +174,9 @@ def test_pair_flow_warps_the_source_onto_the_target(body, real):
     assert n_vis > 2000
     # metres on the template (measured: median 0.1 mm, 90% under 1 mm)
     assert float(pos.median()) < 0.002 and float(torch.quantile(pos, 0.9)) < 0.01
-    assert float(torch.cat(img_err).mean()) < 4.0  # grey levels (measured ~1.2: patterns resampled bilinearly)
+    # grey levels: plain clothes differ only by the resampling of garment edges and facial features
+    # (measured ~1); patterns add the resampling of stripes and checks a few pixels wide (~7)
+    assert float(torch.cat(img_err).mean()) < (3.0 if plain else 12.0)
 
 
 def _interior(part: np.ndarray) -> np.ndarray:

@@ -199,9 +199,9 @@ def _smooth_noise(rng: np.random.Generator, size: int, blur: float, anisotropy: 
 
 
 def _make_pattern(rng: np.random.Generator, kind: str, c1: np.ndarray, c2: np.ndarray, c3: np.ndarray) -> Pattern:
-    """A tile of ``kind`` in colours ``c1`` (ground), ``c2``, ``c3`` (drawn at 4x and reduced: anti-aliased)."""
+    """A tile of ``kind`` in colours ``c1`` (ground), ``c2``, ``c3`` (drawn at 2x and reduced: anti-aliased)."""
     s = _TILE
-    hi = s * 4
+    hi = s * 2
     canvas = np.empty((hi, hi, 3), np.float32)
     canvas[:] = c1
     size = float(rng.uniform(0.04, 0.10))
@@ -287,33 +287,36 @@ def _make_logo(rng: np.random.Generator, ground: np.ndarray) -> tuple[np.ndarray
         (tw, th), base = cv2.getTextSize(text, font, 2.0, thick)
         h, w = th + base + 12, tw + 12
         rgb = np.zeros((h, w, 3), np.float32)
-        alpha = np.zeros((h, w), np.float32)
-        cv2.putText(alpha, text, (6, th + 6), font, 2.0, 1.0, thick, cv2.LINE_AA)
+        mask = np.zeros((h, w), np.uint8)  # OpenCV draws anti-aliased text on 8-bit images only
+        cv2.putText(mask, text, (6, th + 6), font, 2.0, 255, thick, cv2.LINE_AA)
+        alpha = mask.astype(np.float32) / 255.0
         rgb[:] = col
         size = float(rng.uniform(0.07, 0.045 * len(text) + 0.07))
     else:
         h = w = 96
         rgb = np.zeros((h, w, 3), np.float32)
-        alpha = np.zeros((h, w), np.float32)
+        mask = np.zeros((h, w), np.uint8)
         rgb[:] = col
         c = (48, 48)
         if kind == "disc":
-            cv2.circle(alpha, c, 44, 1.0, -1, cv2.LINE_AA)
-            inner = np.zeros_like(alpha)
-            cv2.circle(inner, c, 22, 1.0, -1, cv2.LINE_AA)
-            rgb = rgb * (1 - inner[..., None]) + col2 * inner[..., None]
+            cv2.circle(mask, c, 44, 255, -1, cv2.LINE_AA)
+            inner = np.zeros_like(mask)
+            cv2.circle(inner, c, 22, 255, -1, cv2.LINE_AA)
+            t = inner.astype(np.float32)[..., None] / 255.0
+            rgb = rgb * (1 - t) + col2 * t
         elif kind == "ring":
-            cv2.circle(alpha, c, 40, 1.0, 10, cv2.LINE_AA)
+            cv2.circle(mask, c, 40, 255, 10, cv2.LINE_AA)
         elif kind == "star":
             pts = [(48 + (44 if k % 2 == 0 else 18) * math.sin(math.pi * k / 5),
                     50 - (44 if k % 2 == 0 else 18) * math.cos(math.pi * k / 5)) for k in range(10)]
-            cv2.fillPoly(alpha, [np.array(pts, np.int32)], 1.0, cv2.LINE_AA)
+            cv2.fillPoly(mask, [np.array(pts, np.int32)], 255, cv2.LINE_AA)
         elif kind == "triangle":
-            cv2.fillPoly(alpha, [np.array([(48, 6), (90, 88), (6, 88)], np.int32)], 1.0, cv2.LINE_AA)
+            cv2.fillPoly(mask, [np.array([(48, 6), (90, 88), (6, 88)], np.int32)], 255, cv2.LINE_AA)
         else:  # heart
-            cv2.circle(alpha, (30, 36), 24, 1.0, -1, cv2.LINE_AA)
-            cv2.circle(alpha, (66, 36), 24, 1.0, -1, cv2.LINE_AA)
-            cv2.fillPoly(alpha, [np.array([(8, 44), (88, 44), (48, 90)], np.int32)], 1.0, cv2.LINE_AA)
+            cv2.circle(mask, (30, 36), 24, 255, -1, cv2.LINE_AA)
+            cv2.circle(mask, (66, 36), 24, 255, -1, cv2.LINE_AA)
+            cv2.fillPoly(mask, [np.array([(8, 44), (88, 44), (48, 90)], np.int32)], 255, cv2.LINE_AA)
+        alpha = mask.astype(np.float32) / 255.0
         size = float(rng.uniform(0.07, 0.14))
     return np.concatenate([rgb, alpha[..., None]], axis=2), size
 
@@ -366,8 +369,7 @@ def sample_look(rng: np.random.Generator, phenotypes: np.ndarray, coeffs: np.nda
         style = _pick(rng, HAIR_STYLES, [0.0, 0.02, 0.15, 0.3, 0.53])
     else:
         style = _pick(rng, HAIR_STYLES, [0.12 if old else 0.03, 0.25, 0.55, 0.06, 0.04])
-    hair_tile = _make_pattern(rng, "melange", hair_c, hair_c, hair_c)
-    hair_tile = Pattern("hair", hair_tile.levels, 0.02, hair_c)
+    hair_tile = _hair_pattern(rng, hair_c)
 
     # top
     top_kind = _pick(rng, ("tee", "shirt", "tank", "sweater", "blouse"), [0.4, 0.2, 0.12, 0.14, 0.14 if female else 0])
@@ -404,13 +406,14 @@ def sample_look(rng: np.random.Generator, phenotypes: np.ndarray, coeffs: np.nda
     if bottom_kind in ("trousers", "jeans") and rng.random() < 0.15:
         length = float(rng.uniform(1.4, 1.75))  # cropped
     skirt_len = float(rng.uniform(0.45, 1.7))
+    # template heights: the natural waist ~ -0.1, the top of the legs' part ~ -0.013 (hems stay above it)
+    waist = float(rng.uniform(-0.1, -0.035))
     if bottom_kind == "dress":
         top_hem = 0.5  # the dress's bodice runs into the skirt
     else:
-        top_hem = float(rng.uniform(-0.04, 0.06)) if top_kind != "tank" else float(rng.uniform(-0.06, 0.03))
+        top_hem = float(rng.uniform(min(waist + 0.012, -0.02), -0.016))
         if female and rng.random() < 0.08:
-            top_hem = float(rng.uniform(-0.16, -0.1))  # crop top
-    waist = float(rng.uniform(-0.08, -0.02))
+            top_hem = float(rng.uniform(-0.16, -0.12))  # crop top
     belt = _hsv(rng.uniform(0.05, 0.1), rng.uniform(0.3, 0.7), rng.uniform(0.1, 0.4)) if (
         bottom_kind in ("trousers", "jeans") and rng.random() < 0.3 and top_hem < waist) else None
     # shoes
@@ -435,7 +438,7 @@ def sample_look(rng: np.random.Generator, phenotypes: np.ndarray, coeffs: np.nda
         hair_sweep=float(rng.uniform(1.75, 2.05)), hair_wave=float(rng.uniform(0, 2 * math.pi)), hair_tile=hair_tile,
         top_kind=top_kind, sleeve=sleeve, neckline=neckline, neck_depth=float(rng.uniform(0.05, 0.12)),
         top_hem=top_hem, top=top, bottom_kind=bottom_kind, bottom_length=length, waist=waist, bottom=bottom,
-        skirt_length=skirt_len, skirt_flare=float(rng.uniform(0.04, 0.3)), belt=belt, shoes=shoes.astype(np.float32),
+        skirt_length=skirt_len, skirt_flare=float(rng.uniform(0.03, 0.22)), belt=belt, shoes=shoes.astype(np.float32),
         sole=sole, shoe_top=shoe_top, background=bg, light=light, ambient=float(rng.uniform(0.5, 0.68)),
         diffuse=float(rng.uniform(0.35, 0.55)), tint=tint,
     )  # fmt: skip
@@ -461,22 +464,36 @@ def _sample_background(rng: np.random.Generator) -> dict[str, object]:
 def _sample_tile(pattern: Pattern, u: np.ndarray, v: np.ndarray, px: np.ndarray) -> np.ndarray:
     """Bilinear, wrap-around sample of the pattern at surface coordinates ``(u, v)`` (metres); ``px`` the
     pixel footprint (metres) picks the mip level. ``(n, 3)``."""
-    out = np.empty((u.size, 3), np.float32)
+    if u.size == 0:
+        return np.zeros((0, 3), np.float32)
     texel = pattern.size / _TILE
     level = np.clip(np.floor(np.log2(np.maximum(px, 1e-6) / texel) + 0.5), 0, len(pattern.levels) - 1).astype(int)
-    for lv in np.unique(level):
+    lo, hi = int(level.min()), int(level.max())
+    if lo == hi:
+        return _bilinear_wrap(pattern.levels[lo], u / pattern.size, v / pattern.size)
+    out = np.empty((u.size, 3), np.float32)
+    for lv in range(lo, hi + 1):
         m = level == lv
-        tile = pattern.levels[int(lv)]
-        n = tile.shape[0]
-        fu = (u[m] / pattern.size) * n - 0.5
-        fv = (v[m] / pattern.size) * n - 0.5
-        x0, y0 = np.floor(fu), np.floor(fv)
-        ax, ay = (fu - x0)[:, None], (fv - y0)[:, None]
-        x0i, y0i = x0.astype(np.int64) % n, y0.astype(np.int64) % n
-        x1i, y1i = (x0i + 1) % n, (y0i + 1) % n
-        out[m] = ((tile[y0i, x0i] * (1 - ax) + tile[y0i, x1i] * ax) * (1 - ay)
-                  + (tile[y1i, x0i] * (1 - ax) + tile[y1i, x1i] * ax) * ay)
+        if m.any():
+            out[m] = _bilinear_wrap(pattern.levels[lv], u[m] / pattern.size, v[m] / pattern.size)
     return out
+
+
+def _bilinear_wrap(tile: np.ndarray, fu: np.ndarray, fv: np.ndarray) -> np.ndarray:
+    """``tile (n, n, 3)`` at ``(fu, fv)`` in tile units (wrapping), bilinear."""
+    n = tile.shape[0]
+    flat = tile.reshape(-1, 3)
+    x = fu.astype(np.float32) * np.float32(n) - np.float32(0.5)
+    y = fv.astype(np.float32) * np.float32(n) - np.float32(0.5)
+    x0, y0 = np.floor(x), np.floor(y)
+    ax, ay = (x - x0)[:, None], (y - y0)[:, None]
+    xi = x0.astype(np.int64) % n
+    yi = (y0.astype(np.int64) % n) * n
+    x1 = (xi + 1) % n
+    y1 = (yi + n) % (n * n)
+    top = flat.take(yi + xi, axis=0) * (1 - ax) + flat.take(yi + x1, axis=0) * ax
+    bottom = flat.take(y1 + xi, axis=0) * (1 - ax) + flat.take(y1 + x1, axis=0) * ax
+    return top * (1 - ay) + bottom * ay
 
 
 def _ramp(d: np.ndarray, px: np.ndarray) -> np.ndarray:
@@ -542,16 +559,22 @@ def colour_pixels(look: Look, tables: BodyTables, part: np.ndarray, ch: np.ndarr
         cls[m] = _LOWER
     m = part == HAIR_PART
     if m.any():
-        col[m] = _hair_colour(look, x[m] * 2.0, limb[m] * 0.3, px[m])
+        col[m] = _hair_colour(look, x[m], limb[m] * 0.3, px[m])
         cls[m] = _HAIR
     return col, cls
 
 
+def _hair_pattern(rng: np.random.Generator, colour: np.ndarray) -> Pattern:
+    """Strands: noise stretched along the hair (tile rows), light and dark streaks of the hair colour."""
+    streaks = _smooth_noise(rng, _TILE, 0.8, (1.0, 12.0))
+    fine = _smooth_noise(rng, _TILE, 0.5, (1.0, 4.0))
+    tile = colour[None, None, :] * (1.0 + 0.22 * streaks[..., None] + 0.08 * fine[..., None])
+    return Pattern("hair", _pyramid(np.clip(tile, 0, 255).astype(np.float32)), 0.06, colour.copy())
+
+
 def _hair_colour(look: Look, u: np.ndarray, v: np.ndarray, px: np.ndarray) -> np.ndarray:
-    """Hair: its colour with strands (fine stretched noise) and a slight sheen band."""
-    tile = look.hair_tile
-    c = _sample_tile(tile, u * 0.5, v * 0.15, px)
-    return c
+    """Hair: its colour with strands (``u`` across the strands, ``v`` along them, metres)."""
+    return _sample_tile(look.hair_tile, u, v, px)
 
 
 def _head(look: Look, L: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray, z: np.ndarray, px: np.ndarray
@@ -601,7 +624,7 @@ def _head(look: Look, L: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray, z:
         is_hair = hair > 0.5
     hcol = _hair_colour(look, a * 0.09, y, px)
     if look.hair_style == "buzz":
-        hcol = _mix(hcol, look.skin, np.full(n, 0.35, np.float32))
+        hcol = _mix(hcol, look.skin, np.full(n, 0.15, np.float32))
     col = _mix(col, hcol, hair)
     cls[is_hair] = _HAIR
     # a top with a turtle neck covers the neck
@@ -637,7 +660,9 @@ def _torso(look: Look, L: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray, z
         d_neck = np.full(n, -1.0, np.float32)
     d_neck = np.where(z < -0.02, d_neck, np.minimum(d_neck, (neck_base + 0.005) - y))
     # bare torso between the top's hem and the waist band (crop tops)
-    bottom_cloth = _sample_tile(look.bottom, u, y, px)
+    near_waist = y > look.waist - 0.02
+    bottom_cloth = np.zeros((n, 3), np.float32)
+    bottom_cloth[near_waist] = _sample_tile(look.bottom, u[near_waist], y[near_waist], px[near_waist])
     d_top = look.top_hem - y  # > 0: on the top
     d_waist = y - look.waist  # > 0: below the waist band
     col = np.broadcast_to(look.skin, (n, 3)).astype(np.float32).copy()

@@ -357,7 +357,7 @@ def hair_mesh(
     parts = tables.face_parts
     head = joints[j["head"]]
     top = float(rest[np.unique(tables.faces[parts == _P["head"]].reshape(-1)), 1].min())
-    neck_j, spine = joints[j["neck"]], joints[j["spine_mid"]]
+    spine = joints[j["spine_mid"]]
     head_h = float(head[1] - top)
     y_chin = float(head[1] + 0.55 * head_h)
     y_end = y_chin + end * (float(spine[1]) - y_chin)
@@ -374,7 +374,8 @@ def hair_mesh(
     rel_x, rel_z = pts[:, 0] - cx, pts[:, 2] - cz
     ang = np.arctan2(rel_x, rel_z)  # 0 at the back
     rad = np.hypot(rel_x, rel_z)
-    keep = (tables.vertex_parts[cand] == _P["head"]) | (np.abs(ang) < 1.2) | (np.abs(rel_x) < 0.07)
+    # the head, and the torso wherever the hair hangs over it (the back, and the shoulders at its sides)
+    keep = (tables.vertex_parts[cand] == _P["head"]) | (np.abs(ang) < sweep - 0.35) | (np.abs(rel_x) < 0.07)
     ang, rad, py = ang[keep], rad[keep], pts[keep, 1]
     bin_w = 2.0 * sweep / max(around - 1, 1)
     nxt = np.vstack([ys[1:], ys[-1:]])
@@ -387,7 +388,8 @@ def hair_mesh(
         near = np.abs(y_sub[None, :] - ys[:, c, None]) <= slab[:, c, None]  # (rings, n)
         radius[:, c] = np.where(near, r_sub[None, :], 0.0).max(1, initial=0.0)
     radius[radius == 0] = 0.02
-    radius = np.maximum.accumulate(radius + thickness, axis=0)  # hair falls: never tucks in
+    # hair falls: never tucks in; a little more room lower down, where the shoulder blades move
+    radius = np.maximum.accumulate(radius + thickness + 0.012 * tv[:, None], axis=0)
     # no sudden bulges across the sweep: a little smoothing around
     radius = 0.5 * radius + 0.25 * (np.roll(radius, 1, 1) + np.roll(radius, -1, 1))
     verts = np.zeros((rings, around, 3))
@@ -397,10 +399,12 @@ def hair_mesh(
     verts = verts.reshape(-1, 3)
     n_j = skin.shape[1]
     w = np.zeros((rings * around, n_j))
-    follow_head = 1.0 - _smoothstep((verts[:, 1] - y_chin) / max(float(y_end - y_chin), 1e-3))
+    # the head carries the hair down to the chin, the upper back from just below the neck (a short
+    # blend: a long one would swing the hair through the shoulders when the head turns)
+    y_back = y_chin + 0.6 * (float(joints[j["spine_top"], 1]) - y_chin)
+    follow_head = 1.0 - _smoothstep((verts[:, 1] - y_chin) / max(y_back - y_chin, 1e-3))
     w[:, j["head"]] = follow_head
     w[:, j["spine_top"]] = 1.0 - follow_head
-    del neck_j
     attrs = np.zeros((rings, around, len(CHANNELS)), np.float32)
     attrs[..., 0] = tv[:, None]
     attrs[..., 1] = (phi * 0.09)[None, :]

@@ -49,7 +49,14 @@ from glocal_cli.data.keypoints import KEYPOINT_NAMES, Pose
 from glocal_cli.data.layout import IMAGES_DIR, PARSING_DIR
 from glocal_cli.data.synth.anny_look import Look, colour_pixels, sample_look
 from glocal_cli.data.synth.anny_mesh import HAIR_PART, SKIRT_PART, Garment, body_tables, hair_mesh, skirt_mesh
-from glocal_cli.data.synth.anny_poses import RealPoses, frame_cameras, mirror_pose, sample_poses
+from glocal_cli.data.synth.anny_poses import (
+    RealPoses,
+    frame_cameras,
+    merge_real_pose,
+    mirror_keypoints,
+    mirror_pose,
+    sample_poses,
+)
 from glocal_cli.data.synth.poses import view_of
 from glocal_cli.data.synth.writer import image_name, marker_path, write_png
 
@@ -157,10 +164,9 @@ def _yaw_of(orient: np.ndarray) -> float:
     return float(math.atan2(-f[0], -f[2]))
 
 
-def _background(look: Look, height: int, width: int, rng: np.random.Generator, feet: tuple[float, float, float] | None
-                ) -> np.ndarray:
-    """Studio background ``float32 (H, W, 3)``: plain, gradient, wall and floor, or a faint texture,
-    with a soft floor shadow under the feet (``feet``: x, y, half width in pixels)."""
+def _background(look: Look, height: int, width: int, feet_y: float | None = None) -> np.ndarray:
+    """Studio background ``float32 (H, W, 3)``: plain, gradient, wall and floor (the floor line just
+    above ``feet_y``), or a faint wall texture (the same behind every pose of the identity)."""
     bg = look.background
     c1 = np.asarray(bg["colour"], np.float32)
     c2 = np.asarray(bg["colour2"], np.float32)
@@ -168,61 +174,71 @@ def _background(look: Look, height: int, width: int, rng: np.random.Generator, f
     ys = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None, None]
     xs = np.linspace(-1.0, 1.0, width, dtype=np.float32)[None, :, None]
     if kind == "gradient":
-        t = np.clip(ys * 0.8 + 0.2 * xs * xs, 0, 1)
-        img = c1 + (c2 - c1) * t
+        img = c1 + (c2 - c1) * np.clip(ys * 0.8 + 0.2 * xs * xs, 0, 1)
     elif kind == "floor":
-        line = (feet[1] / height - 0.04) if feet is not None else 0.85
+        line = (feet_y / height - 0.04) if feet_y is not None else 0.85
         t = 1.0 / (1.0 + np.exp(-(ys - line) * 60.0))
         img = c1 * (1 - t) + c2 * t + np.zeros_like(xs)
     else:
         img = c1 * (1.0 - 0.05 * ys) + np.zeros_like(xs)
     img = np.broadcast_to(img, (height, width, 3)).astype(np.float32).copy()
     if kind == "texture":
-        srng = np.random.default_rng(int(bg["seed"]))  # the same wall behind every pose
+        srng = np.random.default_rng(int(bg["seed"]))
         tex = bg.get("texture")
         if tex == "stripes":
             period = srng.uniform(0.06, 0.15) * width
             band = (np.mod(np.arange(width) / period, 1.0) < 0.5).astype(np.float32)
             img *= (1.0 - 0.04 * band)[None, :, None]
         elif tex == "tiles":
-            step = int(srng.uniform(0.12, 0.25) * width)
+            step = max(int(srng.uniform(0.12, 0.25) * width), 4)
             grid = np.zeros((height, width), np.float32)
-            grid[::max(step, 4), :] = 1
-            grid[:, ::max(step, 4)] = 1
+            grid[::step, :] = 1
+            grid[:, ::step] = 1
             img *= (1.0 - 0.08 * cv2.GaussianBlur(grid, (3, 3), 0))[..., None]
         else:
             noise = srng.standard_normal((height, width)).astype(np.float32)
             noise = cv2.GaussianBlur(noise, (0, 0), sigmaX=max(width / 40.0, 1.0))
             noise /= max(float(np.abs(noise).max()), 1e-6)
             img *= (1.0 + 0.05 * noise)[..., None]
-    if feet is not None:
-        fx, fy, half = feet
-        yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-        d = ((xx - fx) / max(half * 1.4, 2.0)) ** 2 + ((yy - fy) / max(half * 0.25, 1.5)) ** 2
-        img *= (1.0 - float(bg["shadow"]) * np.exp(-d))[..., None]
+    return img
+
+
+def _floor_shadow(img: np.ndarray, feet: tuple[float, float, float], strength: float) -> np.ndarray:
+    """A soft elliptic shadow under the feet (``feet``: x, y, half width in pixels), in place."""
+    fx, fy, half = feet
+    height, width = img.shape[:2]
+    rx, ry = max(half * 1.4, 2.0), max(half * 0.25, 1.5)
+    y0, y1 = max(int(fy - 3 * ry), 0), min(int(fy + 3 * ry) + 1, height)
+    x0, x1 = max(int(fx - 3 * rx), 0), min(int(fx + 3 * rx) + 1, width)
+    if y1 <= y0 or x1 <= x0:
+        return img
+    yy = ((np.arange(y0, y1, dtype=np.float32) - fy) / ry)[:, None] ** 2
+    xx = ((np.arange(x0, x1, dtype=np.float32) - fx) / rx)[None, :] ** 2
+    img[y0:y1, x0:x1] *= (1.0 - strength * np.exp(-(xx + yy)))[..., None]
     return img
 
 
 def _pick_poses(body: BodyModel, rng: np.random.Generator, k: int, real: RealPoses, fraction: float
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """``K`` poses: orientations, body poses, fitted cameras (NaN rows for sampled poses), fitted feet
-    lines, and where each came from."""
+    """``K`` poses: orientations, body poses, the annotated keypoints of real poses (NaN rows for
+    sampled ones) and which were seen, and where each pose came from."""
     use_real = (rng.random(k) < fraction) if len(real) else np.zeros(k, bool)
     orient, pose = sample_poses(body, rng, k)
-    cams = np.full((k, 3), np.nan, np.float32)
-    feet = np.full(k, np.nan, np.float32)
+    real_xy = np.full((k, 18, 2), np.nan, np.float32)
+    real_vis = np.zeros((k, 18), bool)
     sources = ["sampler"] * k
     for i in np.flatnonzero(use_real):
         j = int(rng.integers(len(real)))
         o, p = real.orient[j:j + 1], real.pose[j:j + 1]
-        cam = real.camera[j].copy()
+        xy, vis = real.keypoints[j], real.visible[j]
         sources[i] = real.names[j]
         if rng.random() < 0.5:
             o, p = mirror_pose(body, o, p)
-            cam[1] = 175.0 - cam[1]  # mirror the placement in the 176-wide frame
+            xy, vis = mirror_keypoints(xy, vis)
             sources[i] += " (mirrored)"
-        orient[i], pose[i], cams[i], feet[i] = o[0], p[0], cam, real.feet[j]
-    return orient, pose, cams, feet, sources
+        orient[i], pose[i] = o[0], merge_real_pose(body, pose[i], p[0], vis)
+        real_xy[i], real_vis[i] = xy, vis
+    return orient, pose, real_xy, real_vis, sources
 
 
 @torch.no_grad()
@@ -297,17 +313,19 @@ def _render(body: BodyModel, seed: int, index: int, k: int, height: int, width: 
     weights = torch.from_numpy(np.concatenate(weights_all))
     rest_normals = vertex_normals(rest[None], faces)[0] if opts.shading else None
 
-    orient_np, pose_np, real_cam, real_feet, sources = _pick_poses(body, rng, k, real, opts.real_pose_fraction)
+    orient_np, pose_np, real_xy, real_vis, sources = _pick_poses(body, rng, k, real, opts.real_pose_fraction)
     if poses_override is not None:
         orient_np, pose_np = (np.asarray(a, np.float32).copy() for a in poses_override)
-        real_cam[:], real_feet[:], sources = np.nan, np.nan, ["given"] * k
+        real_xy[:], sources = np.nan, ["given"] * k
     orient, pose = torch.from_numpy(orient_np), torch.from_numpy(pose_np)
     rot, trans = body.joint_transforms(orient, pose, rest_j.expand(k, -1, -1))
-    blend = torch.einsum("nj,kjxy->knxy", weights, rot)  # linear blend skinning, (K, N, 3, 3)
-    verts = (blend @ rest[None, :, :, None])[..., 0] + torch.einsum("nj,kjx->knx", weights, trans)
+    n_all = weights.shape[0]  # linear blend skinning: (K, N, 3, 3) per-vertex blended rotations
+    blend = (weights @ rot.permute(1, 0, 2, 3).reshape(rot.shape[1], -1)).reshape(n_all, k, 3, 3).transpose(0, 1)
+    verts = torch.einsum("knxy,ny->knx", blend, rest) + torch.einsum("nj,kjx->knx", weights, trans)
     keypoints3d = body(orient, pose, shape.expand(k, -1), vertices=False).keypoints
 
-    cams = frame_cameras(verts[:, :n_body], rng, height, width, real_cam, real_feet, stature, opts.closeup)
+    cams = frame_cameras(verts[:, :n_body], keypoints3d, rng, height, width, real_xy, real_vis, stature,
+                         opts.closeup)
     cam_t = torch.from_numpy(cams)
     xy = verts[..., :2] * cam_t[:, None, :1] + cam_t[:, None, 1:]
     depth = verts[..., 2].contiguous()
@@ -315,41 +333,52 @@ def _render(body: BodyModel, seed: int, index: int, k: int, height: int, width: 
     bodies = RenderedBody(xy, depth, raster)
 
     # ---- per covered pixel: texture channels, colour, class, light
-    mask = raster.face_id >= 0  # (K, H, W)
-    b_idx, r_idx, c_idx = torch.nonzero(mask, as_tuple=True)
-    fid = raster.face_id[b_idx, r_idx, c_idx]
-    bary = raster.bary[b_idx, r_idx, c_idx]  # (n, 3)
-    corner = faces[fid]  # (n, 3)
-    ch = (attrs[corner] * bary[..., None]).sum(1).numpy()
-    part_px = raster.part[b_idx, r_idx, c_idx].numpy()
-    px = (1.0 / cams[:, 0] * (1.7 / max(stature, 0.5)))[b_idx.numpy()].astype(np.float32)
+    hw = height * width
+    flat_face = raster.face_id.reshape(-1)
+    where = torch.nonzero(flat_face >= 0)[:, 0]  # covered pixels, image after image
+    b_idx = torch.div(where, hw, rounding_mode="floor")
+    counts = torch.bincount(b_idx, minlength=k).tolist()
+    # torch's index_select is much faster than advanced indexing on the CPU
+    fid = flat_face.index_select(0, where)
+    bary = raster.bary.reshape(-1, 3).index_select(0, where)  # (n, 3)
+    corner = faces.index_select(0, fid)  # (n, 3)
+    n_px = corner.shape[0]
+    ch = (attrs.index_select(0, corner.reshape(-1)).view(n_px, 3, -1) * bary[..., None]).sum(1).numpy()
+    part_px = raster.part.reshape(-1).index_select(0, where).numpy()
+    px = np.repeat((1.0 / cams[:, 0] * (1.7 / max(stature, 0.5))).astype(np.float32), counts)
     colour, cls = colour_pixels(look, tables, part_px, ch, px)
     if rest_normals is not None:
-        # the normal at the pixel: blended skinning rotations applied to the rest normals
-        n_rest = (rest_normals[corner] * bary[..., None]).sum(1)  # (n, 3)
-        m = (blend[b_idx[:, None], corner] * bary[..., None, None]).sum(1)  # (n, 3, 3)
-        nrm = torch.nn.functional.normalize((m @ n_rest[..., None])[..., 0], dim=-1).numpy()
+        # vertex normals posed by the blended skinning rotations, interpolated at the pixel
+        posed_normals = torch.einsum("knxy,ny->knx", blend, rest_normals)
+        vid = ((b_idx * posed_normals.shape[1])[:, None] + corner).reshape(-1)
+        nrm = (posed_normals.reshape(-1, 3).index_select(0, vid).view(n_px, 3, 3) * bary[..., None]).sum(1)
+        nrm = torch.nn.functional.normalize(nrm, dim=-1).numpy()
         nrm = np.where(nrm[:, 2:3] > 0, -nrm, nrm)  # two-sided: the side facing the camera
         lam = np.maximum(nrm @ look.light, 0.0)
         rim = np.clip(1.0 + nrm[:, 2], 0.0, 1.0) ** 3 * 0.12  # grazing edges: a little darker
         shade = look.ambient + look.diffuse * lam - rim
         colour = colour * (shade[:, None] * look.tint[None, :])
 
-    b_np, r_np, c_np = b_idx.numpy(), r_idx.numpy(), c_idx.numpy()
+    where_np = where.numpy()
     part_map = raster.part.numpy().astype(np.uint8)
     images = np.empty((k, height, width, 3), np.uint8)
-    parsing = np.zeros((k, height, width), np.uint8)
-    parsing[b_np, r_np, c_np] = cls
+    parsing = np.zeros(k * hw, np.uint8)
+    parsing[where_np] = cls
+    parsing = parsing.reshape(k, height, width)
     kp2d = keypoints3d[..., :2] * cam_t[:, None, :1] + cam_t[:, None, 1:]
+    wall = _background(look, height, width) if look.background["kind"] != "floor" else None
+    ends = np.cumsum(counts)
     for i in range(k):
-        sel = b_np == i
+        sel = slice(int(ends[i] - counts[i]), int(ends[i]))
         feet = _feet(xy[i, :n_body].numpy(), part_map[i], height, width)
-        canvas = _background(look, height, width, rng, feet)
-        canvas[r_np[sel], c_np[sel]] = colour[sel]
+        canvas = wall.copy() if wall is not None else _background(look, height, width, feet and feet[1])
+        if feet is not None:
+            _floor_shadow(canvas, feet, float(look.background["shadow"]))
+        canvas.reshape(hw, 3)[where_np[sel] - i * hw] = colour[sel]
         if opts.antialias:
             canvas = _smooth_edges(canvas, part_map[i])
         if opts.noise > 0:
-            grain = np.frombuffer(rng.bytes(height * width), np.uint8).reshape(height, width)
+            grain = np.frombuffer(rng.bytes(hw), np.uint8).reshape(height, width)
             canvas += ((grain % (2 * opts.noise + 1)).astype(np.float32) - opts.noise)[..., None]
         images[i] = np.clip(canvas + 0.5, 0, 255).astype(np.uint8)
     keypoints = _visible_keypoints(kp2d.numpy(), keypoints3d[..., 2].numpy(), raster, height, width)
@@ -420,41 +449,49 @@ def identity_correspondence(ident: RenderedIdentity, pairs: list[tuple[int, int]
                             ) -> BodyCorrespondence:
     """Flow target -> source and visibility of ``pairs`` ``(source, target)`` of one identity.
 
-    :func:`~glocal_cli.body.correspond.correspond` on the pairs of each target together, with the
-    target's maps cropped to its bounding box (the work grows with the target's pixels; outside the
-    box every pixel is background), the flow shifted back to full-frame pixels.
+    :func:`~glocal_cli.body.correspond.correspond` on all pairs at once, with each target's covered
+    pixels packed into one row (every pixel is independent there, and background pixels need no
+    work: they are background in the result), then scattered back into full frames with the flow
+    shifted from the packed to the true pixel positions.
     """
     b, r = ident.bodies, ident.bodies.raster
     k, height, width = r.face_id.shape
-    flow = torch.zeros(len(pairs), height, width, 2)
-    vis = torch.zeros(len(pairs), height, width, dtype=torch.uint8)
+    hw = height * width
+    src_idx = torch.tensor([s for s, _ in pairs])
+    tgt_idx = torch.tensor([t for _, t in pairs])
+    flat_face = r.face_id.reshape(k, hw)
+    img, pix = torch.nonzero(flat_face >= 0, as_tuple=True)  # covered pixels, image by image
+    counts = torch.bincount(img, minlength=k)
+    n_max = max(int(counts.max()), 1)
+    start = torch.cumsum(counts, 0) - counts
+    slot = torch.arange(img.numel()) - start[img]  # position of each covered pixel in its image's row
+    packed = torch.full((k, n_max), hw, dtype=torch.long)  # hw: padding (background)
+    packed[img, slot] = pix
+    valid = packed < hw
+    safe = packed.clamp_max(hw - 1)
+    face_p = torch.where(valid, torch.gather(flat_face, 1, safe), -1)
+    bary_p = torch.gather(r.bary.reshape(k, hw, 3), 1, safe[..., None].expand(-1, -1, 3)) * valid[..., None]
+    depth_p = torch.where(valid, torch.gather(r.depth.reshape(k, hw), 1, safe), torch.inf)
+    part_p = torch.where(valid, torch.gather(r.part.reshape(k, hw), 1, safe), 0)
+    tgt = RenderedBody(b.xy[tgt_idx], b.depth[tgt_idx], Raster(
+        face_p[tgt_idx, None], bary_p[tgt_idx, None], depth_p[tgt_idx, None], part_p[tgt_idx, None]))
+    src = RenderedBody(b.xy[src_idx], b.depth[src_idx],
+                       Raster(r.face_id[src_idx], r.bary[src_idx], r.depth[src_idx], r.part[src_idx]))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        for t in sorted({t for _, t in pairs}):
-            rows = [p for p, (_, tt) in enumerate(pairs) if tt == t]
-            mask = r.face_id[t] >= 0
-            if not bool(mask.any()):
-                continue
-            ys = torch.nonzero(mask.any(1))[:, 0]
-            xs = torch.nonzero(mask.any(0))[:, 0]
-            y0, y1, x0, x1 = int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1
-            n = len(rows)
-            tgt = RenderedBody(b.xy[t].expand(n, -1, -1), b.depth[t].expand(n, -1), Raster(
-                r.face_id[t, y0:y1, x0:x1].expand(n, -1, -1), r.bary[t, y0:y1, x0:x1].expand(n, -1, -1, -1),
-                r.depth[t, y0:y1, x0:x1].expand(n, -1, -1), r.part[t, y0:y1, x0:x1].expand(n, -1, -1)))
-            src_idx = torch.tensor([pairs[p][0] for p in rows])
-            src = RenderedBody(b.xy[src_idx], b.depth[src_idx],
-                               Raster(r.face_id[src_idx], r.bary[src_idx], r.depth[src_idx], r.part[src_idx]))
-            c = correspond(tgt, src, ident.faces, depth_tolerance=depth_tolerance)
-            on = (c.visibility > 0)[..., None]
-            shift = torch.tensor([float(x0), float(y0)])
-            rows_t = torch.tensor(rows)
-            flow[rows_t, y0:y1, x0:x1] = torch.where(on, c.flow - shift, 0.0)
-            vis[rows_t, y0:y1, x0:x1] = c.visibility
+        c = correspond(tgt, src, ident.faces, depth_tolerance=depth_tolerance)
     finally:
         torch.set_num_threads(threads)
-    return BodyCorrespondence(flow, vis)
+    n = len(pairs)
+    where = packed[tgt_idx]  # (n, P) true flat pixel of each packed pixel (hw: padding)
+    true_xy = torch.stack([(where % width).float() - torch.arange(n_max, dtype=torch.float32),
+                           (where // width).float()], -1)
+    flow = torch.zeros(n, hw + 1, 2)
+    vis = torch.zeros(n, hw + 1, dtype=torch.uint8)
+    flow.scatter_(1, where[..., None].expand(-1, -1, 2), c.flow[:, 0] - true_xy)
+    vis.scatter_(1, where, c.visibility[:, 0])
+    return BodyCorrespondence(flow[:, :hw].reshape(n, height, width, 2), vis[:, :hw].reshape(n, height, width))
 
 
 def write_anny_identity(

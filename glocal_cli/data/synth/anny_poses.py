@@ -9,14 +9,15 @@ or the body; legs standing, weight-shifted, crossed or in a walking stride (hip 
 and knee bend drawn inside ``joint_limits``).
 
 **Real poses** (:class:`RealPoses`): ``fit_keypoints`` run once on the rows of
-``fasion-annotation-test.csv`` (``scripts/fit_synth_poses.py``) and shipped as
-``glocal_cli/data/synth/data/anny_poses.npz`` (global orientation, body pose, camera in the 256x176
-frame, the fitted body's height in pixels and its lowest point). A real pose is mirrored with
-probability 0.5 (left and right joints swapped, the rotations reflected).
+``fasion-annotation-test.csv`` (``scripts/make_synth_anny_data.py``) and shipped as
+``glocal_cli/data/synth/data/anny_poses.npz`` (global orientation, body pose, camera, the annotated
+keypoints and which were seen, 256x176 frame). Limbs the annotation does not show (legs below a
+close-up crop, a hand out of the picture) take the sampler's rotations (:func:`merge_real_pose`);
+a real pose is mirrored with probability 0.5 (left and right joints swapped, rotations reflected).
 
-**Framing** (:func:`frame_cameras`): weak-perspective cameras that put the posed body in the frame:
-full length standing on a floor line (px per metre fixed per image, so children come out smaller
-than adults), or a closer crop; real poses keep the fit's framing (zoom and placement) for adults.
+**Framing** (:func:`frame_cameras`): weak-perspective cameras. Sampled poses stand full length on a
+floor line (px per metre fixed per image, so children come out smaller than adults) or are cropped
+closer; real poses take the photo's framing (the body's keypoints fitted onto the annotated ones).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ __all__ = [
     "REAL_POSES_FILE",
     "RealPoses",
     "frame_cameras",
+    "merge_real_pose",
+    "mirror_keypoints",
     "mirror_pose",
     "sample_poses",
 ]
@@ -118,16 +121,14 @@ def _world_rotations(rig: _Rig, local: np.ndarray) -> list[np.ndarray]:
     return out
 
 
-def _set_direction(rig: _Rig, local: np.ndarray, joint: str, child_rest: np.ndarray, target: np.ndarray,
-                   twist: float = 0.0) -> None:
-    """Set ``joint``'s local rotation so that its bone (rest direction joint -> ``child_rest``) points
-    along world direction ``target``, then twist it about the bone."""
+def _direction_rotation(rig: _Rig, parent_rot: np.ndarray, joint: str, child_rest: np.ndarray, target: np.ndarray,
+                        twist: float = 0.0) -> np.ndarray:
+    """The local axis-angle of ``joint`` (whose parent's world rotation is ``parent_rot``) that points
+    its bone (rest direction joint -> ``child_rest``) along world direction ``target``, then twists it."""
     j = rig.names.index(joint)
-    parent_rot = _world_rotations(rig, local)[rig.parents[j]]
     d0 = _unit(child_rest - rig.joints[j])
     want = parent_rot.T @ _unit(target)
-    r = _align(d0, want) @ _rodrigues(d0 * twist)
-    local[j] = _log(r)
+    return _log(_align(d0, want) @ _rodrigues(d0 * twist))
 
 
 def _clamp_limits(rig: _Rig, local: np.ndarray) -> None:
@@ -217,15 +218,17 @@ def sample_poses(body: BodyModel, rng: np.random.Generator, n: int,
             local[names.index("hip_r")][2] = rng.uniform(0.08, 0.16)
             local[names.index("hip_l" if rng.random() < 0.5 else "hip_r")][0] = -0.1
         _clamp_limits(rig, local)
-        # arms from directions (after the spine, which they hang from)
+        # arms from directions (after the spine, which they hang from), relative to the upper body
+        world = _world_rotations(rig, local)
+        spine_rot = world[names.index("spine_top")]
         for s, side in (("l", 1.0), ("r", -1.0)):
             upper, fore, twist = _arm_targets(rng, side)
-            body_rot = _world_rotations(rig, np.concatenate([orient[i][None] * 0, local[1:]]))
-            spine_rot = body_rot[names.index("spine_top")]
-            # directions are relative to the upper body (the arm moves with the spine)
-            shoulder, elbow = f"shoulder_{s}", f"elbow_{s}"
-            _set_direction(rig, local, shoulder, rig.joints[names.index(elbow)], spine_rot @ upper, twist * 0.5)
-            _set_direction(rig, local, elbow, rig.wrist[s], spine_rot @ fore, twist)
+            shoulder, elbow = names.index(f"shoulder_{s}"), names.index(f"elbow_{s}")
+            parent = world[names.index(f"clavicle_{s}")]
+            local[shoulder] = _direction_rotation(rig, parent, f"shoulder_{s}", rig.joints[elbow], spine_rot @ upper,
+                                                  twist * 0.5)
+            local[elbow] = _direction_rotation(rig, parent @ _rodrigues(local[shoulder]), f"elbow_{s}", rig.wrist[s],
+                                               spine_rot @ fore, twist)
         poses[i] = local[1:]
     return orient.astype(np.float32), poses.astype(np.float32)
 
@@ -249,7 +252,8 @@ class RealPoses:
         self.orient = np.zeros((0, 3), np.float32)
         self.pose = np.zeros((0, 14, 3), np.float32)
         self.camera = np.zeros((0, 3), np.float32)
-        self.feet = np.zeros(0, np.float32)
+        self.keypoints = np.zeros((0, 18, 2), np.float32)
+        self.visible = np.zeros((0, 18), bool)
         self.names: list[str] = []
         self.digest = "none"
         if self.path is not None and self.path.is_file():
@@ -257,8 +261,9 @@ class RealPoses:
                 self.orient = d["global_orient"].astype(np.float32)
                 self.pose = d["body_pose"].astype(np.float32)
                 self.camera = d["camera"].astype(np.float32)
-                self.feet = d["feet_y"].astype(np.float32)
-                self.names = [str(n) for n in d["names"]]
+                self.keypoints = d["keypoints"].astype(np.float32)
+                self.visible = np.unpackbits(d["visible"], axis=1, count=18).astype(bool)
+                self.names = bytes(d["names"]).decode("ascii").split("\n")
             self.digest = hashlib.sha256(self.path.read_bytes()).hexdigest()[:16]
 
     def __len__(self) -> int:
@@ -270,30 +275,72 @@ class RealPoses:
         return "deepfashion-test-fits" if len(self) else "none"
 
 
-def frame_cameras(vertices: torch.Tensor, rng: np.random.Generator, height: int, width: int,
-                  real_camera: np.ndarray | None = None, real_feet: np.ndarray | None = None,
+# which keypoint constrains each posable joint (a joint whose keypoint the annotation lacks keeps the
+# sampler's rotation instead of the fit's unconstrained one)
+_CONSTRAINED_BY = {"shoulder_l": "l_elbow", "elbow_l": "l_wrist", "shoulder_r": "r_elbow", "elbow_r": "r_wrist",
+                   "hip_l": "l_knee", "knee_l": "l_ankle", "hip_r": "r_knee", "knee_r": "r_ankle"}
+
+
+_SOFT_LIMITS = {"spine_mid": 0.25, "spine_top": 0.25, "neck": 0.3, "head": 0.3}
+
+
+def merge_real_pose(body: BodyModel, sampled: np.ndarray, fitted: np.ndarray, visible: np.ndarray) -> np.ndarray:
+    """A fitted body pose ``(P, 3)``, its spine, neck and head turns softened (x0.6, at most 0.25-0.3
+    rad per axis), whose limbs the annotation does not show (``visible (18,)``) take the ``sampled``
+    pose's rotations (legs below a close-up crop stand or walk instead of drifting)."""
+    from glocal_cli.data.keypoints import KEYPOINT_NAMES
+
+    names = list(body.pose_joints)
+    out = fitted.copy()
+    # keypoints barely tell the spine, neck and head apart: fits drift to the joint limits there;
+    # soften them to a plausible posture (the picture's keypoints come from the body anyway)
+    for joint, limit in _SOFT_LIMITS.items():
+        j = names.index(joint)
+        out[j] = np.clip(out[j] * 0.6, -limit, limit)
+    for joint, point in _CONSTRAINED_BY.items():
+        if not visible[KEYPOINT_NAMES.index(point)]:
+            out[names.index(joint)] = sampled[names.index(joint)]
+    return out
+
+
+def mirror_keypoints(xy: np.ndarray, visible: np.ndarray, width: float = 176.0) -> tuple[np.ndarray, np.ndarray]:
+    """Keypoints ``(18, 2)`` of a mirrored picture ``width`` wide: x flipped, left and right swapped."""
+    from glocal_cli.data.keypoints import FLIP_PERMUTATION
+
+    perm = list(FLIP_PERMUTATION)
+    out = xy[perm].copy()
+    out[:, 0] = (width - 1.0) - out[:, 0]
+    return out, visible[perm].copy()
+
+
+def frame_cameras(vertices: torch.Tensor, keypoints: torch.Tensor, rng: np.random.Generator, height: int,
+                  width: int, real_xy: np.ndarray | None = None, real_visible: np.ndarray | None = None,
                   body_height: float = 1.7, closeup: float = 0.15) -> np.ndarray:
     """Weak-perspective cameras ``(n, 3)`` = ``(px per metre, tx, ty)`` for posed ``vertices (n, V, 3)``.
 
-    Full length: a 1.75 m adult fills 80-92% of the height, the lowest point on a floor line at 93-98%
-    of the height, centred with a little jitter; with probability ``closeup`` a tighter crop (the
-    head near the top, 1.3-1.8x closer). ``real_camera (n, 3)`` rows that are finite (fits of the
-    annotation, 256x176 frame) keep their zoom and placement when ``body_height`` is adult (above
-    1.5 m), shifted so the body stands where the fitted one stood (``real_feet``: its lowest point).
+    Sampled poses: full length, a 1.75 m adult filling 80-92% of the height (px per metre fixed, so
+    children come out smaller), the lowest point on a floor line at 93-98% of the height, centred
+    with a little jitter; with probability ``closeup`` a tighter crop (head near the top, 1.3-1.8x
+    closer). Real poses (rows of ``real_xy (n, 18, 2)`` in the 256x176 frame that are finite, seen
+    where ``real_visible``): the scale and shift that put the body's ``keypoints (n, 18, 3)`` on the
+    annotated ones (least squares), i.e. the photo's framing.
     """
     v = vertices.detach().cpu().double().numpy()
+    kp = keypoints.detach().cpu().double().numpy()[..., :2]
     n = v.shape[0]
     cams = np.zeros((n, 3))
-    s256 = height / 256.0
+    frame = np.array([width / 176.0, height / 256.0])
     for i in range(n):
         ys, xs = v[i, :, 1], v[i, :, 0]
-        if real_camera is not None and np.isfinite(real_camera[i]).all() and body_height >= 1.5:
-            sc = float(real_camera[i, 0]) * s256 * rng.uniform(0.96, 1.04)
-            tx = float(real_camera[i, 1]) * (width / 176.0) + rng.normal(0, 0.02 * width)
-            ty = float(real_camera[i, 2]) * s256
-            if real_feet is not None and np.isfinite(real_feet[i]):
-                ty += float(real_feet[i]) * s256 - (sc * ys.max() + ty)
-            cams[i] = (sc, tx, ty)
+        if real_xy is not None and real_visible is not None and np.isfinite(real_xy[i]).all():
+            seen = real_visible[i]
+            q = (real_xy[i][seen] + 0.5) * frame - 0.5
+            p = kp[i][seen]
+            pc, qc = p - p.mean(0), q - q.mean(0)
+            sc = float((pc * qc).sum() / max(float((pc * pc).sum()), 1e-9))
+            sc = float(np.clip(sc, 0.4 * height, 3.0 * height)) * rng.uniform(0.97, 1.03)
+            t = q.mean(0) - sc * p.mean(0)
+            cams[i] = (sc, t[0] + rng.normal(0, 0.01 * width), t[1])
             continue
         scale = height * rng.uniform(0.80, 0.92) / 1.75
         floor = height * rng.uniform(0.93, 0.98)

@@ -72,7 +72,8 @@ def stage_costs(identities: int, poses: int, height: int, width: int, folder: Pa
     return out
 
 
-def anny_stage_costs(identities: int, poses: int, height: int, width: int, folder: Path) -> dict[str, float]:
+def anny_stage_costs(identities: int, poses: int, height: int, width: int, folder: Path,
+                     pairs_per_image: int = 2) -> dict[str, float]:
     """CPU ms per image of each stage of the Anny kind, in this process (one thread, like a worker)."""
     import cv2
     import torch
@@ -94,7 +95,7 @@ def anny_stage_costs(identities: int, poses: int, height: int, width: int, folde
     render_anny_identity(body, 0, identities, poses, height, width, real)  # warm-up (first-call costs)
     totals = {"render": 0.0, "image_png": 0.0, "parsing_png": 0.0, "correspondence": 0.0, "correspondence_npz": 0.0}
     n = 0
-    pairs = anny_pairs(poses)
+    pairs = anny_pairs(poses, pairs_per_image)
     for i in range(identities):
         t = time.process_time()
         ident = render_anny_identity(body, 0, i, poses, height, width, real)
@@ -121,14 +122,16 @@ def anny_stage_costs(identities: int, poses: int, height: int, width: int, folde
 
 
 def end_to_end(identities: int, poses: int, size: str, workers: int, seed: int, folder: Path,
-               body: str = "flat") -> dict[str, float]:
+               body: str = "flat", pairs_per_image: int = 2) -> dict[str, float]:
     """One real run of :func:`prepare_synthetic`."""
+    from glocal_cli.data.config import AnnySynthConfig
     from glocal_cli.data.synthetic import prepare_synthetic
 
     cpu0 = _cpu_seconds()
     t0 = time.perf_counter()
     summary = prepare_synthetic(folder, identities=identities, poses_per_identity=poses, size=size, seed=seed,
-                                workers=workers, show_progress=False, body=body)  # fmt: skip
+                                workers=workers, show_progress=False, body=body,
+                                anny=AnnySynthConfig(pairs_per_image=pairs_per_image))  # fmt: skip
     wall = time.perf_counter() - t0
     cpu = _cpu_seconds() - cpu0
     return {
@@ -153,6 +156,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--body", choices=("flat", "anny"), default="flat", help="SynthPeople kind")
+    ap.add_argument("--pairs-per-image", type=int, choices=(1, 2), default=2, help="--body anny: pairs per image")
     ap.add_argument("--stage-identities", type=int, default=10, help="identities for the per-stage costs (0: skip)")
     ap.add_argument("--keep", type=Path, default=None, help="write the dataset here and keep it")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
@@ -174,11 +178,14 @@ def main() -> None:
         if args.stage_identities > 0:
             stage_dir = tmp / "stages"
             stage_dir.mkdir()
-            costs = anny_stage_costs if args.body == "anny" else stage_costs
-            result["stage_cpu_ms"] = costs(args.stage_identities, args.poses, height, width, stage_dir)
+            if args.body == "anny":
+                result["stage_cpu_ms"] = anny_stage_costs(args.stage_identities, args.poses, height, width, stage_dir,
+                                                          args.pairs_per_image)
+            else:
+                result["stage_cpu_ms"] = stage_costs(args.stage_identities, args.poses, height, width, stage_dir)
         out = args.keep if args.keep is not None else tmp / "dataset"
         result["end_to_end"] = end_to_end(args.identities, args.poses, args.size, args.workers, args.seed, out,
-                                          args.body)
+                                          args.body, args.pairs_per_image)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     result["load_after"] = [round(v, 2) for v in os.getloadavg()]

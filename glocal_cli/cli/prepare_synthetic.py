@@ -91,6 +91,10 @@ def synthetic_command(
         float, typer.Option("--real-pose-fraction", min=0.0, max=1.0,
                             help="--body anny: share of poses fitted to real DeepFashion keypoints (the rest sampled).")
     ] = 0.5,
+    pairs_per_image: Annotated[
+        int, typer.Option("--pairs-per-image", min=1, max=2,
+                          help="--body anny: correspondence pairs per target image (1: next pose; 2: also half-way).")
+    ] = 2,
 ) -> None:
     """SynthPeople: procedural people with exact parsing, keypoints and dense correspondence.
 
@@ -123,6 +127,7 @@ def synthetic_command(
         overwrite=overwrite,
         test_fraction=test_fraction,
         body=body,
-        anny=AnnySynthConfig(real_pose_fraction=real_pose_fraction) if body == "anny" else None,
+        anny=AnnySynthConfig(real_pose_fraction=real_pose_fraction, pairs_per_image=pairs_per_image)
+        if body == "anny" else None,
     )
     render_summary(summary, add_body3d(out, body3d) if body3d is not None else None)

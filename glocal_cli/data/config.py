@@ -69,8 +69,13 @@ class AnnySynthConfig:
     """Blend a 3x3 average in at part edges (smooth silhouettes and occlusion edges)."""
     depth_tolerance: float = 0.03
     """Visibility test of the pairs' correspondence, metres (``glocal_cli.body.correspond.correspond``)."""
+    pairs_per_image: int = 2
+    """Pairs (with a correspondence file) whose target each image is: 1 (the next pose is the source) or
+    2 (also the pose half-way round). The correspondence is about a third of the rendering cost per pair."""
 
     def __post_init__(self) -> None:
+        if self.pairs_per_image not in (1, 2):
+            raise ValueError(f"pairs_per_image {self.pairs_per_image} must be 1 or 2")
         if not 0.0 <= self.real_pose_fraction <= 1.0:
             raise ValueError(f"real_pose_fraction {self.real_pose_fraction} must be in [0, 1]")
         if not 0.0 <= self.closeup <= 1.0:

@@ -334,8 +334,7 @@ same meshes (glocal_cli.body.correspond).
 Size {height}x{width}; {identities} identities x {poses} poses; seed {seed}.
 Poses: {pose_source}.
 Splits by identity (no identity in both): train {train} images, test {test} images.
-Pairs within identities: each image is the target of two sources (the next pose and the one half-way
-round), in both splits.
+Pairs within identities, in both splits: each image is the target of {pairs_text}.
 """
 
 
@@ -666,6 +665,8 @@ def _write_index(
         card = _ANNY_CARD.format(
             version=__version__, renderer=ANNY_RENDERER_VERSION, height=height, width=width, identities=identities,
             poses=poses, seed=seed, train=counts["train"], test=counts["test"], pose_source=anny_poses,
+            pairs_text=("one source (the next pose)" if content["options"]["pairs_per_image"] == 1
+                        else "two sources (the next pose and the one half-way round)"),
         )  # fmt: skip
     options = {
         "content": content,

@@ -595,8 +595,8 @@ def _head(look: Look, L: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray, z:
     for side in ("r_eye", "l_eye"):
         e = L[side]
         d = np.sqrt((x - e[0]) ** 2 + ((y - e[1]) * 1.6) ** 2 + (z - e[2]) ** 2)
-        white = _ramp(0.0105 - d, px * 0.5)
-        col = _mix(col, np.array([235, 232, 228], np.float32), white * 0.9)
+        white = _ramp(0.009 - d, px * 0.5)
+        col = _mix(col, np.array([222, 218, 212], np.float32), white * 0.6)
         d_iris = np.sqrt((x - e[0]) ** 2 + (y - e[1]) ** 2 + (z - e[2]) ** 2)
         col = _mix(col, look.iris, _ramp(0.0058 - d_iris, px * 0.5))
         col = _mix(col, np.array([10, 10, 12], np.float32), _ramp(0.0028 - d_iris, px * 0.5))

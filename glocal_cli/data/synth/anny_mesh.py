@@ -319,8 +319,8 @@ def skirt_mesh(
     drape = np.zeros((rings, around + 1, n_j))
     t_leg = np.clip((ys - hip[1]) / max(float(knee[1] - hip[1]), 1e-3), 0.0, 1.0)[:, None]
     side = np.clip(sx, -1.0, 1.0)[None, :]
-    wl = 0.45 * t_leg * 0.5 * (1.0 + side)
-    wr = 0.45 * t_leg * 0.5 * (1.0 - side)
+    wl = 0.8 * t_leg * 0.5 * (1.0 + side)
+    wr = 0.8 * t_leg * 0.5 * (1.0 - side)
     drape[..., j["hip_l"]] = wl
     drape[..., j["hip_r"]] = wr
     drape[..., j["pelvis"]] = 1.0 - wl - wr

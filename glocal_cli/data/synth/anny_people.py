@@ -317,6 +317,8 @@ def _render(body: BodyModel, seed: int, index: int, k: int, height: int, width: 
     if poses_override is not None:
         orient_np, pose_np = (np.asarray(a, np.float32).copy() for a in poses_override)
         real_xy[:], sources = np.nan, ["given"] * k
+    if look.has_skirt and poses_override is None:
+        _narrow_stride(body, pose_np)
     orient, pose = torch.from_numpy(orient_np), torch.from_numpy(pose_np)
     rot, trans = body.joint_transforms(orient, pose, rest_j.expand(k, -1, -1))
     n_all = weights.shape[0]  # linear blend skinning: (K, N, 3, 3) per-vertex blended rotations
@@ -386,6 +388,15 @@ def _render(body: BodyModel, seed: int, index: int, k: int, height: int, width: 
     return RenderedIdentity(look, images, parsing, keypoints, yaws, sources, bodies, faces, part_map, attrs)
 
 
+def _narrow_stride(body: BodyModel, pose: np.ndarray) -> None:
+    """In place: hips of a skirt or dress wearer swing and spread at most 0.3 rad (legs stay under it)."""
+    names = list(body.pose_joints)
+    for joint in ("hip_l", "hip_r"):
+        j = names.index(joint)
+        pose[:, j, 0] = np.clip(pose[:, j, 0] * 0.7, -0.3, 0.3)
+        pose[:, j, 2] = np.clip(pose[:, j, 2], -0.3, 0.3)
+
+
 def _feet(xy: np.ndarray, part: np.ndarray, height: int, width: int) -> tuple[float, float, float] | None:
     """Floor shadow anchor: the lowest body point's x, y and the body's half width, when the feet show."""
     feet_ids = (_P["foot.L"], _P["foot.R"])
@@ -435,12 +446,13 @@ def _visible_keypoints(xy: np.ndarray, z: np.ndarray, raster: Raster, height: in
     return out
 
 
-def anny_pairs(k: int) -> list[tuple[int, int]]:
-    """``(source, target)`` pose indices of an identity's pairs: each pose is the target of the next
-    pose and of the one half-way round (``2 K`` pairs for ``K >= 3``), in target order."""
+def anny_pairs(k: int, per_image: int = 2) -> list[tuple[int, int]]:
+    """``(source, target)`` pose indices of an identity's pairs, in target order: each pose is the
+    target of the next pose and (``per_image`` 2, ``K >= 3``) of the one half-way round."""
     out = []
     for j in range(k):
-        for i in sorted({(j + 1) % k, (j + k // 2) % k} - {j}):
+        sources = {(j + 1) % k} if per_image == 1 else {(j + 1) % k, (j + k // 2) % k}
+        for i in sorted(sources - {j}):
             out.append((i, j))
     return out
 
@@ -526,7 +538,7 @@ def write_anny_identity(
             "yaw": round(ident.yaws[k], 5),
             "pose": ident.pose_sources[k],
         })
-    pairs = anny_pairs(poses_per_identity)
+    pairs = anny_pairs(poses_per_identity, opts.pairs_per_image)
     corr = identity_correspondence(ident, pairs, opts.depth_tolerance)
     for p, (s, t) in enumerate(pairs):
         maps = corr.maps(p)

@@ -8,6 +8,16 @@
 * :mod:`~glocal_cli.data.synth.render`: the renderer with its ground truth;
 * :mod:`~glocal_cli.data.synth.writer`: one identity rendered and written (the parallel unit).
 
+``--body anny`` (people on real body shapes, exact correspondence through the 3D body meshes):
+
+* :mod:`~glocal_cli.data.synth.anny_mesh`: the reduced render mesh, texture coordinates, skirt and
+  hair meshes;
+* :mod:`~glocal_cli.data.synth.anny_look`: identities (body shape, skin, hair, clothes, patterns,
+  logos, light, background) and the colour and class of every covered pixel;
+* :mod:`~glocal_cli.data.synth.anny_poses`: the pose sampler, the shipped real-pose fits, framing;
+* :mod:`~glocal_cli.data.synth.anny_people`: rendering an identity's poses as one batch, keypoints,
+  pair correspondence, files.
+
 The dataset command is :func:`glocal_cli.data.synthetic.prepare_synthetic`; correspondence from
 surface maps is :mod:`glocal_cli.data.correspondence`.
 """

@@ -191,10 +191,8 @@ def _smooth_noise(rng: np.random.Generator, size: int, blur: float, anisotropy: 
     """Wrap-around smooth noise in ``[-1, 1]`` roughly (``(size, size)``)."""
     raw = rng.standard_normal((size, size)).astype(np.float32)
     big = np.tile(raw, (3, 3))
-    k = (max(1, int(blur * anisotropy[0]) | 1), max(1, int(blur * anisotropy[1]) | 1))
     sm = cv2.GaussianBlur(big, (0, 0), sigmaX=blur * anisotropy[0], sigmaY=blur * anisotropy[1])[size:2 * size,
                                                                                                  size:2 * size]
-    del k
     return sm / max(float(np.abs(sm).max()), 1e-6)
 
 
@@ -241,8 +239,6 @@ def _make_pattern(rng: np.random.Generator, kind: str, c1: np.ndarray, c2: np.nd
             r = int(hi * rng.uniform(0.04, 0.1))
             for ox in (-hi, 0, hi):  # wrap-around
                 for oy in (-hi, 0, hi):
-                    if rng.random() < 0.0:
-                        continue
                     if r > 0:
                         if (cx + cy) % 3 == 0:  # a small flower: five petals around a dot
                             for k in range(5):
@@ -516,8 +512,6 @@ def colour_pixels(look: Look, tables: BodyTables, part: np.ndarray, ch: np.ndarr
     col = np.zeros((n, 3), np.float32)
     cls = np.zeros(n, np.uint8)
     limb, x, y, z = ch[:, 0], ch[:, 1], ch[:, 2], ch[:, 3]
-    lm = look.landmarks if hasattr(look, "landmarks") else None
-    del lm
     L = tables.landmarks
 
     # ---- head: hair cap, face (eyes, brows, lips), neck
@@ -537,7 +531,7 @@ def colour_pixels(look: Look, tables: BodyTables, part: np.ndarray, ch: np.ndarr
         sleeve = look.sleeve - lm_
         cover = _ramp(sleeve * 0.28, px[m])
         cloth = _sample_tile(look.top, u, lm_ * 0.28, px[m])
-        col[m] = _mix(np.broadcast_to(look.skin, (int(m.sum()), 3)).astype(np.float32), cloth.T.T, cover)
+        col[m] = _mix(np.broadcast_to(look.skin, (int(m.sum()), 3)).astype(np.float32), cloth, cover)
         cls[m] = np.where(sleeve > 0, _UPPER, _ARMS)
         # a cuff line at the end of long sleeves and a hem on short ones
         if look.sleeve > 0.1:
@@ -687,6 +681,7 @@ def _torso(look: Look, L: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray, z
 
 def _logo(p: Pattern, col: np.ndarray, u: np.ndarray, y: np.ndarray, neck_y: float, px: np.ndarray,
           on_top: np.ndarray) -> np.ndarray:
+    """The pattern's logo alpha-blended over ``col`` on the chest (or the back)."""
     logo = p.logo
     assert logo is not None
     h, w = logo.shape[:2]
@@ -694,25 +689,30 @@ def _logo(p: Pattern, col: np.ndarray, u: np.ndarray, y: np.ndarray, neck_y: flo
     height = width * h / w
     centre_y = neck_y + 0.13 + height * 0.3
     uu = u if not p.logo_back else (np.where(u > 0, u, u + 2 * np.pi * 0.14) - np.pi * 0.14)
-    fx = (uu / width + 0.5) * w - 0.5
-    fy = ((y - centre_y) / height + 0.5) * h - 0.5
-    inside = (fx > -1) & (fx < w) & (fy > -1) & (fy < h) & on_top
+    fx = uu / width + 0.5
+    fy = (y - centre_y) / height + 0.5
+    inside = (fx > -0.02) & (fx < 1.02) & (fy > -0.02) & (fy < 1.02) & on_top
     if not inside.any():
         return col
-    fx, fy = fx[inside], fy[inside]
-    x0, y0 = np.floor(fx), np.floor(fy)
-    ax, ay = (fx - x0)[:, None], (fy - y0)[:, None]
-    x0i, y0i = np.clip(x0.astype(int), 0, w - 1), np.clip(y0.astype(int), 0, h - 1)
-    x1i, y1i = np.clip(x0i + 1, 0, w - 1), np.clip(y0i + 1, 0, h - 1)
-    # box-filter the logo down to the pixel footprint: sample a pre-blurred copy when it is small
-    sample = ((logo[y0i, x0i] * (1 - ax) + logo[y0i, x1i] * ax) * (1 - ay)
-              + (logo[y1i, x0i] * (1 - ax) + logo[y1i, x1i] * ax) * ay)
-    edge_x = np.minimum(fx + 1, w - fx) / max(w / 20, 1)
-    del edge_x
+    # minified like the tiles: a level of the logo's pyramid near the pixel footprint (no aliasing)
+    level = int(np.clip(np.round(np.log2(max(float(np.median(px[inside])) / (width / w), 1e-6))), 0, 6))
+    img = logo
+    for _ in range(level):
+        if min(img.shape[:2]) < 4:
+            break
+        img = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    lh, lw = img.shape[:2]
+    x = np.clip(fx[inside] * lw - 0.5, 0, lw - 1)
+    yv = np.clip(fy[inside] * lh - 0.5, 0, lh - 1)
+    x0, y0 = np.floor(x).astype(int), np.floor(yv).astype(int)
+    ax, ay = (x - x0)[:, None], (yv - y0)[:, None]
+    x1, y1 = np.minimum(x0 + 1, lw - 1), np.minimum(y0 + 1, lh - 1)
+    sample = ((img[y0, x0] * (1 - ax) + img[y0, x1] * ax) * (1 - ay)
+              + (img[y1, x0] * (1 - ax) + img[y1, x1] * ax) * ay)
+    # the logo's alpha is 0 at its border, so the clamped lookup just outside it adds nothing
     alpha = sample[:, 3]
     out = col.copy()
     out[inside] = col[inside] + (sample[:, :3] - col[inside]) * alpha[:, None]
-    del px
     return out
 
 
@@ -738,9 +738,7 @@ def _legs(look: Look, limb: np.ndarray, around: np.ndarray, y: np.ndarray, px: n
         cls[d > 0] = _LOWER
     d_shoe = np.where(foot, 1.0, (limb - look.shoe_top) * 0.4)
     shoe = np.broadcast_to(look.shoes, (n, 3)).astype(np.float32)
-    sole = (limb > 2.0) & (y > 0.0)
     shoe = np.where(((y > np.float32(0.838)) & foot)[:, None], look.sole, shoe)
-    del sole
     col = _mix(col, shoe, _ramp(d_shoe, px))
     cls[d_shoe > 0] = _SHOES
     return col, cls

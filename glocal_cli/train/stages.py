@@ -102,6 +102,7 @@ class StageContext:
 PARSING_OPTIONS = (
     "prepare the data with parsing maps (glocal prepare-data ... --parsing DIR: your own or the "
     "community's parsing for the benchmark; then --stage all trains the semantic stage first)",
+    "render parsing maps from fitted 3D bodies (glocal prepare-data ... --parsing body3d)",
     "start from weights whose semantic network is trained (--weights DIR)",
 )
 """What a user can do when the generator would read parsings from an untrained semantic network."""

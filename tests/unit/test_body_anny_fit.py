@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from glocal_cli.body import BODY_PARTS, load_body_model
-from glocal_cli.body.anny_body import AnnyBody, axis_angle_to_matrix
+from glocal_cli.body.anny_body import AnnyBody
+from glocal_cli.body.base import axis_angle_to_matrix
 from glocal_cli.body.config import BodyConfig, BodyFitConfig
 from glocal_cli.body.fit import FitResult, fit_keypoints, project, yaw_rotvec
 from glocal_cli.body.pair import body_parsing, fit_poses, render_fits

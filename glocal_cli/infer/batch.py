@@ -476,7 +476,7 @@ def _write_item(task: Task, paths: dict[str, Path], mode: str, cfg: InferConfig,
                 transform: FrameTransform) -> None:
     from glocal_cli.data.masks import load_mask
     from glocal_cli.data.parsing import colorize
-    from glocal_cli.infer.composite import inpaint_composite, mask_to_canvas, paste_into
+    from glocal_cli.infer.composite import full_res_transfer, inpaint_composite, mask_to_canvas, paste_into
 
     result = arrays["result"]
     final, masked = result, arrays.get("masked")
@@ -492,6 +492,8 @@ def _write_item(task: Task, paths: dict[str, Path], mode: str, cfg: InferConfig,
             warn(f"{task.source}: {note}")
         masked = original.copy()
         masked[hole] = 255
+    elif cfg.paste_back and mode == "transfer" and arrays.get("detail") is not None:
+        final = full_res_transfer(load_image(task.source), result, transform, *arrays["detail"])
     elif cfg.paste_back and mode == "transfer":
         final = paste_into(load_image(task.source), result, transform)
     save_image(paths["result"], final)
@@ -602,6 +604,8 @@ def run_job(pipeline: Any, spec: JobSpec, cfg: InferConfig | None = None, show_p
                             arrays["flow"] = result.flow[j].numpy()
                         if result.preview is not None:
                             arrays["preview"] = result.preview[j]
+                        if result.detail is not None:
+                            arrays["detail"] = tuple(result.detail[k][j].numpy() for k in ("blend", "warped", "flow"))
                         for note in result.notes[j] if result.notes else ():
                             warn(f"{task.name}: {note}")  # per item: which result did not get the 3D flow
                             report.notes.append(Failure.of(task, "note", note))

@@ -16,7 +16,8 @@ import numpy as np
 
 from glocal_cli.data.images import FrameTransform, Resample, resize_image
 
-__all__ = ["canvas_box", "feather_fill", "frame_to_canvas", "inpaint_composite", "mask_to_canvas", "paste_into"]
+__all__ = ["canvas_box", "feather_fill", "frame_to_canvas", "full_res_transfer", "inpaint_composite", "mask_to_canvas",
+           "paste_into"]
 
 
 def canvas_box(transform: FrameTransform, canvas_hw: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -152,3 +153,54 @@ def inpaint_composite(original: np.ndarray, hole: np.ndarray, frame_result: np.n
     per_frame_px = orig.shape[1] / transform.resized_width
     out[y0:y1, x0:x1] = feather_fill(orig[y0:y1, x0:x1], region, hole[y0:y1, x0:x1], feather * per_frame_px)
     return out, notes
+
+
+def full_res_transfer(original: np.ndarray, frame_image: np.ndarray, transform: FrameTransform,
+                      blend: np.ndarray, warped: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """A pose-transfer result pasted into the photo at the photo's own resolution, with what the source
+    shows copied *sharp* (the final, visibility-gated blend of the generator, at full resolution).
+
+    The model works in its frame (e.g. 128x88); its output is ``image = m * warp(I_s) + (1 - m) * decoded
+    + residual`` (``model.pixel_blend``). Upsampling that picture blurs the copied texture. Here the
+    low-resolution warp is replaced by the photo itself warped by the same flow at the photo's
+    resolution: ``out = up(image) + up(m) * (warp_full(photo) - up(warp(I_s)))``, which equals
+    ``m * warp_full(photo) + (1 - m) * up(decoded) + up(residual)`` up to the interpolation.
+
+    ``blend`` ``float (1, H, W)`` is ``m``; ``warped`` ``float (3, H, W)`` in ``[-1, 1]`` the model's own
+    warp of the framed source; ``flow`` ``float (2, h, w)`` the normalised (``grid_sample``) flow that
+    made it, target -> source, both in the frame of ``transform`` (transfer keeps the source's frame).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    orig = np.asarray(original, np.uint8)
+    ch, cw = orig.shape[:2]
+    out = orig.copy()
+    x0, y0, x1, y1 = canvas_box(transform, (ch, cw))
+    fh, fw = transform.frame_height, transform.frame_width
+    kx, ky = cw / transform.resized_width, ch / transform.resized_height  # photo pixels per resized pixel
+    # frame coordinates of the region's photo pixel centres
+    fx = (np.arange(x0, x1) + 0.5) / kx - 0.5 + transform.offset_x
+    fy = (np.arange(y0, y1) + 0.5) / ky - 0.5 + transform.offset_y
+    gy, gx = np.meshgrid(fy, fx, indexing="ij")
+    grid = torch.from_numpy(np.stack([(gx + 0.5) / fw * 2 - 1, (gy + 0.5) / fh * 2 - 1], -1)).float()[None]
+
+    def sample(t: np.ndarray, g: torch.Tensor) -> torch.Tensor:
+        return F.grid_sample(torch.as_tensor(np.asarray(t, np.float32))[None], g, mode="bilinear",
+                             padding_mode="border", align_corners=False)[0]
+
+    d = sample(flow, grid)  # (2, rh, rw) normalised offsets
+    sx = gx + d[0].numpy() * fw / 2  # source frame coordinates
+    sy = gy + d[1].numpy() * fh / 2
+    cx = (sx - transform.offset_x + 0.5) * kx - 0.5  # source photo coordinates
+    cy = (sy - transform.offset_y + 0.5) * ky - 0.5
+    photo_grid = torch.from_numpy(np.stack([(cx + 0.5) / cw * 2 - 1, (cy + 0.5) / ch * 2 - 1], -1)).float()[None]
+    warp_full = sample(orig.transpose(2, 0, 1), photo_grid)  # (3, rh, rw) in 0..255
+    warp_low = (sample(warped, grid) + 1.0) * 127.5
+    m = sample(blend, grid).clamp(0, 1)
+    # the model's picture and its own warp upsampled alike (bilinear), so that where m = 1 and the
+    # picture is the warp, the result is exactly the photo warped at full resolution
+    region = sample(np.asarray(frame_image, np.float32).transpose(2, 0, 1), grid)
+    res = (region + m * (warp_full - warp_low)).permute(1, 2, 0).numpy()
+    out[y0:y1, x0:x1] = np.clip(np.rint(res), 0, 255).astype(np.uint8)
+    return out

@@ -58,8 +58,13 @@ class InferConfig:
     preview: bool = False
     """Also write ``<name>_preview.png``: fitted mesh over the source and the result, target parts, flow,
     visibility and warped source, to check the fit at a glance."""
-    paste_back: bool = False
-    """Write results in the source image's original canvas instead of the model frame."""
+    paste_back: bool = True
+    """Write results in the source photo's own canvas and resolution (the model frame is internal); off =
+    the model-frame picture."""
+    full_res_blend: bool = True
+    """Pose transfer written at the photo's size: copy what the source shows from the photo itself, warped at
+    full resolution (the generator's visibility-gated pixel blend, redone at the photo's resolution), instead
+    of upsampling the model-frame picture. Needs weights with model.pixel_blend."""
     fps: float = 10.0
     """Frames per second of --video."""
     writer_threads: int = 2

@@ -144,6 +144,9 @@ class BatchOutput:
     """Per item (transfer): ``body3d``, ``learned`` or ``hybrid``, the flow the model actually used."""
     preview: list[PreviewMaps] | None = None
     """Per item: the maps of its preview picture (when asked for)."""
+    detail: dict[str, torch.Tensor] | None = None
+    """Transfer with ``model.pixel_blend``: ``blend (B, 1, H, W)``, ``warped (B, 3, H, W)`` in [-1, 1] and
+    ``flow (B, 2, H, W)`` (normalised) for :func:`glocal_cli.infer.composite.full_res_transfer`."""
 
 
 @dataclass
@@ -358,9 +361,13 @@ class GLocalPipeline:
                     preview = self._preview_maps(batch, parts, pairs, use, refine, parsing_labels)
                     for i, maps in enumerate(preview):
                         maps.label = "; ".join([f"flow used: {flow_used[i]}", *notes[i]])
+            detail = None
+            if mode == "transfer" and "blend" in parts and self.config.full_res_blend:
+                detail = {k: parts[k].float().cpu() for k in ("blend", "warped", "flow")}
             return BatchOutput(result.cpu(), parsing_labels.to(torch.uint8).cpu(),
                                None if masked is None else _to_hwc_uint8(masked).cpu(),
-                               None if frame_mask is None else frame_mask.cpu(), flow_pic, notes, flow_used, preview)
+                               None if frame_mask is None else frame_mask.cpu(), flow_pic, notes, flow_used, preview,
+                               detail)
 
     def _transfer_parts(self, image: torch.Tensor, source_pose: torch.Tensor, target_pose: torch.Tensor,
                         source_parsing: torch.Tensor, pairs: Any, use: torch.Tensor, refine: bool
@@ -396,6 +403,8 @@ class GLocalPipeline:
                 "visibility": resample(res.visibility.float(), (h, w)).clamp(0, 1),
                 "warped": res.warped_source.float(),
             }
+            if res.features is not None and res.features.blend_mask is not None:
+                part["blend"] = res.features.blend_mask.float()
             for key, value in part.items():
                 if whole:
                     out[key] = value
@@ -494,7 +503,12 @@ class GLocalPipeline:
                 holes: list[np.ndarray | None] | None = None) -> list[Any]:
         """Results of one batch: in the frame, or (``paste_back``) in the photo as given; in inpainting
         the latter keeps every known pixel and takes only the holes from the model."""
-        from glocal_cli.infer.composite import inpaint_composite, mask_to_canvas, paste_into
+        from glocal_cli.infer.composite import (
+            full_res_transfer,
+            inpaint_composite,
+            mask_to_canvas,
+            paste_into,
+        )
 
         results = []
         for i, item in enumerate(items):
@@ -509,6 +523,9 @@ class GLocalPipeline:
                     for note in more:
                         warn(f"source {i}: {note}")
                     notes[i] += more
+                elif out.detail is not None:
+                    final = full_res_transfer(item.original, frame, item.transform,
+                                              *(out.detail[k][i].numpy() for k in ("blend", "warped", "flow")))
                 else:
                     final = paste_into(item.original, frame, item.transform)
             img = _from_uint8(final, kinds[i])
@@ -528,11 +545,13 @@ class GLocalPipeline:
 
     def transfer_batch(self, sources: Sequence[Any], target_poses: Sequence[Any],
                        source_poses: Sequence[Any] | None = None, source_parsings: Sequence[Any] | None = None,
-                       paste_back: bool = False, return_details: bool = False, flow: str | None = None,
+                       paste_back: bool | None = None, return_details: bool = False, flow: str | None = None,
                        preview: bool | None = None) -> list[Any]:
         """:meth:`transfer` for lists (one forward pass per ``config.batch_size`` items; the 3D body fits of a
         batch are one batched fit, and a source's fit is reused for all its target poses)."""
         self.flow_mode(flow)
+        if paste_back is None:
+            paste_back = self.config.paste_back
         want_preview = bool(self.config.preview if preview is None else preview) and return_details
         n = len(sources)
         if len(target_poses) != n:
@@ -570,7 +589,7 @@ class GLocalPipeline:
         return results
 
     def transfer(self, source: Any, target_pose: Any, source_pose: Any = None, source_parsing: Any = None,
-                 paste_back: bool = False, return_details: bool = False, flow: str | None = None,
+                 paste_back: bool | None = None, return_details: bool = False, flow: str | None = None,
                  preview: bool | None = None) -> Any:
         """Re-pose the person of ``source`` to ``target_pose``.
 
@@ -583,8 +602,9 @@ class GLocalPipeline:
         Without ``source_pose`` the keypoint backend detects it. ``source_parsing``: an ``(H, W)`` label
         map, ``(8, H, W)`` one-hot or a label PNG; estimated when omitted (``config.source_parsing``).
         ``flow``: ``body3d``, ``learned`` or ``hybrid`` for this call (default: the pipeline's, else
-        ``config.flow``). Returns the result of the input's kind, in the model frame (or the source canvas
-        with ``paste_back``); with ``return_details`` a :class:`PipelineResult` (its ``flow_used``, ``notes``
+        ``config.flow``). Returns the result of the input's kind in the source photo's canvas and resolution
+        (``paste_back``, default ``config.paste_back``: what the source shows copied sharp from the photo,
+        ``config.full_res_blend``), or in the model frame with ``paste_back=False``; with ``return_details`` a :class:`PipelineResult` (its ``flow_used``, ``notes``
         and, with ``preview=True`` or ``config.preview``, the check picture ``preview``).
         """
         return self.transfer_batch([source], [target_pose], [source_pose], [source_parsing], paste_back,

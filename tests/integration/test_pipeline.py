@@ -29,8 +29,10 @@ def pipe(weights):
 def test_transfer_returns_the_input_kind(pipe):
     pose = standing_pose(120, 80)
     img = (np.random.default_rng(0).random((120, 80, 3)) * 255).astype(np.uint8)
-    out = pipe.transfer(Image.fromarray(img), pose, source_pose=pose)
-    assert isinstance(out, Image.Image) and out.size == (24, 32)
+    out = pipe.transfer(Image.fromarray(img), pose, source_pose=pose)  # default: the photo's own size
+    assert isinstance(out, Image.Image) and out.size == (80, 120)
+    frame = pipe.transfer(Image.fromarray(img), pose, source_pose=pose, paste_back=False)
+    assert isinstance(frame, Image.Image) and frame.size == (24, 32)
     arr = pipe.transfer(img, pose, source_pose=pose, paste_back=True)
     assert isinstance(arr, np.ndarray) and arr.shape == (120, 80, 3) and arr.dtype == np.uint8
     t = pipe.transfer(torch.rand(3, 32, 24) * 2 - 1, standing_pose(32, 24), source_pose=standing_pose(32, 24))

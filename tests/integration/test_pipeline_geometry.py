@@ -58,7 +58,9 @@ def test_paste_back_of_a_cropped_source_lands_on_the_original(pipe):
     pose = standing_pose(64, 40)
     pose[:, 0] += 180
     pose[:, 1] += 32
-    res = pipe.transfer(img, pose, source_pose=pose, paste_back=True, return_details=True)
+    # the plain paste-back (infer.full_res_blend off): the frame result resized into the crop
+    res = pipe.with_config(full_res_blend=False).transfer(img, pose, source_pose=pose, paste_back=True,
+                                                          return_details=True)
     out = res.image
     t = res.source.transform
     assert t.offset_x < 0  # the photo was cropped to fit

@@ -624,7 +624,7 @@ def _head(look: Look, L: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray, z:
     # a top with a turtle neck covers the neck
     if look.neckline == "turtle":
         cover = y > jaw + 0.02
-        c = _sample_tile(look.top, np.arctan2(x, -z) * 0.06, y, px[cover]) if cover.any() else None
+        c = _sample_tile(look.top, np.arctan2(x[cover], -z[cover]) * 0.06, y[cover], px[cover]) if cover.any() else None
         if c is not None:
             col[cover] = c
             cls[cover] = _UPPER

@@ -1,0 +1,52 @@
+"""The full-resolution pixel blend of pose transfer (``infer.full_res_blend``): what the source shows comes
+from the photo itself, warped at the photo's resolution."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from glocal_cli.data.images import fit_to_frame
+from glocal_cli.infer.composite import full_res_transfer
+
+
+def _photo(h: int, w: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return (rng.random((h, w, 3)) * 255).astype(np.uint8)  # fine texture a 32x24 frame cannot hold
+
+
+def _frame(photo: np.ndarray, fh: int = 32, fw: int = 24):
+    framed, transform = fit_to_frame(photo, fh, fw)
+    warped = framed.astype(np.float32).transpose(2, 0, 1) / 127.5 - 1.0
+    return framed, transform, warped
+
+
+def test_blend_one_with_identity_flow_returns_the_photo_sharp() -> None:
+    photo = _photo(128, 96)
+    framed, t, warped = _frame(photo)
+    flow = np.zeros((2, 32, 24), np.float32)
+    out = full_res_transfer(photo, framed, t, np.ones((1, 32, 24), np.float32), warped, flow)
+    assert out.shape == photo.shape
+    # the model's picture is its warp (m = 1): the result is the photo itself, not the 32x24 picture upsampled
+    assert np.abs(out.astype(int) - photo.astype(int)).max() <= 1
+
+
+def test_blend_zero_is_the_upsampled_model_picture() -> None:
+    photo = _photo(128, 96)
+    framed, t, warped = _frame(photo)
+    flow = np.zeros((2, 32, 24), np.float32)
+    result = np.full_like(framed, 77)
+    out = full_res_transfer(photo, result, t, np.zeros((1, 32, 24), np.float32), warped, flow)
+    assert np.abs(out.astype(int) - 77).max() <= 1  # no photo detail where m = 0
+
+
+def test_a_shift_copies_the_photo_shifted_at_full_resolution() -> None:
+    photo = _photo(128, 96)
+    framed, t, warped = _frame(photo)
+    # every target pixel samples the source one frame pixel to the right (= 4 photo pixels)
+    flow = np.zeros((2, 32, 24), np.float32)
+    flow[0] = 2.0 / 24
+    model_warp = np.concatenate([warped[:, :, 1:], warped[:, :, -1:]], axis=2)
+    result = np.rint((model_warp.transpose(1, 2, 0) + 1) * 127.5).astype(np.uint8)
+    out = full_res_transfer(photo, result, t, np.ones((1, 32, 24), np.float32), model_warp, flow)
+    inner = out[8:-8, 8:-12].astype(int)
+    assert np.abs(inner - photo[8:-8, 12:-8].astype(int)).mean() < 2.0

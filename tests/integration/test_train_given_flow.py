@@ -11,26 +11,14 @@ import torch
 from glocal_cli.errors import DataError
 from glocal_cli.train.stages import given_flow_inputs
 from glocal_cli.train.trainer import train
+from tests.integration.conftest import make_synth
 
 FAST = ["train.log_every=1", "train.val_every=2", "train.val_pairs=4", "train.image_every=2"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def synth_data(tmp_path_factory) -> Path:
-    from glocal_cli.data.synthetic import prepare_synthetic
-
-    out = tmp_path_factory.mktemp("synth-given") / "synth-32"
-    prepare_synthetic(out, identities=5, poses_per_identity=3, size=(32, 24), seed=1, workers=1,
-                      show_progress=False, test_fraction=0.4)
-    return out
+    return make_synth(tmp_path_factory, "synth-given", identities=5, poses=3, seed=1, test_fraction=0.4)
 
 
 def test_given_flow_inputs_classes() -> None:

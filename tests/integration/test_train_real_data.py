@@ -9,33 +9,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 from glocal_cli.errors import DataError
 from glocal_cli.train.trainer import train
+from tests.integration.conftest import make_synth
 from tests.integration.test_prepare_folder import user_photos  # noqa: F401 - a fixture (photos of two people)
 
 FAST = ["train.log_every=1", "train.val_every=0", "train.image_every=1000", "train.ckpt_every=1000"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def synth_data(tmp_path_factory) -> Path:
     """SynthPeople at 32x24: 8 identities x 4 poses (6 train identities, 2 test), with surface maps."""
-    from glocal_cli.data.synthetic import prepare_synthetic
-
-    out = tmp_path_factory.mktemp("synth") / "synth-32"
-    prepare_synthetic(out, identities=8, poses_per_identity=4, size=(32, 24), seed=0, workers=1,
-                      show_progress=False, test_fraction=0.25)
-    return out
+    return make_synth(tmp_path_factory, "synth", identities=8, poses=4, seed=0, test_fraction=0.25)
 
 
 # ------------------------------------------------------------------- item 5: frame from the manifest

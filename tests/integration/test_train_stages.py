@@ -20,28 +20,16 @@ import torch
 from glocal_cli.errors import DataError, OutputExistsError, TrainingError
 from glocal_cli.train.checkpoint import load_checkpoint
 from glocal_cli.train.trainer import train
+from tests.integration.conftest import make_synth
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = ["train.log_every=1", "train.val_every=2", "train.val_pairs=4", "train.image_every=2"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="session")
 def synth_data(tmp_path_factory) -> Path:
     """SynthPeople at 32x24: 6 identities x 4 poses (4 train identities, 2 test), with surface maps."""
-    from glocal_cli.data.synthetic import prepare_synthetic
-
-    out = tmp_path_factory.mktemp("synth") / "synth-32"
-    prepare_synthetic(out, identities=6, poses_per_identity=4, size=(32, 24), seed=0, workers=1,
-                      show_progress=False, test_fraction=0.34)
-    return out
+    return make_synth(tmp_path_factory, "synth", identities=6, poses=4, seed=0, test_fraction=0.34)
 
 
 def _run(data: Path, runs: Path, name: str, stage: str = "all", steps: int = 2, extra=(), **kw):

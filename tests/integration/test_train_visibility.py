@@ -22,27 +22,15 @@ import pytest
 import torch
 
 from glocal_cli.train.trainer import train
+from tests.integration.conftest import make_synth
 
 FAST = ["train.log_every=5", "train.val_every=0", "train.image_every=1000", "train.ckpt_every=1000",
         "train.lr=5.0e-3", "train.batch_size=4"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def synth_data(tmp_path_factory) -> Path:
-    from glocal_cli.data.synthetic import prepare_synthetic
-
-    out = tmp_path_factory.mktemp("synthvis") / "synth-32"
-    prepare_synthetic(out, identities=8, poses_per_identity=4, size=(32, 24), seed=2, workers=1,
-                      show_progress=False, test_fraction=0.25)
-    return out
+    return make_synth(tmp_path_factory, "synthvis", identities=8, poses=4, seed=2, test_fraction=0.25)
 
 
 @pytest.fixture(scope="module")

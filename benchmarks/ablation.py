@@ -174,10 +174,14 @@ def base_config(args: argparse.Namespace, out: Path) -> Path:
                          "'frozen' (the generator stage then leaves the semantic and flow networks as trained)")
     path = out / "config.yaml"
     text = yaml.safe_dump(to_dict(cfg), sort_keys=False)
-    plan = {"config": to_dict(cfg), "data": str(Path(args.data).resolve()), "preset": args.config}
+    # what decides the trained weights (other sections, e.g. infer or body, may grow without changing them)
+    sections = ("data", "model", "loss", "train")
+    full = to_dict(cfg)
+    plan = {"config": {k: full[k] for k in sections}, "data": str(Path(args.data).resolve()), "preset": args.config}
     plan_path = out / PLAN_FILE
     if plan_path.is_file():
         old = json.loads(plan_path.read_text())
+        old["config"] = {k: old.get("config", {}).get(k) for k in sections}
         if old != json.loads(json.dumps(plan)):
             raise SystemExit(f"{plan_path}: {out} holds runs of another training plan (steps, config, data or "
                              "batch differ); use another --out")
@@ -358,6 +362,9 @@ class _Accumulator:
             union = cm.sum(0) + cm.sum(1) - tp
             present = union > 0
             res["miou"] = float((tp[present] / union[present]).mean())
+            from glocal_cli.models.ggr import REGIONS
+
+            res["iou_per_class"] = {REGIONS[c]: float(tp[c] / union[c]) for c in range(self.k) if present[c]}
             res["pixel_acc"] = float(tp.sum() / cm.sum())
         if self.vis["person"]:
             res["visibility_error"] = self.vis["wrong"] / self.vis["person"]
@@ -404,6 +411,7 @@ def evaluate_run(run: Path, ds: Any, args: argparse.Namespace) -> dict[str, Any]
     cfg = resolve_config(run / "config.yaml")
     model = GLocalModel.from_pretrained(run / "weights", map_location=device).eval()
     acc = _Accumulator(cfg.data.num_classes)
+    warped = _Accumulator(cfg.data.num_classes)  # the source warped by the model's own flow, no generator
     t0 = time.perf_counter()
     with torch.no_grad():
         for raw in test_loader(ds, args):
@@ -412,7 +420,9 @@ def evaluate_run(run: Path, ds: Any, args: argparse.Namespace) -> dict[str, Any]
                         None, mode="transfer", check_finite=False)
             acc.add(out.image, batch, out.target_parsing_logits.argmax(1), keep_images=True,
                     visibility=out.visibility)
+            warped.add(out.warped_source, batch, None, keep_images=False)
     res = acc.result()
+    res["warped_source"] = {k: v for k, v in warped.result().items() if not k.startswith("pixels")}
     fid, note = _fid(acc, device)
     res["fid"] = fid
     res["fid_note"] = note
@@ -479,6 +489,19 @@ def summarise(per_run: dict[tuple[str, int], dict[str, Any]], args: argparse.Nam
     return summary
 
 
+def warped_source_summary(per_run: dict[tuple[str, int], dict[str, Any]],
+                          args: argparse.Namespace) -> dict[str, tuple[float, float]]:
+    """Mean and std over seeds of the source warped by each seed's (shared, frozen) flow: what copying
+    alone scores, the reference the generator's texture path starts from."""
+    first = args.variant_list[0]
+    out: dict[str, tuple[float, float]] = {}
+    for key in ("ssim", "psnr", "l1", "l1_invisible", "l1_visible"):
+        vals = [per_run[(first, s)].get("warped_source", {}).get(key) for s in args.seed_list]
+        if all(isinstance(v, float) and math.isfinite(v) for v in vals):
+            out[key] = _stats(vals)
+    return out
+
+
 def _fmt(key: str, mean: float, std: float) -> str:
     digits = 2 if key in ("psnr", "fid") else 4
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
@@ -499,6 +522,10 @@ def markdown(report: dict[str, Any], args: argparse.Namespace) -> str:
     cells = [f"{base[k]:.{2 if k in ('psnr', 'fid') else 4}f}" if isinstance(base.get(k), float)
              and math.isfinite(base[k]) else "–" for k, _, _ in keys]
     lines.append("| copy the source (no model) | " + " | ".join(cells) + " |")
+    warp = report.get("warped_source")
+    if warp:
+        cells = [_fmt(k, *warp[k]) if k in warp else "–" for k, _, _ in keys]
+        lines.append("| warped source (the seed's flow, no generator) | " + " | ".join(cells) + " |")
     if "full" in summary and len(args.variant_list) > 1:
         lines += ["", "Difference to the full model, per seed then mean ± std over seeds (variant − full; "
                   "**bold**: |mean| > std(full) + std(variant), the seed spread; †: same sign on every seed):", "",
@@ -656,6 +683,7 @@ def main(argv: list[str] | None = None) -> int:
         "train_wall_s": train_wall, "train_wall_total_s": sum(train_wall.values()),
         "per_run": {f"{v}/s{s}": r for (v, s), r in per_run.items()},
         "baseline_copy": base, "summary": summarise(per_run, args), "picture_pairs": pairs,
+        "warped_source": warped_source_summary(per_run, args),
     }
     (out / "ablation.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "ablation.md").write_text(markdown(report, args))

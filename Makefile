@@ -1,7 +1,8 @@
-# Two entry points for a fresh machine: `make demo` (batch pose transfer on examples/ with the
-# shipped default weights) and `make test` (the test suite). Both create or reuse .venv and install
-# what they need, idempotently (re-installs only when pyproject.toml or the constraints change).
-# The install includes the mediapipe keypoint detector (offline), so photos without a pose file work.
+# Two entry points for a fresh machine: `make demo` (pose transfer, an animation and inpainting on
+# examples/ with the shipped default weights) and `make test` (the test suite). Both create or reuse
+# .venv and install what they need, idempotently (re-installs only when pyproject.toml or the
+# constraints change). The install includes the mediapipe keypoint detector (offline), so photos
+# without a pose file work.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -32,8 +33,14 @@ install: $(STAMP)
 
 dev: $(DEV_STAMP)
 
+# outputs/demo/ is the demo's own: transfer/ (every example source to every example pose, with grids),
+# animation/ + animation.gif (one source along examples/sequence) and inpainting/ (a given mask, with its
+# grid). A second run keeps the results that exist (the GIF is rebuilt from them); `make clean-demo` resets.
 demo: $(STAMP)
-	$(BIN)/glocal transfer --source examples/sources --pose examples/poses --out outputs/demo --grid
+	$(BIN)/glocal transfer --source examples/sources --pose examples/poses --out outputs/demo/transfer --grid
+	$(BIN)/glocal transfer --source examples/sources/person_00.png --pose examples/sequence \
+		--out outputs/demo/animation --video outputs/demo/animation.gif
+	$(BIN)/glocal inpaint --source examples/inpainting --mask file --out outputs/demo/inpainting --grid
 
 # The full CPU suite, slow tests included (plain `pytest` skips `slow`; `gpu` needs CUDA).
 test: $(DEV_STAMP)

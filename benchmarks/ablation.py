@@ -98,7 +98,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=0, help="batch size (0: the preset's)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (init and data order)")
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"subset of {', '.join(VARIANTS)}")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (1 on a shared 2-core machine)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (1 on a shared 2-core machine; "
+                                                          "0: torch's default)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--val-every", type=int, default=0, help="validation interval (0: twice per stage)")
     p.add_argument("--ckpt-every", type=int, default=0, help="checkpoint interval (0: 4 per shortest stage)")
@@ -646,10 +647,12 @@ def hardware(args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    if args.threads > 0:
+        os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     import torch
 
-    torch.set_num_threads(args.threads)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -667,6 +667,9 @@ def _write_videos(spec: JobSpec, tasks: list[Task], out: Path, cfg: InferConfig)
     for src, group in groups.items():
         path = spec.video if len(groups) == 1 else spec.video.with_name(
             f"{spec.video.stem}_{safe_stem(src.name)}{spec.video.suffix}")
+        if path.exists() and not spec.overwrite:  # never replace a file without --overwrite
+            warn(f"{path}: exists and is kept (use --overwrite to rebuild the video)")
+            continue
         frames = [output_paths(out, t.name, spec.mode, cfg)["result"] for t in group]
         frames = [f for f in frames if f.exists()]
         if not frames:

@@ -97,3 +97,15 @@ def test_no_weights_says_so(tmp_path, monkeypatch):
     assert r.exit_code == 0, r.output
     assert "NO WEIGHTS FOUND" in r.output and "randomly initialised" in " ".join(r.output.split())
     assert (tmp_path / "a.gif").is_file()
+
+
+def test_video_is_not_replaced_without_overwrite(tmp_path):
+    src, poses = copy_examples(tmp_path, 1, 2)
+    video = tmp_path / "mine.gif"
+    video.write_bytes(b"a file the user made")
+    r = run("--source", src, "--pose", poses, "--out", tmp_path / "o", "--video", video)
+    assert r.exit_code == 0, r.output
+    assert video.read_bytes() == b"a file the user made" and "--overwrite" in " ".join(r.output.split())
+    r = run("--source", src, "--pose", poses, "--out", tmp_path / "o", "--video", video, "--overwrite")
+    assert r.exit_code == 0, r.output
+    assert video.read_bytes()[:3] == b"GIF"

@@ -35,7 +35,8 @@ dev: $(DEV_STAMP)
 
 # outputs/demo/ is the demo's own: transfer/ (every example source to every example pose, with grids),
 # animation/ + animation.gif (one source along examples/sequence) and inpainting/ (a given mask, with its
-# grid). A second run keeps the results that exist (the GIF is rebuilt from them); `make clean-demo` resets.
+# grid). A second run keeps the results that exist (the GIF too: --video never replaces a file without
+# --overwrite); `make clean-demo` resets.
 demo: $(STAMP)
 	$(BIN)/glocal transfer --source examples/sources --pose examples/poses --out outputs/demo/transfer --grid
 	$(BIN)/glocal transfer --source examples/sources/person_00.png --pose examples/sequence \

@@ -605,7 +605,9 @@ def run_job(pipeline: Any, spec: JobSpec, cfg: InferConfig | None = None, show_p
                         if result.preview is not None:
                             arrays["preview"] = result.preview[j]
                         if result.detail is not None:
-                            arrays["detail"] = tuple(result.detail[k][j].numpy() for k in ("blend", "warped", "flow"))
+                            from glocal_cli.infer.composite import DETAIL_KEYS
+
+                            arrays["detail"] = tuple(result.detail[k][j].numpy() for k in DETAIL_KEYS)
                         for note in result.notes[j] if result.notes else ():
                             warn(f"{task.name}: {note}")  # per item: which result did not get the 3D flow
                             report.notes.append(Failure.of(task, "note", note))

@@ -16,7 +16,7 @@ import numpy as np
 
 from glocal_cli.data.images import FrameTransform, Resample, resize_image
 
-__all__ = ["canvas_box", "feather_fill", "frame_to_canvas", "full_res_transfer", "inpaint_composite", "mask_to_canvas",
+__all__ = ["canvas_box", "feather_fill", "DETAIL_KEYS", "frame_to_canvas", "full_res_transfer", "inpaint_composite", "mask_to_canvas",
            "paste_into"]
 
 
@@ -155,8 +155,13 @@ def inpaint_composite(original: np.ndarray, hole: np.ndarray, frame_result: np.n
     return out, notes
 
 
+DETAIL_KEYS = ("blend", "warped", "flow", "person", "backdrop")
+"""The per-item maps :func:`full_res_transfer` takes after the frame picture, in its argument order."""
+
+
 def full_res_transfer(original: np.ndarray, frame_image: np.ndarray, transform: FrameTransform,
-                      blend: np.ndarray, warped: np.ndarray, flow: np.ndarray) -> np.ndarray:
+                      blend: np.ndarray, warped: np.ndarray, flow: np.ndarray, person: np.ndarray | None = None,
+                      backdrop: np.ndarray | None = None) -> np.ndarray:
     """A pose-transfer result pasted into the photo at the photo's own resolution, with what the source
     shows copied *sharp* (the final, visibility-gated blend of the generator, at full resolution).
 
@@ -169,6 +174,10 @@ def full_res_transfer(original: np.ndarray, frame_image: np.ndarray, transform: 
     ``blend`` ``float (1, H, W)`` is ``m``; ``warped`` ``float (3, H, W)`` in ``[-1, 1]`` the model's own
     warp of the framed source; ``flow`` ``float (2, h, w)`` the normalised (``grid_sample``) flow that
     made it, target -> source, both in the frame of ``transform`` (transfer keeps the source's frame).
+    With ``person`` ``(1, H, W)`` (1 - the target parsing's background probability) and a known ``backdrop``
+    colour ``(3,)`` in [-1, 1] (``infer.background``), the result is ``backdrop + person * (out - backdrop)``:
+    nothing of the source is copied where the target shows the backdrop (the frame picture is already
+    flattened the same way, see :func:`glocal_cli.infer.pipeline.apply_backdrop`).
     """
     import torch
     import torch.nn.functional as F
@@ -201,6 +210,10 @@ def full_res_transfer(original: np.ndarray, frame_image: np.ndarray, transform: 
     # the model's picture and its own warp upsampled alike (bilinear), so that where m = 1 and the
     # picture is the warp, the result is exactly the photo warped at full resolution
     region = sample(np.asarray(frame_image, np.float32).transpose(2, 0, 1), grid)
-    res = (region + m * (warp_full - warp_low)).permute(1, 2, 0).numpy()
+    res = region + m * (warp_full - warp_low)
+    if person is not None and backdrop is not None and np.isfinite(backdrop).all():
+        bg = torch.as_tensor((np.asarray(backdrop, np.float32) + 1.0) * 127.5)[:, None, None]
+        res = bg + sample(person, grid).clamp(0, 1) * (res - bg)
+    res = res.permute(1, 2, 0).numpy()
     out[y0:y1, x0:x1] = np.clip(np.rint(res), 0, 255).astype(np.uint8)
     return out

@@ -61,6 +61,13 @@ class InferConfig:
     paste_back: bool = True
     """Write results in the source photo's own canvas and resolution (the model frame is internal); off =
     the model-frame picture."""
+    background: Literal["auto", "plain", "generated"] = "auto"
+    """Pose transfer: where the predicted target parsing says background, 'plain' paints the source photo's
+    backdrop colour (the median of its border) and copies nothing from the source there (so the source's person
+    never shows through); 'generated' keeps the model's pixels; 'auto' = plain when the source's border is a
+    plain studio backdrop (spread under plain_background_spread), else generated."""
+    plain_background_spread: float = 12.0
+    """'auto' background: the largest per-channel standard deviation (0-255) of the source border called plain."""
     full_res_blend: bool = True
     """Pose transfer written at the photo's size: copy what the source shows from the photo itself, warped at
     full resolution (the generator's visibility-gated pixel blend, redone at the photo's resolution), instead

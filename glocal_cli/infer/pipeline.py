@@ -353,7 +353,9 @@ class GLocalPipeline:
             else:
                 target_pose = self.heatmaps(batch["target_xy"], batch["target_vis"])
                 parts = self._transfer_parts(image, source_pose, target_pose, source_parsing, pairs, use, refine)
-                result = _to_hwc_uint8(parts["image"])
+                backdrop = plain_backdrop(image, self.config)  # (B, 3) in [-1, 1], NaN: keep the model's
+                parts["backdrop"] = backdrop
+                result = _to_hwc_uint8(apply_backdrop(parts["image"], parts["person"], backdrop))
                 parsing_labels = parts["parsing"]
                 flow_pic = flow_to_rgb(parts["flow"]).cpu() if want_flow else None
                 flow_used = [("hybrid" if refine else "body3d") if e else "learned" for e in use.tolist()]
@@ -363,7 +365,9 @@ class GLocalPipeline:
                         maps.label = "; ".join([f"flow used: {flow_used[i]}", *notes[i]])
             detail = None
             if mode == "transfer" and "blend" in parts and self.config.full_res_blend:
-                detail = {k: parts[k].float().cpu() for k in ("blend", "warped", "flow")}
+                from glocal_cli.infer.composite import DETAIL_KEYS
+
+                detail = {k: parts[k].float().cpu() for k in DETAIL_KEYS}
             return BatchOutput(result.cpu(), parsing_labels.to(torch.uint8).cpu(),
                                None if masked is None else _to_hwc_uint8(masked).cpu(),
                                None if frame_mask is None else frame_mask.cpu(), flow_pic, notes, flow_used, preview,
@@ -399,6 +403,7 @@ class GLocalPipeline:
             part = {
                 "image": res.image.float(),
                 "parsing": res.target_parsing.argmax(1),
+                "person": 1.0 - res.target_parsing[:, :1].float(),
                 "flow": resample(used_flow.float(), (h, w)),
                 "visibility": resample(res.visibility.float(), (h, w)).clamp(0, 1),
                 "warped": res.warped_source.float(),
@@ -504,6 +509,7 @@ class GLocalPipeline:
         """Results of one batch: in the frame, or (``paste_back``) in the photo as given; in inpainting
         the latter keeps every known pixel and takes only the holes from the model."""
         from glocal_cli.infer.composite import (
+            DETAIL_KEYS,
             full_res_transfer,
             inpaint_composite,
             mask_to_canvas,
@@ -525,7 +531,7 @@ class GLocalPipeline:
                     notes[i] += more
                 elif out.detail is not None:
                     final = full_res_transfer(item.original, frame, item.transform,
-                                              *(out.detail[k][i].numpy() for k in ("blend", "warped", "flow")))
+                                              *(out.detail[k][i].numpy() for k in DETAIL_KEYS))
                 else:
                     final = paste_into(item.original, frame, item.transform)
             img = _from_uint8(final, kinds[i])
@@ -688,6 +694,32 @@ def _given_points(batch: dict[str, torch.Tensor], i: int, role: str) -> np.ndarr
     """Item ``i``'s ``source``/``target`` keypoints ``(18, 2)``, ``-1`` where missing."""
     xy = batch[f"{role}_xy"][i].numpy().astype(np.float32)
     return np.where(batch[f"{role}_vis"][i].numpy()[:, None], xy, -1.0).astype(np.float32)
+
+
+def plain_backdrop(image: torch.Tensor, cfg: Any) -> torch.Tensor:
+    """The source photos' backdrop colour ``(B, 3)`` in [-1, 1] (median of a 3-pixel border ring), NaN where
+    the backdrop is kept as generated (``infer.background``; 'auto': the ring is not plain)."""
+    b = image.shape[0]
+    if cfg.background == "generated":
+        return image.new_full((b, 3), float("nan"))
+    ring = torch.cat([image[..., :3, :].flatten(2), image[..., -3:, :].flatten(2),
+                      image[..., 3:-3, :3].flatten(2), image[..., 3:-3, -3:].flatten(2)], 2).float()  # (B, 3, N)
+    colour = ring.median(2).values
+    if cfg.background == "plain":
+        return colour
+    spread = ring.std(2).amax(1) * 127.5
+    return torch.where((spread <= cfg.plain_background_spread)[:, None], colour, torch.full_like(colour, float("nan")))
+
+
+def apply_backdrop(image: torch.Tensor, person: torch.Tensor, backdrop: torch.Tensor) -> torch.Tensor:
+    """``backdrop + person * (image - backdrop)`` where the backdrop is known (not NaN), else ``image``."""
+    known = ~torch.isnan(backdrop).any(1)
+    if not bool(known.any()):
+        return image
+    bg = torch.nan_to_num(backdrop)[:, :, None, None].to(image.dtype)
+    p = F.interpolate(person.to(image.dtype), size=image.shape[-2:], mode="bilinear", align_corners=False)
+    flat = bg + p * (image - bg)
+    return torch.where(known[:, None, None, None], flat, image)
 
 
 def _to_hwc_uint8(image: torch.Tensor) -> torch.Tensor:

@@ -50,3 +50,32 @@ def test_a_shift_copies_the_photo_shifted_at_full_resolution() -> None:
     out = full_res_transfer(photo, result, t, np.ones((1, 32, 24), np.float32), model_warp, flow)
     inner = out[8:-8, 8:-12].astype(int)
     assert np.abs(inner - photo[8:-8, 12:-8].astype(int)).mean() < 2.0
+
+
+def test_plain_backdrop_is_painted_where_the_target_shows_background() -> None:
+    import torch
+
+    from glocal_cli.infer.config import InferConfig
+    from glocal_cli.infer.pipeline import apply_backdrop, plain_backdrop
+
+    plain = torch.full((1, 3, 32, 24), 0.9)
+    plain[..., 8:24, 6:18] = -0.5  # a person in the middle of a plain studio wall
+    textured = torch.rand(1, 3, 32, 24) * 2 - 1
+    colour = plain_backdrop(torch.cat([plain, textured]), InferConfig(background="auto"))
+    assert torch.allclose(colour[0], torch.full((3,), 0.9)) and torch.isnan(colour[1]).all()
+    assert not torch.isnan(plain_backdrop(textured, InferConfig(background="plain"))).any()
+    assert torch.isnan(plain_backdrop(plain, InferConfig(background="generated"))).all()
+    image = torch.zeros(2, 3, 32, 24)
+    person = torch.zeros(2, 1, 32, 24)
+    person[..., 10:20, 8:16] = 1.0
+    out = apply_backdrop(image, person, colour)
+    assert torch.allclose(out[0, :, 0, 0], torch.full((3,), 0.9)) and float(out[0, :, 15, 12].abs().max()) == 0.0
+    assert torch.equal(out[1], image[1])  # textured backdrop: the model's pixels are kept
+
+    # at full resolution nothing of the photo (its person) is copied onto the backdrop
+    photo = _photo(128, 96)
+    framed, t, warped = _frame(photo)
+    person_np = np.zeros((1, 32, 24), np.float32)
+    out_full = full_res_transfer(photo, framed, t, np.ones((1, 32, 24), np.float32), warped,
+                                 np.zeros((2, 32, 24), np.float32), person_np, np.array([0.9, 0.9, 0.9], np.float32))
+    assert np.abs(out_full.astype(int) - round((0.9 + 1) * 127.5)).max() <= 1

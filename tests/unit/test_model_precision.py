@@ -8,8 +8,10 @@ We allow:
 * F_o and F_g (bottleneck features): relative L2 error < 0.05 (~13 u; measured 0.012-0.021);
 * the transport plan (float32 inside autocast, but computed from bf16 features): relative L2 < 0.1
   (measured 0.03);
-* the image in [-1, 1]: mean abs < 0.02 (1 % of the range, ~2.5 grey levels; measured 0.004-0.005) and
-  max abs < 0.15 (measured 0.03-0.06);
+* the image in [-1, 1]: mean abs < 0.02 (1 % of the range, ~2.5 grey levels; measured 0.004-0.013) and
+  99.5th percentile abs < 0.15 (measured 0.03-0.06 as a max on random inits). Not the max: in a trained
+  model with the texture path, a parsing pixel that flips class at a near-tie (see below) switches the
+  copy gate there, which moves those few pixels by up to ~0.3 (measured on the shipped 128x88 weights);
 * the predicted target parsing: >= 97 % of pixels keep their argmax (measured >= 99.3 %; only near-ties move).
 
 The bounds sit 2.5-4x above the measured values: they catch a bf16 path that differs in kind (a wrong
@@ -63,7 +65,8 @@ def _check_bf16_matches_fp32(model: GLocalModel, inputs: dict[str, torch.Tensor]
         assert fl.transport_plan.dtype == torch.float32
         assert _relative(fl.transport_plan, fr.transport_plan) < 0.1
     diff = (low.image.float() - ref.image).abs()
-    assert diff.mean() < 0.02 and diff.max() < 0.15, (float(diff.mean()), float(diff.max()))
+    p995 = torch.quantile(diff.flatten(), 0.995)
+    assert diff.mean() < 0.02 and p995 < 0.15, (float(diff.mean()), float(p995), float(diff.max()))
     agree = (low.target_parsing.argmax(1) == ref.target_parsing.argmax(1)).float().mean()
     assert agree >= 0.97
 

@@ -213,7 +213,9 @@ def full_res_transfer(original: np.ndarray, frame_image: np.ndarray, transform: 
     res = region + m * (warp_full - warp_low)
     if person is not None and backdrop is not None and np.isfinite(backdrop).all():
         bg = torch.as_tensor((np.asarray(backdrop, np.float32) + 1.0) * 127.5)[:, None, None]
-        res = bg + sample(person, grid).clamp(0, 1) * (res - bg)
+        from glocal_cli.infer.pipeline import person_mask
+
+        res = bg + person_mask(sample(person, grid)) * (res - bg)
     res = res.permute(1, 2, 0).numpy()
     out[y0:y1, x0:x1] = np.clip(np.rint(res), 0, 255).astype(np.uint8)
     return out

@@ -44,7 +44,7 @@ class InferConfig:
     """Also write the (predicted) target parsing as a colour picture."""
     save_flow: bool = False
     """Also write the flow the model used as a colour picture (hue = direction, saturation = length)."""
-    flow: Literal["body3d", "learned", "hybrid"] = "learned"
+    flow: Literal["body3d", "learned", "hybrid"] = "body3d"
     """Where the geometry of a transfer comes from: body3d = the 3D body model (``body.model``) fitted to the
     source and target keypoints in the model frame, rendered and corresponded (flow and visibility given to the
     model); learned = the model's own flow estimator; hybrid = the 3D flow as the starting point that the
@@ -66,8 +66,9 @@ class InferConfig:
     backdrop colour (the median of its border) and copies nothing from the source there (so the source's person
     never shows through); 'generated' keeps the model's pixels; 'auto' = plain when the source's border is a
     plain studio backdrop (spread under plain_background_spread), else generated."""
-    plain_background_spread: float = 12.0
-    """'auto' background: the largest per-channel standard deviation (0-255) of the source border called plain."""
+    plain_background_spread: float = 15.0
+    """'auto' background: the largest per-channel spread (0-255; median absolute deviation scaled as a standard
+    deviation) of the source border called plain."""
     full_res_blend: bool = True
     """Pose transfer written at the photo's size: copy what the source shows from the photo itself, warped at
     full resolution (the generator's visibility-gated pixel blend, redone at the photo's resolution), instead

@@ -707,8 +707,16 @@ def plain_backdrop(image: torch.Tensor, cfg: Any) -> torch.Tensor:
     colour = ring.median(2).values
     if cfg.background == "plain":
         return colour
-    spread = ring.std(2).amax(1) * 127.5
+    # robust spread (median absolute deviation, as a standard deviation): a person touching the border does
+    # not make a plain wall look textured
+    spread = (ring - colour[..., None]).abs().median(2).values.amax(1) * 127.5 * 1.4826
     return torch.where((spread <= cfg.plain_background_spread)[:, None], colour, torch.full_like(colour, float("nan")))
+
+
+def person_mask(person: torch.Tensor | np.ndarray) -> Any:
+    """A steep ramp of the person probability around 0.5 (0 below 0.35, 1 above 0.65): the parsing's soft
+    margin would otherwise leave a haze of the model's background around the person."""
+    return ((person - 0.35) / 0.3).clip(0, 1)
 
 
 def apply_backdrop(image: torch.Tensor, person: torch.Tensor, backdrop: torch.Tensor) -> torch.Tensor:
@@ -717,7 +725,8 @@ def apply_backdrop(image: torch.Tensor, person: torch.Tensor, backdrop: torch.Te
     if not bool(known.any()):
         return image
     bg = torch.nan_to_num(backdrop)[:, :, None, None].to(image.dtype)
-    p = F.interpolate(person.to(image.dtype), size=image.shape[-2:], mode="bilinear", align_corners=False)
+    p = F.interpolate(person_mask(person).to(image.dtype), size=image.shape[-2:], mode="bilinear",
+                      align_corners=False)
     flat = bg + p * (image - bg)
     return torch.where(known[:, None, None, None], flat, image)
 

@@ -34,6 +34,7 @@ one, and FID when pytorch-fid's Inception weights are present (else reported as 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import json
 import math
@@ -634,13 +635,11 @@ def hardware(args: argparse.Namespace) -> str:
     if args.device.startswith("cuda"):
         return f"{torch.cuda.get_device_name(0)}"
     model = platform.processor() or platform.machine()
-    try:
+    with contextlib.suppress(OSError):  # no /proc (not Linux): the CPU model stays platform's answer
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    except OSError:
-        pass
     return (f"CPU {model}, {os.cpu_count()} cores shared with other jobs, {torch.get_num_threads()} torch "
             f"thread(s), nice {os.nice(0)}, torch {torch.__version__}")
 

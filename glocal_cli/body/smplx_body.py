@@ -260,6 +260,13 @@ def _read_pickle(path: Path, num_betas: int) -> _ModelArrays:
                                 "the official SMPL pickles hold chumpy arrays: convert the file once to .npz "
                                 "where chumpy works, and pass the .npz") from None
     except AttributeError as err:
+        import traceback
+
+        if any("chumpy" in frame.filename for frame in traceback.extract_tb(err.__traceback__)):
+            # chumpy installed but broken (it calls inspect.getargspec, gone since Python 3.11)
+            raise NotAvailableError(f"{path}: this pickle holds chumpy arrays and chumpy fails to import here "
+                                    f"({err}); convert the file once to .npz where chumpy works, and pass the "
+                                    ".npz") from None
         key = str(err).rsplit(" ", 1)[-1].strip("'\"")
         raise InputError(f"{path}: not an SMPL-format model, missing key {key}") from None
     except Exception as err:

@@ -66,7 +66,7 @@ class InferConfig:
     backdrop colour (the median of its border) and copies nothing from the source there (so the source's person
     never shows through); 'generated' keeps the model's pixels; 'auto' = plain when the source's border is a
     plain studio backdrop (spread under plain_background_spread), else generated."""
-    plain_background_spread: float = 15.0
+    plain_background_spread: float = 25.0
     """'auto' background: the largest per-channel spread (0-255; median absolute deviation scaled as a standard
     deviation) of the source border called plain."""
     full_res_blend: bool = True

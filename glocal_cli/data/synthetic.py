@@ -24,6 +24,7 @@ import re
 import shutil
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -500,73 +501,17 @@ def _prepare_anny(
     )  # fmt: skip
 
 
-def _render_all_anny(
-    out: Path,
-    todo: list[int],
-    seed: int,
-    poses: int,
-    height: int,
-    width: int,
-    real: Any,
-    cfg: AnnySynthConfig,
-    n_workers: int,
-    records: dict[int, dict[str, Any]],
-    show_progress: bool,
-) -> None:
-    from dataclasses import asdict
-
-    from glocal_cli.data.synth import anny_people
-
+def _render_identities(label: str, todo: list[int], poses: int, n_workers: int, records: dict[int, dict[str, Any]],
+                       show_progress: bool, write_one: Callable[[int], dict[str, Any]],
+                       pool_setup: Callable[[], tuple[Callable[..., Any], tuple[Any, ...], Callable[..., Any]]],
+                       jobs: list[tuple[Any, ...]]) -> None:
+    """Render every identity of ``todo`` with a progress bar: in this process (``write_one(i)``, OpenCV on one
+    thread) or in ``n_workers`` spawned processes (``pool_setup()`` gives ``(initializer, initargs, work)``,
+    ``work(job)`` returns the identity's record)."""
     progress = make_progress()
     progress.disable = progress.disable or not show_progress
     with progress:
-        task = progress.add_task("SynthPeople (anny)", total=len(todo) * poses, status=f"{n_workers} worker(s)")
-        if n_workers == 1:
-            import cv2
-
-            threads = cv2.getNumThreads()
-            cv2.setNumThreads(1)
-            try:
-                body = anny_people.load_anny_body()
-                for i in todo:
-                    records[i] = anny_people.write_anny_identity(out, seed, i, poses, height, width, real, cfg, body)
-                    progress.advance(task, poses)
-            finally:
-                cv2.setNumThreads(threads)
-            return
-        ctx = multiprocessing.get_context("spawn")
-        jobs = [(str(out), seed, i, poses, height, width) for i in todo]
-        real_file = "" if real.path is None else str(real.path)
-        pool = ctx.Pool(n_workers, initializer=anny_people.init_anny_worker, initargs=(real_file, asdict(cfg)))
-        try:
-            for rec in pool.imap_unordered(anny_people.anny_work, jobs, chunksize=1):
-                records[int(rec["identity"])] = rec
-                progress.advance(task, poses)
-        except BaseException:
-            pool.terminate()
-            raise
-        else:
-            pool.close()
-        finally:
-            pool.join()
-
-
-def _render_all(
-    out: Path,
-    todo: list[int],
-    seed: int,
-    poses: int,
-    height: int,
-    width: int,
-    bank: PoseBank,
-    n_workers: int,
-    records: dict[int, dict[str, Any]],
-    show_progress: bool,
-) -> None:
-    progress = make_progress()
-    progress.disable = progress.disable or not show_progress
-    with progress:
-        task = progress.add_task("SynthPeople", total=len(todo) * poses, status=f"{n_workers} worker(s)")
+        task = progress.add_task(label, total=len(todo) * poses, status=f"{n_workers} worker(s)")
         if n_workers == 1:
             import cv2
 
@@ -574,18 +519,15 @@ def _render_all(
             cv2.setNumThreads(1)
             try:
                 for i in todo:
-                    records[i] = write_identity(out, seed, i, poses, height, width, bank)
+                    records[i] = write_one(i)
                     progress.advance(task, poses)
             finally:
                 cv2.setNumThreads(threads)
             return
-        ctx = multiprocessing.get_context("spawn")
-        bank_file = out / STATE_DIR / "poses.npz"
-        bank.save(bank_file)
-        jobs = [(str(out), seed, i, poses, height, width) for i in todo]
-        pool = ctx.Pool(n_workers, initializer=init_worker, initargs=(str(bank_file),))
+        initializer, initargs, work = pool_setup()
+        pool = multiprocessing.get_context("spawn").Pool(n_workers, initializer=initializer, initargs=initargs)
         try:
-            for rec in pool.imap_unordered(work_star, jobs, chunksize=1):
+            for rec in pool.imap_unordered(work, jobs, chunksize=1):
                 records[int(rec["identity"])] = rec
                 progress.advance(task, poses)
         except BaseException:
@@ -597,6 +539,41 @@ def _render_all(
             pool.close()
         finally:
             pool.join()
+
+
+def _render_all_anny(out: Path, todo: list[int], seed: int, poses: int, height: int, width: int, real: Any,
+                     cfg: AnnySynthConfig, n_workers: int, records: dict[int, dict[str, Any]],
+                     show_progress: bool) -> None:
+    from dataclasses import asdict
+
+    from glocal_cli.data.synth import anny_people
+
+    body: list[Any] = []  # loaded once, on the first identity rendered in this process
+
+    def write_one(i: int) -> dict[str, Any]:
+        if not body:
+            body.append(anny_people.load_anny_body())
+        return anny_people.write_anny_identity(out, seed, i, poses, height, width, real, cfg, body[0])
+
+    def pool_setup() -> tuple[Callable[..., Any], tuple[Any, ...], Callable[..., Any]]:
+        real_file = "" if real.path is None else str(real.path)
+        return anny_people.init_anny_worker, (real_file, asdict(cfg)), anny_people.anny_work
+
+    jobs = [(str(out), seed, i, poses, height, width) for i in todo]
+    _render_identities("SynthPeople (anny)", todo, poses, n_workers, records, show_progress, write_one, pool_setup,
+                       jobs)
+
+
+def _render_all(out: Path, todo: list[int], seed: int, poses: int, height: int, width: int, bank: PoseBank,
+                n_workers: int, records: dict[int, dict[str, Any]], show_progress: bool) -> None:
+    def pool_setup() -> tuple[Callable[..., Any], tuple[Any, ...], Callable[..., Any]]:
+        bank_file = out / STATE_DIR / "poses.npz"
+        bank.save(bank_file)
+        return init_worker, (str(bank_file),), work_star
+
+    jobs = [(str(out), seed, i, poses, height, width) for i in todo]
+    _render_identities("SynthPeople", todo, poses, n_workers, records, show_progress,
+                       lambda i: write_identity(out, seed, i, poses, height, width, bank), pool_setup, jobs)
 
 
 def _write_index(

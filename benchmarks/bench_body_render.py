@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from glocal_cli.body.correspond import correspond  # noqa: E402
+from glocal_cli.body.primitives import ellipsoid  # noqa: E402
 from glocal_cli.body.render import project_weak_perspective, render_body  # noqa: E402
 
 # (part id, centre (m), semi-axes (m), latitude rings, longitude segments); canonical frame, y down
@@ -49,23 +50,6 @@ _SEGMENTS = (
 )
 
 
-def _ellipsoid(nlat: int, nlon: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Unit UV sphere: ``(nlat - 1) * nlon + 2`` vertices, ``2 * nlon * (nlat - 1)`` faces."""
-    theta = torch.linspace(0, math.pi, nlat + 1)[1:-1]
-    phi = torch.arange(nlon) * (2 * math.pi / nlon)
-    t, p = torch.meshgrid(theta, phi, indexing="ij")
-    ring = torch.stack([t.sin() * p.cos(), -t.cos(), t.sin() * p.sin()], -1).reshape(-1, 3)
-    verts = torch.cat([ring, torch.tensor([[0.0, -1.0, 0.0], [0.0, 1.0, 0.0]])])
-    top, bottom = len(verts) - 2, len(verts) - 1
-    idx = torch.arange(len(ring)).view(nlat - 1, nlon)
-    a, b, c, d = idx[:-1], idx[:-1].roll(-1, 1), idx[1:], idx[1:].roll(-1, 1)
-    faces = torch.cat([
-        torch.stack([a, c, b], -1).reshape(-1, 3),
-        torch.stack([b, c, d], -1).reshape(-1, 3),
-        torch.stack([torch.full_like(idx[0], top), idx[0], idx[0].roll(-1)], -1),
-        torch.stack([torch.full_like(idx[-1], bottom), idx[-1].roll(-1), idx[-1]], -1),
-    ])
-    return verts, faces
 
 
 def _rot(axis: str, deg: float) -> torch.Tensor:
@@ -80,7 +64,7 @@ def synthetic_body(posed: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
     verts, faces, parts = [], [], []
     offset = 0
     for part, centre, axes, nlat, nlon in _SEGMENTS:
-        v, f = _ellipsoid(nlat, nlon)
+        v, f = ellipsoid(nlat, nlon)
         v = v * torch.tensor(axes) + torch.tensor(centre)
         if posed and part in (3, 4, 9, 10):  # left arm forward, left leg back, about shoulder / hip
             pivot = torch.tensor([0.22, -0.45, 0.0]) if part in (3, 4) else torch.tensor([0.09, 0.08, 0.0])

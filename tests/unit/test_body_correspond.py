@@ -27,6 +27,7 @@ from glocal_cli.body.preview import (
     pair_row,
     save_picture,
 )
+from glocal_cli.body.primitives import ellipsoid
 from glocal_cli.body.render import interpolate, project_weak_perspective, render_body, vertex_normals
 from glocal_cli.errors import InputError
 
@@ -34,23 +35,6 @@ H, W = 128, 96
 AXES = (0.25, 0.5, 0.15)
 
 
-def ellipsoid(nlat: int, nlon: int, axes=(1.0, 1.0, 1.0)) -> tuple[torch.Tensor, torch.Tensor]:
-    """A closed UV ellipsoid (normals outwards)."""
-    theta = torch.linspace(0, math.pi, nlat + 1)[1:-1]
-    phi = torch.arange(nlon) * (2 * math.pi / nlon)
-    t, p = torch.meshgrid(theta, phi, indexing="ij")
-    ring = torch.stack([t.sin() * p.cos(), -t.cos(), t.sin() * p.sin()], -1).reshape(-1, 3)
-    verts = torch.cat([ring, torch.tensor([[0.0, -1.0, 0.0], [0.0, 1.0, 0.0]])])
-    top, bottom = len(verts) - 2, len(verts) - 1
-    idx = torch.arange(len(ring)).view(nlat - 1, nlon)
-    a, b, c, d = idx[:-1], idx[:-1].roll(-1, 1), idx[1:], idx[1:].roll(-1, 1)
-    faces = torch.cat([
-        torch.stack([a, c, b], -1).reshape(-1, 3),
-        torch.stack([b, c, d], -1).reshape(-1, 3),
-        torch.stack([torch.full_like(idx[0], top), idx[0], idx[0].roll(-1)], -1),
-        torch.stack([torch.full_like(idx[-1], bottom), idx[-1].roll(-1), idx[-1]], -1),
-    ])
-    return verts * torch.tensor(axes), faces
 
 
 def rotation(yaw_deg: float, pitch_deg: float = 0.0) -> torch.Tensor:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
 
+from glocal_cli.body import primitives
 from glocal_cli.body.render import (
     interpolate,
     project_perspective,
@@ -19,22 +18,8 @@ from glocal_cli.body.render import (
 
 
 def ellipsoid(nlat: int, nlon: int, axes=(1.0, 1.0, 1.0)) -> tuple[torch.Tensor, torch.Tensor]:
-    """A closed UV ellipsoid (float64 vertices, faces wound so that normals point outwards)."""
-    theta = torch.linspace(0, math.pi, nlat + 1, dtype=torch.float64)[1:-1]
-    phi = torch.arange(nlon, dtype=torch.float64) * (2 * math.pi / nlon)
-    t, p = torch.meshgrid(theta, phi, indexing="ij")
-    ring = torch.stack([t.sin() * p.cos(), -t.cos(), t.sin() * p.sin()], -1).reshape(-1, 3)
-    verts = torch.cat([ring, torch.tensor([[0.0, -1.0, 0.0], [0.0, 1.0, 0.0]], dtype=torch.float64)])
-    top, bottom = len(verts) - 2, len(verts) - 1
-    idx = torch.arange(len(ring)).view(nlat - 1, nlon)
-    a, b, c, d = idx[:-1], idx[:-1].roll(-1, 1), idx[1:], idx[1:].roll(-1, 1)
-    faces = torch.cat([
-        torch.stack([a, c, b], -1).reshape(-1, 3),
-        torch.stack([b, c, d], -1).reshape(-1, 3),
-        torch.stack([torch.full_like(idx[0], top), idx[0], idx[0].roll(-1)], -1),
-        torch.stack([torch.full_like(idx[-1], bottom), idx[-1].roll(-1), idx[-1]], -1),
-    ])
-    return verts * torch.tensor(axes, dtype=torch.float64), faces
+    """The shared UV ellipsoid in float64 (exact references)."""
+    return primitives.ellipsoid(nlat, nlon, axes, dtype=torch.float64)
 
 
 def brute_force(xy: np.ndarray, depth: np.ndarray, faces: np.ndarray, h: int, w: int):

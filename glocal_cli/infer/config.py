@@ -69,6 +69,12 @@ class InferConfig:
     plain_background_spread: float = 25.0
     """'auto' background: the largest per-channel spread (0-255; median absolute deviation scaled as a standard
     deviation) of the source border called plain."""
+    ghost_gate: bool = True
+    """Pose transfer: copy no source pixel that shows the source's *person* onto a pixel the target parsing
+    calls background (the blend mask m is scaled by 1 - warp(source person) * target background there, and the
+    decoder's own picture fills it). Without it a textured (non-plain) backdrop shows a ghost of the source
+    person where the target shows the wall: the flow is zero on the background, so the blend copies the source
+    photo as it is, person included. Needs weights with model.pixel_blend."""
     full_res_blend: bool = True
     """Pose transfer written at the photo's size: copy what the source shows from the photo itself, warped at
     full resolution (the generator's visibility-gated pixel blend, redone at the photo's resolution), instead

@@ -410,6 +410,13 @@ class GLocalPipeline:
             }
             if res.features is not None and res.features.blend_mask is not None:
                 part["blend"] = res.features.blend_mask.float()
+                if self.config.ghost_gate and res.features.decoded is not None:
+                    from glocal_cli.models.flow import warp as warp_by
+
+                    source_person = warp_by(1.0 - pick(source_parsing)[:, :1].float(), part["flow"])
+                    part["image"], part["blend"] = gate_ghost(part["image"], res.features.decoded.float(),
+                                                              part["warped"], part["blend"], source_person,
+                                                              part["person"])
             for key, value in part.items():
                 if whole:
                     out[key] = value
@@ -729,6 +736,23 @@ def apply_backdrop(image: torch.Tensor, person: torch.Tensor, backdrop: torch.Te
                       align_corners=False)
     flat = bg + p * (image - bg)
     return torch.where(known[:, None, None, None], flat, image)
+
+
+def gate_ghost(image: torch.Tensor, decoded: torch.Tensor, warped: torch.Tensor, blend: torch.Tensor,
+               source_person: torch.Tensor, target_person: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(image, blend)`` with nothing of the source's person copied onto the target's background
+    (``infer.ghost_gate``).
+
+    ``blend`` is the pixel blend's ``m``; ``image = lerp(decoded, warped, m) + residual``. ``source_person`` is the
+    source parsing's person probability warped by the flow the model used (``(B, 1, H, W)``; 1 where the sampled
+    source pixel is the person), ``target_person`` 1 - the target parsing's background probability. The gate
+    ``g = source_person * (1 - person_mask(target_person))`` is 1 exactly where a pixel the target calls
+    background would copy the source's person; ``m' = m * (1 - g)`` and ``image' = image + (m' - m) *
+    (warped - decoded)``: the same blend with ``m'`` (the bounded residual kept as it was).
+    """
+    ghost = source_person.clamp(0, 1) * (1.0 - person_mask(target_person))
+    gated = blend * (1.0 - ghost)
+    return image + (gated - blend) * (warped - decoded), gated
 
 
 def _to_hwc_uint8(image: torch.Tensor) -> torch.Tensor:

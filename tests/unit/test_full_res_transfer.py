@@ -79,3 +79,25 @@ def test_plain_backdrop_is_painted_where_the_target_shows_background() -> None:
     out_full = full_res_transfer(photo, framed, t, np.ones((1, 32, 24), np.float32), warped,
                                  np.zeros((2, 32, 24), np.float32), person_np, np.array([0.9, 0.9, 0.9], np.float32))
     assert np.abs(out_full.astype(int) - round((0.9 + 1) * 127.5)).max() <= 1
+
+
+def test_ghost_gate_copies_no_source_person_onto_the_target_background() -> None:
+    import torch
+
+    from glocal_cli.infer.pipeline import gate_ghost
+
+    decoded = torch.full((1, 3, 8, 6), -0.2)  # the decoder's own wall
+    warped = torch.full((1, 3, 8, 6), 0.7)  # the source photo at zero flow: its person
+    blend = torch.full((1, 1, 8, 6), 0.9)
+    image = torch.lerp(decoded, warped, blend)
+    source_person = torch.zeros(1, 1, 8, 6)
+    source_person[..., :, 3:] = 1.0  # the right half samples the source's person
+    target_person = torch.zeros(1, 1, 8, 6)
+    target_person[..., :4, :] = 1.0  # the top half is the target's person
+    out, m = gate_ghost(image, decoded, warped, blend, source_person, target_person)
+    # target background x source person: nothing copied, the decoder's picture
+    assert torch.allclose(out[..., 4:, 3:], decoded[..., 4:, 3:]) and float(m[..., 4:, 3:].max()) == 0.0
+    # everywhere else the blend is unchanged (the source's wall onto the wall, the person onto the person)
+    keep = torch.ones(8, 6, dtype=torch.bool)
+    keep[4:, 3:] = False
+    assert torch.equal(out[..., keep], image[..., keep]) and torch.equal(m[..., keep], blend[..., keep])

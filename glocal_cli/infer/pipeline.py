@@ -410,11 +410,21 @@ class GLocalPipeline:
             }
             if res.features is not None and res.features.blend_mask is not None:
                 part["blend"] = res.features.blend_mask.float()
-                if self.config.ghost_gate and res.features.decoded is not None:
+                decoded = None if res.features.decoded is None else res.features.decoded.float()
+                guided = (self.config.copy_visible, self.config.unseen_fill) != ("model", "model")
+                if external and not refine and guided and decoded is not None:
+                    from glocal_cli.body.base import BODY_PARTS
+                    from glocal_cli.infer.mesh_guide import guide_blend
+
+                    part["image"], part["blend"], decoded = guide_blend(
+                        part["image"], decoded, part["warped"], part["blend"],
+                        pick(pairs.classes), pick(image).float(), pick(pairs.source.part), pick(pairs.target.part),
+                        len(BODY_PARTS), self.config.copy_visible, self.config.unseen_fill)
+                if self.config.ghost_gate and decoded is not None:
                     from glocal_cli.models.flow import warp as warp_by
 
                     source_person = warp_by(1.0 - pick(source_parsing)[:, :1].float(), part["flow"])
-                    part["image"], part["blend"] = gate_ghost(part["image"], res.features.decoded.float(),
+                    part["image"], part["blend"] = gate_ghost(part["image"], decoded,
                                                               part["warped"], part["blend"], source_person,
                                                               part["person"])
             for key, value in part.items():

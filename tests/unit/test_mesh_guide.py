@@ -1,0 +1,68 @@
+"""The 3D correspondence as a guide of the final pixel blend (``infer.copy_visible``, ``infer.unseen_fill``)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from glocal_cli.body.correspond import BACKGROUND, INVISIBLE, VISIBLE
+from glocal_cli.infer.mesh_guide import guide_blend, part_mean_fill
+
+
+def _case(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    b, h, w, parts = 2, 12, 10, 5
+    source = torch.rand(b, 3, h, w, generator=g) * 2 - 1
+    source_part = torch.randint(0, parts - 1, (b, h, w), generator=g)  # part 4 never shown by the source
+    target_part = torch.randint(0, parts, (b, h, w), generator=g)
+    classes = torch.randint(0, 3, (b, h, w), generator=g).to(torch.uint8)
+    return source, source_part, target_part, classes, parts
+
+
+def test_part_mean_fill_is_the_mean_of_the_source_pixels_of_the_same_part() -> None:
+    source, sp, tp, classes, parts = _case()
+    where = classes == INVISIBLE
+    fill, filled = part_mean_fill(source, sp, tp, where, parts)
+    for i in range(source.shape[0]):
+        for y, x in zip(*torch.nonzero(where[i], as_tuple=True)):
+            p = int(tp[i, y, x])
+            shown = (sp[i] == p) & (p != 0)
+            assert bool(filled[i, 0, y, x]) == bool(shown.any())
+            if shown.any():
+                expect = source[i][:, shown].mean(1)
+                assert torch.allclose(fill[i, :, y, x], expect, atol=1e-5)
+    assert not bool(filled[~where[:, None]].any())  # only where asked
+
+
+def test_guide_blend_copies_visible_pixels_and_fills_unseen_ones() -> None:
+    source, sp, tp, classes, parts = _case(1)
+    b, _, h, w = source.shape
+    g = torch.Generator().manual_seed(2)
+    decoded = torch.rand(b, 3, h, w, generator=g) * 2 - 1
+    warped = torch.rand(b, 3, h, w, generator=g) * 2 - 1
+    blend = torch.zeros(b, 1, h, w)  # the blend head copies nothing
+    image = torch.lerp(decoded, warped, blend)
+    out, m, dec = guide_blend(image, decoded, warped, blend, classes, source, sp, tp, parts, "mesh", "part_mean")
+    # a visible pixel whose 3x3 neighbourhood is all visible is the warped source exactly
+    vis = (classes == VISIBLE).float()[:, None]
+    inner = torch.nn.functional.avg_pool2d(vis, 3, 1, 1, count_include_pad=False) == 1
+    inner = inner & (vis > 0)
+    assert torch.allclose(out[inner.expand_as(out)], warped[inner.expand_as(warped)], atol=1e-6)
+    assert bool((m[classes[:, None] != VISIBLE] == 0).all())
+    # an invisible pixel of a part the source shows is that part's mean colour; the others keep the decoder's
+    fill, filled = part_mean_fill(source, sp, tp, classes == INVISIBLE, parts)
+    f = filled.expand_as(out)
+    assert bool(f.any()) and torch.allclose(out[f], fill[f].clamp(-1, 1), atol=1e-6)
+    keep = ((classes == BACKGROUND) | (classes == INVISIBLE))[:, None] & ~filled
+    k = keep.expand_as(out)
+    assert torch.allclose(out[k], decoded[k], atol=1e-6) and torch.equal(dec[k], decoded[k])
+
+
+def test_guide_blend_model_model_changes_nothing_and_bad_modes_are_refused() -> None:
+    source, sp, tp, classes, parts = _case(3)
+    image = torch.rand_like(source) * 2 - 1
+    blend = torch.rand(source.shape[0], 1, *source.shape[-2:])
+    out, m, _ = guide_blend(image, image * 0.5, source, blend, classes, source, sp, tp, parts, "model", "model")
+    assert torch.allclose(out, image.clamp(-1, 1)) and torch.equal(m, blend)
+    with pytest.raises(ValueError, match="copy_visible"):
+        guide_blend(image, image, source, blend, classes, source, sp, tp, parts, "always", "model")

@@ -62,6 +62,7 @@ __all__ = [
     "BodyCorrespondence",
     "CorrespondenceMaps",
     "correspond",
+    "correspond_points",
     "correspondence_path",
     "flow_to_normalised",
     "load_correspondence",
@@ -114,44 +115,113 @@ def _pixel_grid(height: int, width: int, like: torch.Tensor) -> torch.Tensor:
     return torch.stack([gx, gy], dim=-1)
 
 
-def _gather_vertices(values: torch.Tensor, vid: torch.Tensor) -> torch.Tensor:
-    """``values (B, V, C)`` at vertex ids ``vid (B, H, W, 3)`` -> ``(B, H, W, 3, C)``."""
-    batch, channels = values.shape[0], values.shape[-1]
-    index = vid.reshape(batch, -1, 1).expand(-1, -1, channels)
-    return torch.gather(values, 1, index).view(*vid.shape, channels)
-
-
 def _signed_area(xy: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     """``(B, F)`` twice the signed image area of each face (its sign says which side faces the camera)."""
-    tri = xy[:, faces]  # (B, F, 3, 2)
+    batch, num_verts = xy.shape[:2]
+    vidx = (faces.reshape(1, -1) + torch.arange(batch, device=xy.device)[:, None] * num_verts).reshape(-1)
+    tri = xy.reshape(-1, 2).index_select(0, vidx).view(batch, -1, 3, 2)  # (B, F, 3, 2)
     e1 = tri[:, :, 1] - tri[:, :, 0]
     e2 = tri[:, :, 2] - tri[:, :, 0]
     return e1[..., 0] * e2[..., 1] - e1[..., 1] * e2[..., 0]
 
 
-def _bilinear_depth(depth: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-    """Depth map ``(B, h, w)`` at sub-pixel positions ``pos (B, H, W, 2)``; ``inf`` unless all 4 neighbours are on the body.
+def _bilinear_depth(depth: torch.Tensor, pos: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Depth maps ``(B, h, w)`` at points ``pos (N, 2)`` of maps ``index (N,)``; ``inf`` unless all 4 neighbours are on the body.
 
     Exact on a planar surface however steep, where the nearest pixel's depth can be off by more than
     the tolerance (a pixel spanning several centimetres of a sloped surface).
     """
-    batch, src_h, src_w = depth.shape
-    x0 = torch.floor(pos[..., 0])
-    y0 = torch.floor(pos[..., 1])
-    fx = (pos[..., 0] - x0).to(depth.dtype)
-    fy = (pos[..., 1] - y0).to(depth.dtype)
-    flat_depth = depth.reshape(batch, -1)
+    _, src_h, src_w = depth.shape
+    x0 = torch.floor(pos[:, 0])
+    y0 = torch.floor(pos[:, 1])
+    fx = (pos[:, 0] - x0).to(depth.dtype)
+    fy = (pos[:, 1] - y0).to(depth.dtype)
+    flat_depth = depth.reshape(-1)
+    # the 4 neighbours' flat indices (clamped into the map: a neighbour outside it is masked below)
+    x1, y1 = x0 + 1, y0 + 1
+    in_x = ((x0 >= 0) & (x0 < src_w), (x1 >= 0) & (x1 < src_w))
+    in_y = ((y0 >= 0) & (y0 < src_h), (y1 >= 0) & (y1 < src_h))
+    col = (x0.clamp(0, src_w - 1).long(), x1.clamp(0, src_w - 1).long())
+    base = index * (src_h * src_w)
+    row = (base + y0.clamp(0, src_h - 1).long() * src_w, base + y1.clamp(0, src_h - 1).long() * src_w)
     total = torch.zeros_like(fx)
     finite = torch.ones_like(fx, dtype=torch.bool)
     for dx, dy, weight in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
-        cx, cy = x0 + dx, y0 + dy
-        inside = (cx >= 0) & (cx < src_w) & (cy >= 0) & (cy < src_h)
-        flat = (cy.clamp(0, src_h - 1).long() * src_w + cx.clamp(0, src_w - 1).long()).view(batch, -1)
-        value = torch.gather(flat_depth, 1, flat).view_as(fx)
-        ok = inside & torch.isfinite(value)
+        value = flat_depth.index_select(0, row[dy] + col[dx])
+        ok = in_x[dx] & in_y[dy] & torch.isfinite(value)
         finite &= ok
         total = total + weight * torch.where(ok, value, 0.0)
     return torch.where(finite, total, torch.inf)
+
+
+@torch.no_grad()
+def correspond_points(
+    face: torch.Tensor,
+    bary: torch.Tensor,
+    target_index: torch.Tensor,
+    source_index: torch.Tensor,
+    target_xy: torch.Tensor,
+    source: RenderedBody,
+    faces: torch.Tensor,
+    depth_tolerance: float = 0.03,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The core of :func:`correspond` on a list of target surface points instead of full frames.
+
+    Point ``n`` lies on face ``face[n]`` (``long``, ``>= 0``) at barycentric weights ``bary[n]``
+    ``(N, 3)`` of target mesh ``target_index[n]`` (a row of ``target_xy (Bt, V, 2)``, for the side the
+    face turns to the camera) and is looked up in source mesh ``source_index[n]`` (a row of
+    ``source.xy``, ``source.depth`` and ``source.raster``). Returns the point's position in that
+    source image ``(N, 2)`` (pixels, ``source.xy``'s dtype) and whether it is visible there
+    ``bool (N,)`` (the test of the module docstring). Each point's result is the same whatever else
+    is in the list: callers pass only the pixels that show the body (a dataset writer) or every
+    pixel (:func:`correspond`). Gathers are flat ``index_select`` calls, much cheaper on the CPU than
+    advanced indexing. On the CPU the bilinear depth test runs only on the points it can still
+    decide (a compaction); on a GPU it runs on all of them, so nothing waits for the device.
+    """
+    sr = source.raster
+    src_h, src_w = sr.size
+    num_verts = source.xy.shape[1]
+    if target_xy.shape[1] != num_verts:
+        raise ValueError(f"target and source meshes differ: {target_xy.shape[1]} vs {num_verts} vertices")
+    faces = faces.to(device=face.device, dtype=torch.long)
+    vid = faces.index_select(0, face)  # (N, 3)
+    gidx = (vid + (source_index * num_verts)[:, None]).reshape(-1)
+    bary = bary.to(source.xy.dtype)
+    # barycentric blends as sums over the 3 corners of contiguous (N, 3) columns, x and y apart
+    # (the same sums, in the same order, as over a (N, 3, 2) gather, at a fraction of the cost)
+    pos = torch.stack([(bary * source.xy[..., i].reshape(-1).index_select(0, gidx).view(-1, 3)).sum(-1)
+                       for i in range(2)], -1)  # (N, 2)
+    pos_z = (bary * source.depth.reshape(-1).index_select(0, gidx).view(-1, 3)).sum(-1)
+
+    col = torch.floor(pos[:, 0] + 0.5)
+    row = torch.floor(pos[:, 1] + 0.5)
+    in_frame = (col >= 0) & (col < src_w) & (row >= 0) & (row < src_h)
+    flat = source_index * (src_h * src_w) + row.clamp(0, src_h - 1).long() * src_w + col.clamp(0, src_w - 1).long()
+    src_face = sr.face_id.reshape(-1).index_select(0, flat)
+    src_depth = sr.depth.reshape(-1).index_select(0, flat)
+    src_vid = faces.index_select(0, src_face.clamp_min(0))
+    # a shared vertex: 9 comparisons of columns (a (N, 3, 3) comparison and any() cost several times more)
+    adjacent = torch.zeros_like(face, dtype=torch.bool)
+    for i in range(3):
+        for j in range(3):
+            adjacent |= src_vid[:, i] == vid[:, j]
+    # the face turns the same side to the camera in both images (else it faces away in the source)
+    num_faces = faces.shape[0]
+    area_t = _signed_area(target_xy, faces).reshape(-1)
+    area_s = area_t if source.xy is target_xy else _signed_area(source.xy, faces).reshape(-1)
+    turn = (area_t.index_select(0, target_index * num_faces + face)
+            * area_s.index_select(0, source_index * num_faces + face))
+    candidate = in_frame & (src_face >= 0) & (turn > 0)
+    visible = candidate & (adjacent | ((src_depth - pos_z).abs() <= depth_tolerance))
+    if face.device.type == "cpu":
+        # the bilinear depth only where it decides (on a GPU the compaction would wait for the device)
+        todo = (candidate & ~visible).nonzero()[:, 0]
+        depth_ok = (_bilinear_depth(sr.depth, pos.index_select(0, todo), source_index.index_select(0, todo))
+                    - pos_z.index_select(0, todo)).abs() <= depth_tolerance
+        visible.index_copy_(0, todo, depth_ok)
+    else:
+        visible |= candidate & ((_bilinear_depth(sr.depth, pos, source_index) - pos_z).abs() <= depth_tolerance)
+    return pos, visible
 
 
 @torch.no_grad()
@@ -165,37 +235,20 @@ def correspond(
 
     ``target`` and ``source`` hold ``xy (B, V, 2)``, ``depth (B, V)`` and their rasters (the
     source raster may have another size: positions outside it are invisible); ``faces`` ``(F, 3)``
-    is the mesh both were rendered with. No host synchronisation: runs as a few batched kernels.
+    is the mesh both were rendered with. :func:`correspond_points` on every target pixel: a few
+    batched kernels, with no host synchronisation on a GPU.
     """
-    tr, sr = target.raster, source.raster
+    tr = target.raster
     if target.xy.shape != source.xy.shape:
         raise ValueError(f"target and source must be the same mesh batch: {tuple(target.xy.shape)} vs "
                          f"{tuple(source.xy.shape)}")
     batch, height, width = tr.face_id.shape
-    src_h, src_w = sr.size
-    faces = faces.to(device=tr.face_id.device, dtype=torch.long)
     on_body = tr.face_id >= 0
-    vid = faces[tr.face_id.clamp_min(0)]  # (B, H, W, 3)
-    bary = tr.bary.to(source.xy.dtype)
-    pos = (bary.unsqueeze(-1) * _gather_vertices(source.xy, vid)).sum(-2)  # (B, H, W, 2)
-    pos_z = (bary * _gather_vertices(source.depth.unsqueeze(-1), vid)[..., 0]).sum(-1)
-
-    col = torch.floor(pos[..., 0] + 0.5)
-    row = torch.floor(pos[..., 1] + 0.5)
-    in_frame = (col >= 0) & (col < src_w) & (row >= 0) & (row < src_h)
-    flat = (row.clamp(0, src_h - 1).long() * src_w + col.clamp(0, src_w - 1).long())
-    flat = flat.view(batch, -1)
-    src_face = torch.gather(sr.face_id.view(batch, -1), 1, flat).view(batch, height, width)
-    src_depth = torch.gather(sr.depth.view(batch, -1), 1, flat).view(batch, height, width)
-    src_vid = faces[src_face.clamp_min(0)]
-    adjacent = (src_vid.unsqueeze(-1) == vid.unsqueeze(-2)).flatten(-2).any(-1)
-    near = ((src_depth - pos_z).abs() <= depth_tolerance) | (
-        (_bilinear_depth(sr.depth, pos) - pos_z).abs() <= depth_tolerance)
-    # the face turns the same side to the camera in both images (else it faces away in the source)
-    flat_face = tr.face_id.clamp_min(0).view(batch, -1)
-    turn = (torch.gather(_signed_area(target.xy, faces), 1, flat_face)
-            * torch.gather(_signed_area(source.xy, faces), 1, flat_face)).view(batch, height, width)
-    visible = on_body & in_frame & (src_face >= 0) & (turn > 0) & (adjacent | near)
+    index = torch.arange(batch, device=tr.face_id.device).repeat_interleave(height * width)
+    pos, visible = correspond_points(tr.face_id.reshape(-1).clamp_min(0), tr.bary.reshape(-1, 3), index, index,
+                                     target.xy, source, faces, depth_tolerance)
+    pos = pos.view(batch, height, width, 2)
+    visible = visible.view(batch, height, width) & on_body
 
     flow = (pos - _pixel_grid(height, width, pos)).float()
     flow = torch.where(on_body.unsqueeze(-1), flow, flow.new_zeros(()))
@@ -245,8 +298,11 @@ def save_correspondence(path: str | os.PathLike[str], flow: np.ndarray | torch.T
     if vis_np.size and int(vis_np.max()) > INVISIBLE:
         raise ValueError(f"visibility classes are 0, 1, 2; got {int(vis_np.max())}")
     vis_np = np.ascontiguousarray(vis_np, dtype=np.uint8)
-    flow16 = np.nan_to_num(flow_np.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0).astype(np.float16)
-    flow16[vis_np == BACKGROUND] = 0
+    flow32 = np.asarray(flow_np, dtype=np.float32)  # no copy when it is float32 already
+    if not np.isfinite(flow32).all():
+        flow32 = np.nan_to_num(flow32, nan=0.0, posinf=0.0, neginf=0.0)
+    flow16 = flow32.astype(np.float16)
+    flow16.view(np.uint32)[..., 0] *= vis_np != BACKGROUND  # both halves of a pixel's flow to +0.0
     arrays = {
         "flow": np.ascontiguousarray(flow16),
         "visibility": vis_np,

@@ -152,57 +152,82 @@ def rasterize(
         raise ValueError(f"faces must be (F, 3), got {tuple(faces.shape)}")
     device = xy.device
     dtype = xy.dtype if xy.dtype in (torch.float32, torch.float64) else torch.float32
-    batch, num_faces = xy.shape[0], faces.shape[0]
+    batch, num_verts, num_faces = xy.shape[0], xy.shape[1], faces.shape[0]
     faces = faces.to(device=device, dtype=torch.long)
     pixels = height * width
+    total = batch * pixels
+    xy = xy.to(dtype)
+    depth = depth.to(dtype)
 
-    tri = xy.to(dtype)[:, faces].reshape(batch * num_faces, 3, 2)  # (B*F, 3, 2)
-    tri_z = depth.to(dtype)[:, faces].reshape(batch * num_faces, 3)
-    tx, ty = tri[..., 0], tri[..., 1]
-    finite = torch.isfinite(tri).all(-1).all(-1) & torch.isfinite(tri_z).all(-1)
+    # per-face corner coordinates as contiguous (B*F, 3) columns: one index_select each on flat
+    # vertex ids (much cheaper than advanced indexing, and what the loop below slices)
+    vidx = (faces.reshape(1, -1) + torch.arange(batch, device=device)[:, None] * num_verts).reshape(-1)
+    tx = xy[..., 0].reshape(-1).index_select(0, vidx).view(-1, 3)
+    ty = xy[..., 1].reshape(-1).index_select(0, vidx).view(-1, 3)
+    tri_z = depth.reshape(-1).index_select(0, vidx).view(-1, 3)
+    good_v = torch.isfinite(xy).all(-1) & torch.isfinite(depth)  # (B, V): tested per vertex, not per corner
     if perspective_correct:
-        finite &= (tri_z > near).all(-1)
+        good_v &= depth > near
+    finite = good_v.reshape(-1).index_select(0, vidx).view(-1, 3).all(-1)
     tx = torch.where(finite[:, None], tx, 0.0)
     ty = torch.where(finite[:, None], ty, 0.0)
     x0 = torch.ceil(tx.amin(-1)).clamp(0, width)
     x1 = torch.floor(tx.amax(-1)).clamp(-1, width - 1)
     y0 = torch.ceil(ty.amin(-1)).clamp(0, height)
     y1 = torch.floor(ty.amax(-1)).clamp(-1, height - 1)
-    box_w = (x1 - x0 + 1).clamp_min(0).long()
-    box_area = box_w * (y1 - y0 + 1).clamp_min(0).long()
+    box_w = (x1 - x0 + 1).clamp_min(0)
+    box_area = (box_w * (y1 - y0 + 1).clamp_min(0)).long()
     area2 = (tx[:, 1] - tx[:, 0]) * (ty[:, 2] - ty[:, 0]) - (ty[:, 1] - ty[:, 0]) * (tx[:, 2] - tx[:, 0])
     ok = finite & (box_area > 0) & (area2 != 0)
     # bucket k holds the faces whose box has (2**(k-1), 2**k] pixels
     bucket = torch.ceil(torch.log2(box_area.clamp_min(1).to(torch.float64))).long()
     bucket = torch.where(ok, bucket, -1)
     counts = torch.bincount(bucket + 1, minlength=1).tolist()  # the one sync on the bucket sizes
-    order = torch.argsort(bucket, stable=True)
-
+    # the drawn faces in bucket order; every per-face value is gathered once into that order, so a
+    # bucket's values are contiguous slices of these tables
+    order = torch.argsort(bucket, stable=True)[counts[0]:]
     # vertices relative to each face's box corner: small numbers, accurate edge functions
-    lx = tx - x0[:, None]
-    ly = ty - y0[:, None]
+    corners = torch.cat([tx - x0[:, None], ty - y0[:, None]], 1).index_select(0, order)  # (n, 6)
+    inv_area_s = (1.0 / area2).index_select(0, order)
+    box_w_s = box_w.index_select(0, order)
+    box_h_s = (y1 - y0 + 1).clamp_min(0).index_select(0, order)
+    tri_z_s = tri_z.index_select(0, order)
+    # flat (batch, row, col) index of each face's box corner
+    b_of = torch.div(order, num_faces, rounding_mode="floor")
+    base_s = b_of * pixels + y0.index_select(0, order).long() * width + x0.index_select(0, order).long()
+    fid_s = order - b_of * num_faces
+
     keys, zs, fids, barys = [], [], [], []
-    start = counts[0]
+    start = 0
     for k, count in enumerate(counts[1:]):
         tile = 1 << k
         step = max(1, _MAX_CANDIDATES // tile)
         for lo in range(start, start + count, step):
-            sel = order[lo:min(lo + step, start + count)]
-            offs = torch.arange(tile, device=device)
-            bw = box_w[sel, None]
-            cx = (offs % bw).to(dtype)  # (n, tile)
-            cy = torch.div(offs, bw, rounding_mode="floor").to(dtype)
-            ax, bx, qx = lx[sel, 0, None], lx[sel, 1, None], lx[sel, 2, None]
-            ay, by, qy = ly[sel, 0, None], ly[sel, 1, None], ly[sel, 2, None]
-            inv_area = 1.0 / area2[sel, None]
-            w0 = ((bx - cx) * (qy - cy) - (by - cy) * (qx - cx)) * inv_area
-            w1 = ((qx - cx) * (ay - cy) - (qy - cy) * (ax - cx)) * inv_area
-            w2 = ((ax - cx) * (by - cy) - (ay - cy) * (bx - cx)) * inv_area
-            inside = (offs < box_area[sel, None]) & (w0 >= 0) & (w1 >= 0) & (w2 >= 0)
-            face_i, cand = inside.nonzero(as_tuple=True)
-            flat = sel[face_i]
-            w = torch.stack([w0[face_i, cand], w1[face_i, cand], w2[face_i, cand]], dim=-1)
-            fz = tri_z[flat]
+            hi = min(lo + step, start + count)
+            offs = torch.arange(tile, device=device, dtype=dtype)
+            bw = box_w_s[lo:hi, None]
+            # candidate c of a box of width w is pixel (c mod w, c div w) of the box; floats are
+            # exact here (integers far below 2**24)
+            cy = torch.floor(offs / bw)  # (n, tile)
+            cx = offs - cy * bw
+            c = corners[lo:hi]
+            ax, bx, qx, ay, by, qy = (c[:, i, None] for i in range(6))
+            # the three edge functions, each difference computed once (same values as evaluating
+            # every product from scratch)
+            dax, dbx, dqx = ax - cx, bx - cx, qx - cx
+            day, dby, dqy = ay - cy, by - cy, qy - cy
+            inv_area = inv_area_s[lo:hi, None]
+            w0 = (dbx * dqy).sub_(dby * dqx).mul_(inv_area)
+            w1 = (dqx * day).sub_(dqy * dax).mul_(inv_area)
+            w2 = (dax * dby).sub_(day * dbx).mul_(inv_area)
+            # inside: all three weights >= 0 (minimum propagates NaN, which is outside as before)
+            inside = torch.minimum(torch.minimum(w0, w1), w2) >= 0
+            inside &= cy < box_h_s[lo:hi, None]
+            idx = inside.view(-1).nonzero()[:, 0]
+            face_i = torch.div(idx, tile, rounding_mode="floor")
+            w = torch.stack([w0.view(-1).index_select(0, idx), w1.view(-1).index_select(0, idx),
+                             w2.view(-1).index_select(0, idx)], dim=-1)
+            fz = tri_z_s[lo:hi].index_select(0, face_i)
             if perspective_correct:
                 w = w / fz
                 inv_z = w.sum(-1, keepdim=True)
@@ -210,37 +235,36 @@ def rasterize(
                 z = 1.0 / inv_z[:, 0]
             else:
                 z = (w * fz).sum(-1)
-            col = x0[flat].long() + cx[face_i, cand].long()
-            row = y0[flat].long() + cy[face_i, cand].long()
-            b = torch.div(flat, num_faces, rounding_mode="floor")
-            keys.append(b * pixels + row * width + col)
+            px = cy.view(-1).index_select(0, idx).long() * width + cx.view(-1).index_select(0, idx).long()
+            keys.append(base_s[lo:hi].index_select(0, face_i) + px)
             zs.append(z)
-            fids.append(flat - b * num_faces)
+            fids.append(fid_s[lo:hi].index_select(0, face_i))
             barys.append(w)
         start += count
 
-    total = batch * pixels
     face_id = torch.full((total,), -1, dtype=torch.long, device=device)
-    bary = torch.zeros(total + 1, 3, dtype=dtype, device=device)
+    bary = torch.zeros(total, 3, dtype=dtype, device=device)
     zbuf = torch.full((total,), math.inf, dtype=dtype, device=device)
     if keys:
         key = torch.cat(keys)
         z = torch.cat(zs)
         fid = torch.cat(fids)
         zbuf.scatter_reduce_(0, key, z, "amin")
-        nearest = z <= zbuf[key]
+        nearest = z <= zbuf.index_select(0, key)
         fbuf = torch.full((total,), num_faces, dtype=torch.long, device=device)
         fbuf.scatter_reduce_(0, key, torch.where(nearest, fid, num_faces), "amin")
-        winner = nearest & (fid == fbuf[key])  # one per covered pixel
+        winner = nearest & (fid == fbuf.index_select(0, key))  # one per covered pixel
         face_id = torch.where(fbuf < num_faces, fbuf, -1)
-        bary[torch.where(winner, key, total)] = torch.cat(barys)
-    face_id = face_id.view(batch, height, width)
+        win = winner.nonzero()[:, 0]
+        bary.index_copy_(0, key.index_select(0, win), torch.cat(barys).index_select(0, win))
     if face_parts is None:
         part = (face_id >= 0).long()
     else:
         parts = face_parts.to(device=device, dtype=torch.long)
-        part = torch.where(face_id >= 0, parts[face_id.clamp_min(0)], 0)
-    return Raster(face_id, bary[:total].view(batch, height, width, 3), zbuf.view(batch, height, width), part)
+        part = torch.where(face_id >= 0, parts.index_select(0, face_id.clamp_min(0)), 0)
+    face_id = face_id.view(batch, height, width)
+    part = part.view(batch, height, width)
+    return Raster(face_id, bary.view(batch, height, width, 3), zbuf.view(batch, height, width), part)
 
 
 def render_body(

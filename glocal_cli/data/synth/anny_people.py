@@ -37,8 +37,10 @@ import torch
 
 from glocal_cli.body.base import BODY_PARTS, BodyModel
 from glocal_cli.body.correspond import (
+    INVISIBLE,
+    VISIBLE,
     BodyCorrespondence,
-    correspond,
+    correspond_points,
     correspondence_path,
     save_correspondence,
 )
@@ -344,16 +346,15 @@ def _render(body: BodyModel, seed: int, index: int, k: int, height: int, width: 
     fid = flat_face.index_select(0, where)
     bary = raster.bary.reshape(-1, 3).index_select(0, where)  # (n, 3)
     corner = faces.index_select(0, fid)  # (n, 3)
-    n_px = corner.shape[0]
-    ch = (attrs.index_select(0, corner.reshape(-1)).view(n_px, 3, -1) * bary[..., None]).sum(1).numpy()
+    ch = _blend_rows(attrs, corner, bary).numpy()
     part_px = raster.part.reshape(-1).index_select(0, where).numpy()
     px = np.repeat((1.0 / cams[:, 0] * (1.7 / max(stature, 0.5))).astype(np.float32), counts)
     colour, cls = colour_pixels(look, tables, part_px, ch, px)
     if rest_normals is not None:
         # vertex normals posed by the blended skinning rotations, interpolated at the pixel
         posed_normals = torch.einsum("knxy,ny->knx", blend, rest_normals)
-        vid = ((b_idx * posed_normals.shape[1])[:, None] + corner).reshape(-1)
-        nrm = (posed_normals.reshape(-1, 3).index_select(0, vid).view(n_px, 3, 3) * bary[..., None]).sum(1)
+        vid = (b_idx * posed_normals.shape[1])[:, None] + corner
+        nrm = _blend_rows(posed_normals.reshape(-1, 3), vid, bary)
         nrm = torch.nn.functional.normalize(nrm, dim=-1).numpy()
         nrm = np.where(nrm[:, 2:3] > 0, -nrm, nrm)  # two-sided: the side facing the camera
         lam = np.maximum(nrm @ look.light, 0.0)
@@ -386,6 +387,18 @@ def _render(body: BodyModel, seed: int, index: int, k: int, height: int, width: 
     keypoints = _visible_keypoints(kp2d.numpy(), keypoints3d[..., 2].numpy(), raster, height, width)
     yaws = [_yaw_of(orient_np[i]) for i in range(k)]
     return RenderedIdentity(look, images, parsing, keypoints, yaws, sources, bodies, faces, part_map, attrs)
+
+
+def _blend_rows(table: torch.Tensor, corner: torch.Tensor, bary: torch.Tensor) -> torch.Tensor:
+    """Rows ``corner (n, 3)`` of ``table (N, C)`` blended by ``bary (n, 3)``: ``(n, C)``.
+
+    The same products summed in the same order as ``(table[corner] * bary[..., None]).sum(1)``
+    (bit for bit), without the ``(n, 3, C)`` temporary and its strided reduction.
+    """
+    out = table.index_select(0, corner[:, 0]) * bary[:, 0:1]
+    out += table.index_select(0, corner[:, 1]) * bary[:, 1:2]
+    out += table.index_select(0, corner[:, 2]) * bary[:, 2:3]
+    return out
 
 
 def _narrow_stride(body: BodyModel, pose: np.ndarray) -> None:
@@ -461,49 +474,46 @@ def identity_correspondence(ident: RenderedIdentity, pairs: list[tuple[int, int]
                             ) -> BodyCorrespondence:
     """Flow target -> source and visibility of ``pairs`` ``(source, target)`` of one identity.
 
-    :func:`~glocal_cli.body.correspond.correspond` on all pairs at once, with each target's covered
-    pixels packed into one row (every pixel is independent there, and background pixels need no
-    work: they are background in the result), then scattered back into full frames with the flow
-    shifted from the packed to the true pixel positions.
+    :func:`~glocal_cli.body.correspond.correspond_points` on the covered pixels of every pair's
+    target, all pairs in one list (background pixels need no work: they are background in the
+    result), looked up in the identity's ``K`` rendered poses directly (no copy of a raster per
+    pair), then scattered into full frames. Same maps as :func:`~glocal_cli.body.correspond.correspond`
+    on the full frames.
     """
     b, r = ident.bodies, ident.bodies.raster
     k, height, width = r.face_id.shape
     hw = height * width
-    src_idx = torch.tensor([s for s, _ in pairs])
-    tgt_idx = torch.tensor([t for _, t in pairs])
-    flat_face = r.face_id.reshape(k, hw)
-    img, pix = torch.nonzero(flat_face >= 0, as_tuple=True)  # covered pixels, image by image
-    counts = torch.bincount(img, minlength=k)
-    n_max = max(int(counts.max()), 1)
-    start = torch.cumsum(counts, 0) - counts
-    slot = torch.arange(img.numel()) - start[img]  # position of each covered pixel in its image's row
-    packed = torch.full((k, n_max), hw, dtype=torch.long)  # hw: padding (background)
-    packed[img, slot] = pix
-    valid = packed < hw
-    safe = packed.clamp_max(hw - 1)
-    face_p = torch.where(valid, torch.gather(flat_face, 1, safe), -1)
-    bary_p = torch.gather(r.bary.reshape(k, hw, 3), 1, safe[..., None].expand(-1, -1, 3)) * valid[..., None]
-    depth_p = torch.where(valid, torch.gather(r.depth.reshape(k, hw), 1, safe), torch.inf)
-    part_p = torch.where(valid, torch.gather(r.part.reshape(k, hw), 1, safe), 0)
-    tgt = RenderedBody(b.xy[tgt_idx], b.depth[tgt_idx], Raster(
-        face_p[tgt_idx, None], bary_p[tgt_idx, None], depth_p[tgt_idx, None], part_p[tgt_idx, None]))
-    src = RenderedBody(b.xy[src_idx], b.depth[src_idx],
-                       Raster(r.face_id[src_idx], r.bary[src_idx], r.depth[src_idx], r.part[src_idx]))
+    n = len(pairs)
+    src_idx = torch.tensor([s for s, _ in pairs], dtype=torch.long)
+    tgt_idx = torch.tensor([t for _, t in pairs], dtype=torch.long)
+    flat_face = r.face_id.reshape(-1)
+    covered = torch.nonzero(flat_face >= 0)[:, 0]  # flat (image, pixel) of the covered pixels, image by image
+    counts = torch.bincount(torch.div(covered, hw, rounding_mode="floor"), minlength=k)
+    starts = torch.cumsum(counts, 0) - counts
+    per_pair = counts.index_select(0, tgt_idx)
+    pair = torch.repeat_interleave(torch.arange(n), per_pair)  # the pair of each point
+    first = torch.cumsum(per_pair, 0) - per_pair
+    rank = torch.arange(pair.numel()) - first.index_select(0, pair)  # the point's place in its target's list
+    point = covered.index_select(0, starts.index_select(0, tgt_idx).index_select(0, pair) + rank)
+    target_index = tgt_idx.index_select(0, pair)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        c = correspond(tgt, src, ident.faces, depth_tolerance=depth_tolerance)
+        pos, visible = correspond_points(flat_face.index_select(0, point), r.bary.reshape(-1, 3).index_select(0, point),
+                                         target_index, src_idx.index_select(0, pair), b.xy, b, ident.faces,
+                                         depth_tolerance)
     finally:
         torch.set_num_threads(threads)
-    n = len(pairs)
-    where = packed[tgt_idx]  # (n, P) true flat pixel of each packed pixel (hw: padding)
-    true_xy = torch.stack([(where % width).float() - torch.arange(n_max, dtype=torch.float32),
-                           (where // width).float()], -1)
-    flow = torch.zeros(n, hw + 1, 2)
-    vis = torch.zeros(n, hw + 1, dtype=torch.uint8)
-    flow.scatter_(1, where[..., None].expand(-1, -1, 2), c.flow[:, 0] - true_xy)
-    vis.scatter_(1, where, c.visibility[:, 0])
-    return BodyCorrespondence(flow[:, :hw].reshape(n, height, width, 2), vis[:, :hw].reshape(n, height, width))
+    pix = point - target_index * hw
+    pix_f = pix.to(pos.dtype)  # exact: integers far below 2**24, so the float row and column are too
+    row = torch.floor(pix_f / width)
+    grid = torch.stack([pix_f - row * width, row], -1)
+    dest = pair * hw + pix
+    flow = torch.zeros(n * hw, 2)
+    vis = torch.zeros(n * hw, dtype=torch.uint8)
+    flow.index_copy_(0, dest, (pos - grid).float())
+    vis.index_copy_(0, dest, torch.where(visible, VISIBLE, INVISIBLE).to(torch.uint8))
+    return BodyCorrespondence(flow.view(n, height, width, 2), vis.view(n, height, width))
 
 
 def write_anny_identity(
@@ -540,9 +550,8 @@ def write_anny_identity(
         })
     pairs = anny_pairs(poses_per_identity, opts.pairs_per_image)
     corr = identity_correspondence(ident, pairs, opts.depth_tolerance)
-    for p, (s, t) in enumerate(pairs):
-        maps = corr.maps(p)
-        save_correspondence(correspondence_path(out, names[t], names[s]), maps.flow, maps.visibility)
+    for p, (s, t) in enumerate(pairs):  # float32 flow: saving rounds it to float16 once
+        save_correspondence(correspondence_path(out, names[t], names[s]), corr.flow[p], corr.visibility[p])
     record = {"identity": index, "appearance": ident.look.describe(), "images": images,
               "pairs": [[names[s], names[t]] for s, t in pairs]}
     atomic_write_text(marker_path(out, index), json.dumps(record, separators=(",", ":")) + "\n")

@@ -111,9 +111,8 @@ def anny_stage_costs(identities: int, poses: int, height: int, width: int, folde
         corr = identity_correspondence(ident, pairs)
         totals["correspondence"] += time.process_time() - t
         t = time.process_time()
-        for p in range(len(pairs)):
-            maps = corr.maps(p)
-            save_correspondence(folder / f"{i}_pair{p}.npz", maps.flow, maps.visibility)
+        for p in range(len(pairs)):  # as the writer does: the float32 flow, rounded to float16 once
+            save_correspondence(folder / f"{i}_pair{p}.npz", corr.flow[p], corr.visibility[p])
         totals["correspondence_npz"] += time.process_time() - t
         n += poses
     out = {k: 1000.0 * v / n for k, v in totals.items()}

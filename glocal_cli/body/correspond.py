@@ -164,6 +164,7 @@ def correspond_points(
     source: RenderedBody,
     faces: torch.Tensor,
     depth_tolerance: float = 0.03,
+    compact: bool | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The core of :func:`correspond` on a list of target surface points instead of full frames.
 
@@ -175,8 +176,9 @@ def correspond_points(
     ``bool (N,)`` (the test of the module docstring). Each point's result is the same whatever else
     is in the list: callers pass only the pixels that show the body (a dataset writer) or every
     pixel (:func:`correspond`). Gathers are flat ``index_select`` calls, much cheaper on the CPU than
-    advanced indexing. On the CPU the bilinear depth test runs only on the points it can still
-    decide (a compaction); on a GPU it runs on all of them, so nothing waits for the device.
+    advanced indexing. ``compact`` (default: on the CPU) runs the bilinear depth test only on the
+    points it can still decide; the compaction waits for the device, so on a GPU it runs on all of
+    them. Same result either way.
     """
     sr = source.raster
     src_h, src_w = sr.size
@@ -213,8 +215,9 @@ def correspond_points(
             * area_s.index_select(0, source_index * num_faces + face))
     candidate = in_frame & (src_face >= 0) & (turn > 0)
     visible = candidate & (adjacent | ((src_depth - pos_z).abs() <= depth_tolerance))
-    if face.device.type == "cpu":
-        # the bilinear depth only where it decides (on a GPU the compaction would wait for the device)
+    if compact is None:
+        compact = face.device.type == "cpu"  # the compaction waits for the device
+    if compact:  # the bilinear depth only where it can still decide
         todo = (candidate & ~visible).nonzero()[:, 0]
         depth_ok = (_bilinear_depth(sr.depth, pos.index_select(0, todo), source_index.index_select(0, todo))
                     - pos_z.index_select(0, todo)).abs() <= depth_tolerance

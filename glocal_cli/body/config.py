@@ -28,6 +28,11 @@ class BodyFitConfig:
     upright_weight: float = 2.0
     """Weight of the lean of the body's vertical axis towards or away from the camera (keypoints cannot see it;
     without this term a fit tilts the pelvis to shorten a torso)."""
+    truncation_weight: float = 10.0
+    """Weight of the out-of-frame term: when both knees (or both ankles) are missing, the photo is taken to end
+    above them (a close-up), and their projections are pushed below the frame's bottom edge (squared hinge,
+    pixels of a 256-high frame). Without it a close-up's fit folds the legs into the frame as if seated and
+    tilts the torso. 0 = off."""
     fit_shape: bool = True
     """Fit the body shape in stage 2 (shared by images of one person); off = the mean body."""
     face_weight: float = 1.0

@@ -16,6 +16,8 @@ weights do not depend on the photo size)::
   + w_shape * |beta|^2                                shape prior (coefficients ~ N(0, 1))
   + w_face  * relu(+-(z_nose - z_ears) + margin)      facing: nose in front when the face is seen,
                                                       behind when only the back of the head is
+  + w_trunc * sum_k t_k * relu(H - y_k)^2              out of frame: both knees (ankles) missing -> the photo
+                                                      ends above them, they project below the bottom edge
   + w_sil   * mean dist_outside_mask(vertex)^2        optional: the naked body inside the person mask
 
 Keypoints alone leave depth and facing ambiguous (a side view fits as well turned 15 degrees too
@@ -162,6 +164,18 @@ def check_keypoints(visible: torch.Tensor, cfg: BodyFitConfig, keypoints: torch.
     return reasons
 
 
+def truncated_keypoints(visible: torch.Tensor) -> torch.Tensor:
+    """``float (B, 18)``: 1 for the knees when both are missing and for the ankles when both are missing (or both
+    knees are): a close-up that ends above them, not legs hidden behind each other."""
+    vis = visible.bool()
+    knees = ~(vis[:, 9] | vis[:, 12])
+    ankles = ~(vis[:, 10] | vis[:, 13]) | knees
+    out = torch.zeros(vis.shape, device=vis.device)
+    out[:, [9, 12]] = knees[:, None].float()
+    out[:, [10, 13]] = ankles[:, None].float()
+    return out
+
+
 class _Objective:
     def __init__(self, body: BodyModel, keypoints: torch.Tensor, visible: torch.Tensor, height: int,
                  cfg: BodyFitConfig, facing: torch.Tensor, kp_weight: torch.Tensor) -> None:
@@ -177,6 +191,8 @@ class _Objective:
         missing[:, has] = 1.0 - self.vis[:, child[has]]
         self.prior = body.pose_prior_weight * (1.0 + (cfg.missing_stiffness - 1.0) * missing)
         self.no_hips = 1.0 - torch.maximum(self.vis[:, 8], self.vis[:, 11])
+        self.height = float(height)
+        self.below = truncated_keypoints(visible)
 
     def terms(self, orient: torch.Tensor, pose: torch.Tensor, shape: torch.Tensor, cam: torch.Tensor,
               kp_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -200,6 +216,9 @@ class _Objective:
         if bounds is not None:  # a hard-ish wall at the model's bounds (rare shapes fit clothes, not bodies)
             out_of = torch.relu(shape - bounds[1]) + torch.relu(bounds[0] - shape)
             loss = loss + 1000.0 * out_of.pow(2).sum(-1)
+        if cfg.truncation_weight > 0:
+            inside = torch.relu(self.height - uv[..., 1]) * self.px  # how far above the bottom edge
+            loss = loss + cfg.truncation_weight * (self.below * inside.pow(2)).sum(-1)
         ears_z = 0.5 * (out.keypoints[:, _R_EAR, 2] + out.keypoints[:, _L_EAR, 2])
         dz = out.keypoints[:, _NOSE, 2] - ears_z  # < 0 when the nose points at the camera
         loss = loss + cfg.face_weight * torch.relu(self.facing * dz + cfg.face_margin).pow(2) * 1e4

@@ -174,3 +174,46 @@ def test_load_errors(tmp_path) -> None:  # noqa: ANN001
     with pytest.raises(ConfigError, match="needs a path"):
         load_body_model("smplx")
     assert math.isfinite(float(load_body_model("anny").metadata["pca_heldout_rms_mm"]))
+
+
+def test_truncated_keypoints_marks_legs_cut_off_by_the_frame() -> None:
+    from glocal_cli.body.fit import truncated_keypoints
+
+    vis = torch.ones(3, 18, dtype=torch.bool)
+    vis[0, [9, 10, 12, 13]] = False  # a close-up: ends above the knees
+    vis[1, [10, 13]] = False  # ends above the ankles
+    vis[2, [9, 10]] = False  # one leg hidden behind the other: not cut off
+    t = truncated_keypoints(vis)
+    assert t[0, [9, 10, 12, 13]].tolist() == [1.0] * 4 and float(t[0].sum()) == 4
+    assert t[1, [10, 13]].tolist() == [1.0, 1.0] and float(t[1].sum()) == 2
+    assert float(t[2].sum()) == 0
+
+
+@pytest.mark.slow
+def test_close_ups_keep_their_legs_below_the_frame(body: AnnyBody) -> None:
+    """Real DeepFashion close-ups (knees and ankles missing): with the out-of-frame term the fitted knees lie
+    below the bottom edge; without it a fit folds some of them into the picture."""
+    from glocal_cli.body.fit import truncated_keypoints
+    from glocal_cli.data.keypoints import read_keypoint_csv
+    from glocal_cli.paths import shared_data_dir
+
+    root = shared_data_dir()
+    if root is None:
+        pytest.skip("../shared/data not found (the DeepFashion annotations)")
+    torch.set_num_threads(1)
+    poses = read_keypoint_csv(root / "deepfashion" / "fasion-annotation-test.csv", frame="deepfashion-256x256",
+                              to_frame="deepfashion-256x176")
+    names = sorted({n for p in (root / "deepfashion" / "samples").glob("*.png") for n in (
+        p.name[:-4].split(".jpg_")[0] + ".jpg", p.name[:-4].split(".jpg_")[1])})
+    close = [poses[n] for n in names if n in poses and float(truncated_keypoints(
+        torch.as_tensor(poses[n].visible)[None])[0, 9]) > 0][:16]
+    assert len(close) == 16
+    kp = torch.tensor(np.stack([p.xy for p in close])).float()
+    vis = torch.tensor(np.stack([p.visible for p in close]))
+    knee_y = {}
+    for weight in (0.0, BodyFitConfig().truncation_weight):
+        res = fit_keypoints(body, kp, vis, 256, 176, BodyFitConfig(truncation_weight=weight))
+        out = project(body(res.global_orient, res.body_pose, res.shape, vertices=False).keypoints, res.camera)
+        knee_y[weight] = out[:, [9, 12], 1].amin(1)
+    assert int((knee_y[0.0] < 256 - 2).sum()) >= 3, knee_y[0.0]  # the failure the term fixes
+    assert bool((knee_y[BodyFitConfig().truncation_weight] > 256 - 2).all()), knee_y

@@ -247,11 +247,18 @@ class BodyFlow:
         return PairMaps(flow, visibility, flow_px.cpu(), classes.cpu().to(torch.uint8), ok, notes, src_maps, tgt_maps)
 
     def parsing(self, xy: np.ndarray | torch.Tensor, visible: np.ndarray | torch.Tensor, hw: tuple[int, int],
-                person_masks: Sequence[np.ndarray | None] | None = None) -> tuple[np.ndarray, list[str]]:
+                person_masks: Sequence[np.ndarray | None] | None = None,
+                images: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, list[str]]:
         """8-class parsings ``uint8 (B, H, W)`` from the fitted meshes (:func:`~glocal_cli.body.pair.body_parsing`,
         refined by ``person_masks`` where given) and per image a note ('' when usable; the parsing of a
-        flagged fit is all background and must not be used)."""
+        flagged fit is all background and must not be used).
+
+        ``images`` (the framed photos, ``uint8 (H, W, 3)``) instead of masks: each photo on a plain studio wall
+        gets the person mask ``prepare-data --parsing body3d`` makes (the wall's flood fill, kept near the
+        mesh: :func:`~glocal_cli.data.prepare.body3d.plain_background_mask` and ``refine_person_mask``), so a
+        model fine-tuned on such data sees the same kind of parsing at inference."""
         from glocal_cli.body.pair import body_parsing
+        from glocal_cli.data.prepare.body3d import plain_background_mask, refine_person_mask
 
         maps = self.render(self.fit(xy, visible, hw))
         out = np.zeros((len(maps.ok), int(hw[0]), int(hw[1])), np.uint8)
@@ -259,6 +266,9 @@ class BodyFlow:
         for i, good in enumerate(maps.ok.tolist()):
             if good:
                 mask = None if person_masks is None else person_masks[i]
+                if mask is None and images is not None:
+                    colour = plain_background_mask(np.asarray(images[i]))
+                    mask = None if colour is None else refine_person_mask(colour, maps.part[i].cpu().numpy() > 0)
                 out[i] = body_parsing(maps.part[i], mask)
                 notes.append("")
             else:

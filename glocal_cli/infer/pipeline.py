@@ -308,7 +308,7 @@ class GLocalPipeline:
         elif self.config.source_parsing == "body3d" and not bool(has_parsing.all()):
             need = (~has_parsing).nonzero()[:, 0]
             mesh, more = self.body_flow.parsing(batch["source_xy"][need].numpy(), batch["source_vis"][need].numpy(),
-                                                (h, w))
+                                                (h, w), images=batch["image"][need].permute(0, 2, 3, 1).numpy())
             parsing = parsing.clone()
             for j, i in enumerate(need.tolist()):
                 if more[j]:

@@ -169,6 +169,32 @@ def test_source_parsing_from_the_fitted_mesh():
     np.testing.assert_array_equal(out.parsing, expect)
 
 
+def test_mesh_source_parsing_on_a_plain_wall_follows_the_person_like_prepare_data():
+    """On a plain studio wall the mesh parsing is refined by the wall's flood-fill mask, as
+    ``prepare-data --parsing body3d`` makes the training parsings: a person wider than the naked mesh
+    (a wide coat) is parsed as person up to its outline."""
+    from glocal_cli.data.prepare.body3d import plain_background_mask, refine_person_mask
+
+    model = tiny_model(3)
+    from glocal_cli.infer.body3d import BodyFlow
+
+    flow = BodyFlow(FAST_BODY, "cpu")
+    fits = flow.render(flow.fit(SOURCE[None, :, :2], np.ones((1, 18), bool), (H, W)))
+    body = fits.part[0].numpy() > 0
+    ys, xs = np.nonzero(body)
+    wall = np.full((H, W, 3), 235, np.uint8)
+    wall[ys.min():ys.max() + 1, max(0, xs.min() - 4):xs.max() + 5] = (60, 40, 30)  # wider than the mesh
+    gen = Capture(model.generator)
+    pipeline(model, flow="learned", source_parsing="body3d").transfer(wall, ARMS_OUT, SOURCE)
+    gen.close()
+    given = gen.calls[0][3][0].argmax(0).numpy()
+    mask = refine_person_mask(plain_background_mask(wall), body)
+    np.testing.assert_array_equal(given, body_parsing(fits.part[0], mask))
+    outside = (given > 0) & ~body
+    assert outside.sum() > 20  # the coat beyond the mesh is person
+    assert not np.array_equal(given, body_parsing(fits.part[0]))
+
+
 def test_preview_picture_from_the_python_api():
     model = tiny_model(4)
     result = pipeline(model).transfer(photo(), ARMS_OUT, SOURCE, return_details=True, preview=True)

@@ -63,6 +63,8 @@ __all__ = [
     "CorrespondenceMaps",
     "correspond",
     "correspond_points",
+    "mirror_correspond",
+    "mirror_vertices",
     "correspondence_path",
     "flow_to_normalised",
     "load_correspondence",
@@ -225,6 +227,73 @@ def correspond_points(
     else:
         visible |= candidate & ((_bilinear_depth(sr.depth, pos, source_index) - pos_z).abs() <= depth_tolerance)
     return pos, visible
+
+
+@torch.no_grad()
+def mirror_vertices(vertices: torch.Tensor, faces: torch.Tensor, face_parts: torch.Tensor) -> torch.Tensor:
+    """``long (V,)``: for every vertex of a rest mesh ``vertices (V, 3)`` (canonical frame, facing the camera)
+    its counterpart on the other side of its body part: the vertex of the same part nearest to the point
+    reflected through the part's mid-depth plane (``z -> 2 * z_mid - z``). The front of a shirt maps to its
+    back, the palm to the back of the hand. A vertex takes the part of its first face."""
+    verts = vertices.float()
+    num = verts.shape[0]
+    part = torch.full((num,), -1, dtype=torch.long, device=verts.device)
+    # scatter from the last face to the first, so the first face of each vertex writes last and wins
+    flat = faces.long().flip(0).reshape(-1)
+    part[flat] = face_parts.long().flip(0).repeat_interleave(3)
+    out = torch.arange(num, device=verts.device)
+    for p in part.unique().tolist():
+        if p < 0:
+            continue
+        idx = (part == p).nonzero()[:, 0]
+        v = verts[idx]
+        z = v[:, 2]
+        mid = 0.5 * (z.min() + z.max())
+        reflected = torch.cat([v[:, :2], (2 * mid - z)[:, None]], 1)
+        out[idx] = idx[torch.cdist(reflected, v).argmin(1)]
+    return out
+
+
+@torch.no_grad()
+def mirror_correspond(target: RenderedBody, source: RenderedBody, faces: torch.Tensor, mirror: torch.Tensor,
+                      depth_tolerance: float = 0.03) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where the *other side* of every target body point is seen in the source: ``(flow_px (B, H, W, 2),
+    visible bool (B, H, W))``.
+
+    A target pixel on face ``f`` at barycentric weights ``b`` is mapped to the point with the same weights on
+    the mirrored vertices ``mirror[faces[f]]`` (:func:`mirror_vertices`), placed by the source's fit; it is
+    visible when the source's z-buffer there is that point's depth (within ``depth_tolerance``) or belongs to
+    a face sharing one of its vertices. For body regions the source does not show (the front of a person seen
+    from the back) this gives the texture of the side it does show, in place of a guess.
+    """
+    tr, sr = target.raster, source.raster
+    batch, height, width = tr.face_id.shape
+    src_h, src_w = sr.size
+    num_verts = source.xy.shape[1]
+    faces = faces.to(device=tr.face_id.device, dtype=torch.long)
+    on_body = tr.face_id >= 0
+    vid = mirror.to(faces.device)[faces][tr.face_id.reshape(-1).clamp_min(0)]  # (N, 3)
+    index = torch.arange(batch, device=faces.device).repeat_interleave(height * width)
+    gidx = (vid + (index * num_verts)[:, None]).reshape(-1)
+    bary = tr.bary.reshape(-1, 3).to(source.xy.dtype)
+    pos = torch.stack([(bary * source.xy[..., i].reshape(-1).index_select(0, gidx).view(-1, 3)).sum(-1)
+                       for i in range(2)], -1)
+    pos_z = (bary * source.depth.reshape(-1).index_select(0, gidx).view(-1, 3)).sum(-1)
+    col, row = torch.floor(pos[:, 0] + 0.5), torch.floor(pos[:, 1] + 0.5)
+    in_frame = (col >= 0) & (col < src_w) & (row >= 0) & (row < src_h)
+    flat = index * (src_h * src_w) + row.clamp(0, src_h - 1).long() * src_w + col.clamp(0, src_w - 1).long()
+    src_face = sr.face_id.reshape(-1).index_select(0, flat)
+    src_depth = sr.depth.reshape(-1).index_select(0, flat)
+    src_vid = faces.index_select(0, src_face.clamp_min(0))
+    adjacent = torch.zeros_like(src_face, dtype=torch.bool)
+    for i in range(3):
+        for j in range(3):
+            adjacent |= src_vid[:, i] == vid[:, j]
+    near = ((src_depth - pos_z).abs() <= depth_tolerance) | \
+        ((_bilinear_depth(sr.depth, pos, index) - pos_z).abs() <= depth_tolerance)
+    visible = (in_frame & (src_face >= 0) & (adjacent | near)).view(batch, height, width) & on_body
+    flow = (pos.view(batch, height, width, 2) - _pixel_grid(height, width, pos)).float()
+    return torch.where(visible.unsqueeze(-1), flow, flow.new_zeros(())), visible
 
 
 @torch.no_grad()

@@ -106,6 +106,11 @@ class PairMaps:
     """The source fits' renderings."""
     target: FitMaps
     """The target fits' renderings."""
+    mirror_flow: torch.Tensor | None = None
+    """``float32 (B, 2, H, W)`` normalised offsets to where the *other side* of each target body point is seen
+    in the source (:func:`~glocal_cli.body.correspond.mirror_correspond`; 0 where it is not), when asked for."""
+    mirror_visible: torch.Tensor | None = None
+    """``bool (B, H, W)`` (CPU): the other side of the target point is seen in the source, when asked for."""
 
 
 @dataclass
@@ -148,6 +153,7 @@ class BodyFlow:
         self.cache_size = cache_size
         self._cache: OrderedDict[bytes, FitResult] = OrderedDict()
         self._body = None
+        self._mirror: torch.Tensor | None = None
         self.fitted = 0
         self.cache_hits = 0
 
@@ -221,9 +227,22 @@ class BodyFlow:
         rendered = render_fits(self.body, fits)
         return self._maps(fits, rendered.raster.part, rendered.raster, shading)
 
+    @property
+    def mirror(self) -> torch.Tensor:
+        """The body model's vertex mirror map (:func:`~glocal_cli.body.correspond.mirror_vertices`), made once."""
+        if self._mirror is None:
+            from glocal_cli.body.correspond import mirror_vertices
+
+            body = self.body
+            orient, pose = body.zero_pose(1)
+            dev = body.faces.device
+            rest = body(orient.to(dev), pose.to(dev), body.default_shape(1).to(dev)).vertices[0]
+            self._mirror = mirror_vertices(rest, body.faces, body.face_parts)
+        return self._mirror
+
     def pairs(self, source_xy: np.ndarray | torch.Tensor, source_visible: np.ndarray | torch.Tensor,
               target_xy: np.ndarray | torch.Tensor, target_visible: np.ndarray | torch.Tensor,
-              hw: tuple[int, int], shading: bool = False) -> PairMaps:
+              hw: tuple[int, int], shading: bool = False, mirror: bool = False) -> PairMaps:
         """3D flow and visibility of ``B`` pairs (keypoints in the ``hw`` model frame), see the module docstring."""
         from glocal_cli.body.pair import body3d_correspondence
 
@@ -244,7 +263,15 @@ class BodyFlow:
         visibility = (classes != INVISIBLE).to(flow.dtype).unsqueeze(1)
         src_maps = self._maps(src, geo.source.raster.part, geo.source.raster, shading)
         tgt_maps = self._maps(tgt, geo.target.raster.part, geo.target.raster, shading)
-        return PairMaps(flow, visibility, flow_px.cpu(), classes.cpu().to(torch.uint8), ok, notes, src_maps, tgt_maps)
+        maps = PairMaps(flow, visibility, flow_px.cpu(), classes.cpu().to(torch.uint8), ok, notes, src_maps, tgt_maps)
+        if mirror:
+            from glocal_cli.body.correspond import mirror_correspond
+
+            mflow, mvis = mirror_correspond(geo.target, geo.source, self.body.faces, self.mirror,
+                                            self.cfg.depth_tolerance)
+            maps.mirror_flow = flow_to_normalised(mflow)
+            maps.mirror_visible = mvis.cpu()
+        return maps
 
     def parsing(self, xy: np.ndarray | torch.Tensor, visible: np.ndarray | torch.Tensor, hw: tuple[int, int],
                 person_masks: Sequence[np.ndarray | None] | None = None,

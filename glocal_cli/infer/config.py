@@ -73,10 +73,11 @@ class InferConfig:
     """Pose transfer with a usable 3D flow (``flow: body3d``): 'mesh' copies every target pixel the 3D
     correspondence marks visible from the source (the pixel blend's m raised to 1 there); 'model' keeps the
     blend head's m. See :mod:`glocal_cli.infer.mesh_guide`."""
-    unseen_fill: Literal["model", "part_mean"] = "part_mean"
+    unseen_fill: Literal["model", "part_mean", "mirror"] = "mirror"
     """Pose transfer with a usable 3D flow: what fills the body pixels the source does not show. 'part_mean' =
-    the mean colour the source shows of the same body part (flat, right-coloured); 'model' = the decoder's
-    generated picture."""
+    the mean colour the source shows of the same body part (flat, right-coloured); 'mirror' = the source's
+    texture of the other side of the body point where the source shows it (the front of a shirt from its
+    back; the head and the rest: the part mean); 'model' = the decoder's generated picture."""
     ghost_gate: bool = True
     """Pose transfer: copy no source pixel that shows the source's *person* onto a pixel the target parsing
     calls background (the blend mask m is scaled by 1 - warp(source person) * target background there, and the
@@ -123,8 +124,8 @@ class InferConfig:
             raise ValueError(f"inpaint_feather = {self.inpaint_feather} must be >= 0")
         if self.flow not in ("body3d", "learned", "hybrid"):
             raise ValueError(f"flow = {self.flow!r}: expected body3d, learned or hybrid")
-        if self.copy_visible not in ("model", "mesh") or self.unseen_fill not in ("model", "part_mean"):
+        if self.copy_visible not in ("model", "mesh") or self.unseen_fill not in ("model", "part_mean", "mirror"):
             raise ValueError(f"copy_visible = {self.copy_visible!r} (model|mesh), unseen_fill = {self.unseen_fill!r} "
-                             "(model|part_mean)")
+                             "(model|part_mean|mirror)")
         if self.source_parsing not in ("auto", "estimate", "body3d"):
             raise ValueError(f"source_parsing = {self.source_parsing!r}: expected auto, estimate or body3d")

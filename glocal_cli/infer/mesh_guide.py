@@ -13,6 +13,9 @@ correspondence knows, per target pixel, whether the source shows that point of t
   by the mean colour the source shows of the same body part (the back of a shirt gets the shirt's colour):
   a flat but right-coloured fill instead of a generated texture the synthetic-trained decoder gets wrong on
   photos. Parts the source does not show at all keep the decoder's picture.
+* ``unseen_fill='mirror'``: where the *other side* of the unseen body point is seen in the source
+  (:func:`~glocal_cli.body.correspond.mirror_correspond`: the front of a shirt seen from the back), the source
+  texture there; elsewhere (and on the head, whose back is no face) the part's mean colour.
 
 Both keep the blend's form: the result is ``image + (m' - m) * (warp - decoded') + (1 - m) * (decoded' -
 decoded)`` i.e. ``lerp(decoded', warp, m') + residual``, the bounded residual kept as it was. Items whose fit
@@ -29,7 +32,7 @@ from glocal_cli.body.correspond import INVISIBLE, VISIBLE
 __all__ = ["COPY_VISIBLE_MODES", "UNSEEN_FILL_MODES", "guide_blend", "part_mean_fill"]
 
 COPY_VISIBLE_MODES = ("model", "mesh")
-UNSEEN_FILL_MODES = ("model", "part_mean")
+UNSEEN_FILL_MODES = ("model", "part_mean", "mirror")
 
 
 def part_mean_fill(source: torch.Tensor, source_part: torch.Tensor, target_part: torch.Tensor,
@@ -55,8 +58,9 @@ def part_mean_fill(source: torch.Tensor, source_part: torch.Tensor, target_part:
 
 def guide_blend(image: torch.Tensor, decoded: torch.Tensor, warped: torch.Tensor, blend: torch.Tensor,
                 classes: torch.Tensor, source: torch.Tensor, source_part: torch.Tensor, target_part: torch.Tensor,
-                num_parts: int, copy_visible: str = "mesh", unseen_fill: str = "part_mean"
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                num_parts: int, copy_visible: str = "mesh", unseen_fill: str = "part_mean",
+                mirror_flow: torch.Tensor | None = None, mirror_visible: torch.Tensor | None = None,
+                keep_parts: tuple[int, ...] = (1,)) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(image, blend, decoded)`` of the pixel blend re-done under the 3D correspondence (see the module docstring).
 
     ``image``, ``decoded``, ``warped`` ``(B, 3, H, W)`` and ``source`` (the framed source photo) in [-1, 1];
@@ -73,9 +77,17 @@ def guide_blend(image: torch.Tensor, decoded: torch.Tensor, warped: torch.Tensor
         visible = F.avg_pool2d(visible, 3, stride=1, padding=1, count_include_pad=False) * visible
         new_m = torch.maximum(blend, visible)
     new_decoded = decoded
-    if unseen_fill == "part_mean":
+    if unseen_fill in ("part_mean", "mirror"):
         fill, filled = part_mean_fill(source, source_part.to(image.device), target_part.to(image.device),
                                       classes == INVISIBLE, num_parts)
         new_decoded = torch.where(filled, fill.to(decoded.dtype), decoded)
+    if unseen_fill == "mirror" and mirror_flow is not None and mirror_visible is not None:
+        from glocal_cli.models.flow import warp
+
+        other = (classes == INVISIBLE) & mirror_visible.to(image.device)
+        for p in keep_parts:  # the back of the head is no face
+            other &= target_part.to(image.device) != p
+        other_side = warp(source.to(decoded.dtype), mirror_flow.to(image.device, decoded.dtype))
+        new_decoded = torch.where(other[:, None], other_side, new_decoded)
     out = image + (new_m - blend) * (warped - new_decoded) + (1.0 - blend) * (new_decoded - decoded)
     return out.clamp(-1, 1), new_m, new_decoded

@@ -298,7 +298,7 @@ class GLocalPipeline:
         if flow_mode != "learned":
             pairs = self.body_flow.pairs(batch["source_xy"].numpy(), batch["source_vis"].numpy(),
                                          batch["target_xy"].numpy(), batch["target_vis"].numpy(), (h, w),
-                                         shading=want_preview)
+                                         shading=want_preview, mirror=self.config.unseen_fill == "mirror")
             for i, note in enumerate(pairs.notes):
                 if note:
                     notes[i].append(note)
@@ -419,7 +419,9 @@ class GLocalPipeline:
                     part["image"], part["blend"], decoded = guide_blend(
                         part["image"], decoded, part["warped"], part["blend"],
                         pick(pairs.classes), pick(image).float(), pick(pairs.source.part), pick(pairs.target.part),
-                        len(BODY_PARTS), self.config.copy_visible, self.config.unseen_fill)
+                        len(BODY_PARTS), self.config.copy_visible, self.config.unseen_fill,
+                        None if pairs.mirror_flow is None else pick(pairs.mirror_flow),
+                        None if pairs.mirror_visible is None else pick(pairs.mirror_visible))
                 if self.config.ghost_gate and decoded is not None:
                     from glocal_cli.models.flow import warp as warp_by
 

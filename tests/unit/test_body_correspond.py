@@ -268,3 +268,48 @@ def test_preview_row_shows_the_maps(body, tmp_path) -> None:
                        visible=np.array([1, 0, 1]), radius=1)
     assert (dots[19:22, 9:12] == (0, 255, 0)).all() and (dots[60, 50] == 200).all()
     assert (dots != photo).any(-1).sum() == 9 and (photo == 200).all()  # one 3x3 dot, input untouched
+
+
+def test_mirror_vertices_reflect_through_each_parts_mid_depth(body) -> None:
+    from glocal_cli.body.correspond import mirror_vertices
+
+    verts, faces = body
+    parts = torch.zeros(faces.shape[0], dtype=torch.long)  # one part: the whole ellipsoid
+    mirror = mirror_vertices(verts, faces, parts)
+    assert mirror.shape == (verts.shape[0],)
+    reflected = verts[mirror]
+    # the same x and y, the opposite depth (the UV ellipsoid is symmetric in z: exact up to the grid)
+    assert torch.allclose(reflected[:, :2], verts[:, :2], atol=1e-5)
+    assert torch.allclose(reflected[:, 2], -verts[:, 2], atol=1e-5)
+    assert torch.equal(mirror[mirror], torch.arange(verts.shape[0]))  # an involution
+    # two parts side by side: each vertex stays in its own part
+    two = (verts[faces].mean(1)[:, 0] > 0).long()
+    m2 = mirror_vertices(verts, faces, two)
+    vpart = torch.zeros(verts.shape[0], dtype=torch.long)
+    vpart[faces.flip(0).reshape(-1)] = two.flip(0).repeat_interleave(3)
+    assert torch.equal(vpart[m2], vpart)
+
+
+def test_mirror_correspondence_of_a_half_turn_is_a_horizontal_flip(body) -> None:
+    """Seen from behind, every target point's other side is the source's front: the mirrored flow sends target
+    column ``c`` to ``2 * cx - c`` (the ellipsoid turned about its vertical axis) and marks it visible."""
+    from glocal_cli.body.correspond import mirror_correspond, mirror_vertices
+
+    verts, faces = body
+    cam = (150.0, 48.0, 64.0)
+    t = render(verts @ rotation(180).T, faces, cam)
+    s = render(verts, faces, cam)
+    mirror = mirror_vertices(verts, faces, torch.zeros(faces.shape[0], dtype=torch.long))
+    flow, visible = mirror_correspond(t, s, faces, mirror)
+    on = t.raster.mask[0]
+    normals = interpolate(vertex_normals((verts @ rotation(180).T)[None], faces), faces, t.raster)[0]
+    inner = on & (normals[..., 2] < -0.3)
+    assert inner.sum() > 1000 and bool(visible[0][inner].all())
+    assert not bool(visible[0][~on].any()) and float(flow[0][~on].abs().max()) == 0.0
+    grid = pixel_grid()
+    col = grid[..., 0]  # pixel (col, row) is the point (col, row) of the projection; the axis is at x = 48
+    mapped = col + flow[0][..., 0]
+    assert torch.allclose(mapped[inner], 2 * 48.0 - col[inner], atol=0.6)
+    assert float(flow[0][..., 1][inner].abs().max()) < 0.6
+    # the ordinary correspondence of the same pair sees none of it
+    assert (correspond(t, s, faces).visibility[0][inner] == INVISIBLE).all()

@@ -66,3 +66,25 @@ def test_guide_blend_model_model_changes_nothing_and_bad_modes_are_refused() -> 
     assert torch.allclose(out, image.clamp(-1, 1)) and torch.equal(m, blend)
     with pytest.raises(ValueError, match="copy_visible"):
         guide_blend(image, image, source, blend, classes, source, sp, tp, parts, "always", "model")
+
+
+def test_mirror_fill_takes_the_other_sides_texture_except_on_the_head() -> None:
+    from glocal_cli.models.flow import warp
+
+    source, sp, tp, classes, parts = _case(4)
+    b, _, h, w = source.shape
+    decoded = torch.zeros(b, 3, h, w)
+    blend = torch.zeros(b, 1, h, w)
+    g = torch.Generator().manual_seed(5)
+    mirror_flow = (torch.rand(b, 2, h, w, generator=g) - 0.5) * 0.4
+    mirror_visible = torch.rand(b, h, w, generator=g) > 0.3
+    out, _, _ = guide_blend(decoded, decoded, source, blend, classes, source, sp, tp, parts, "model", "mirror",
+                            mirror_flow, mirror_visible, keep_parts=(1,))
+    other = warp(source, mirror_flow)
+    fill, filled = part_mean_fill(source, sp, tp, classes == INVISIBLE, parts)
+    use = ((classes == INVISIBLE) & mirror_visible & (tp != 1))[:, None].expand_as(out)
+    assert bool(use.any()) and torch.allclose(out[use], other[use].clamp(-1, 1), atol=1e-6)
+    rest = (filled & ~use[:, :1]).expand_as(out)
+    assert bool(rest.any()) and torch.allclose(out[rest], fill[rest].clamp(-1, 1), atol=1e-6)
+    head = ((classes == INVISIBLE) & mirror_visible & (tp == 1))[:, None] & filled
+    assert bool(head.any())  # the head's unseen pixels keep the part mean even where the other side is seen

@@ -78,6 +78,10 @@ class InferConfig:
     the mean colour the source shows of the same body part (flat, right-coloured); 'mirror' = the source's
     texture of the other side of the body point where the source shows it (the front of a shirt from its
     back; the head and the rest: the part mean); 'model' = the decoder's generated picture."""
+    mirror_strength: float = 1.0
+    """unseen_fill 'mirror': how much of the other side's texture is laid over the part's mean colour (1 = all
+    of it; 0.5 keeps prints recognisable at half contrast and, on the 59 real DeepFashion pairs, the PSNR of
+    the flat mean)."""
     ghost_gate: bool = True
     """Pose transfer: copy no source pixel that shows the source's *person* onto a pixel the target parsing
     calls background (the blend mask m is scaled by 1 - warp(source person) * target background there, and the
@@ -127,5 +131,7 @@ class InferConfig:
         if self.copy_visible not in ("model", "mesh") or self.unseen_fill not in ("model", "part_mean", "mirror"):
             raise ValueError(f"copy_visible = {self.copy_visible!r} (model|mesh), unseen_fill = {self.unseen_fill!r} "
                              "(model|part_mean|mirror)")
+        if not 0.0 <= self.mirror_strength <= 1.0:
+            raise ValueError(f"mirror_strength = {self.mirror_strength} must be in [0, 1]")
         if self.source_parsing not in ("auto", "estimate", "body3d"):
             raise ValueError(f"source_parsing = {self.source_parsing!r}: expected auto, estimate or body3d")

@@ -15,7 +15,8 @@ correspondence knows, per target pixel, whether the source shows that point of t
   photos. Parts the source does not show at all keep the decoder's picture.
 * ``unseen_fill='mirror'``: where the *other side* of the unseen body point is seen in the source
   (:func:`~glocal_cli.body.correspond.mirror_correspond`: the front of a shirt seen from the back), the source
-  texture there; elsewhere (and on the head, whose back is no face) the part's mean colour.
+  texture there (``mirror_strength`` of it over the part's mean colour); elsewhere (and on the head, whose
+  back is no face) the part's mean colour.
 
 Both keep the blend's form: the result is ``image + (m' - m) * (warp - decoded') + (1 - m) * (decoded' -
 decoded)`` i.e. ``lerp(decoded', warp, m') + residual``, the bounded residual kept as it was. Items whose fit
@@ -60,7 +61,8 @@ def guide_blend(image: torch.Tensor, decoded: torch.Tensor, warped: torch.Tensor
                 classes: torch.Tensor, source: torch.Tensor, source_part: torch.Tensor, target_part: torch.Tensor,
                 num_parts: int, copy_visible: str = "mesh", unseen_fill: str = "part_mean",
                 mirror_flow: torch.Tensor | None = None, mirror_visible: torch.Tensor | None = None,
-                keep_parts: tuple[int, ...] = (1,)) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                keep_parts: tuple[int, ...] = (1,), mirror_strength: float = 1.0
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(image, blend, decoded)`` of the pixel blend re-done under the 3D correspondence (see the module docstring).
 
     ``image``, ``decoded``, ``warped`` ``(B, 3, H, W)`` and ``source`` (the framed source photo) in [-1, 1];
@@ -88,6 +90,7 @@ def guide_blend(image: torch.Tensor, decoded: torch.Tensor, warped: torch.Tensor
         for p in keep_parts:  # the back of the head is no face
             other &= target_part.to(image.device) != p
         other_side = warp(source.to(decoded.dtype), mirror_flow.to(image.device, decoded.dtype))
-        new_decoded = torch.where(other[:, None], other_side, new_decoded)
+        mixed = torch.lerp(new_decoded, other_side, mirror_strength)  # over the part mean (or the decoder's)
+        new_decoded = torch.where(other[:, None], mixed, new_decoded)
     out = image + (new_m - blend) * (warped - new_decoded) + (1.0 - blend) * (new_decoded - decoded)
     return out.clamp(-1, 1), new_m, new_decoded

@@ -421,7 +421,8 @@ class GLocalPipeline:
                         pick(pairs.classes), pick(image).float(), pick(pairs.source.part), pick(pairs.target.part),
                         len(BODY_PARTS), self.config.copy_visible, self.config.unseen_fill,
                         None if pairs.mirror_flow is None else pick(pairs.mirror_flow),
-                        None if pairs.mirror_visible is None else pick(pairs.mirror_visible))
+                        None if pairs.mirror_visible is None else pick(pairs.mirror_visible),
+                        mirror_strength=self.config.mirror_strength)
                 if self.config.ghost_gate and decoded is not None:
                     from glocal_cli.models.flow import warp as warp_by
 

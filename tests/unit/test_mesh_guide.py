@@ -88,3 +88,21 @@ def test_mirror_fill_takes_the_other_sides_texture_except_on_the_head() -> None:
     assert bool(rest.any()) and torch.allclose(out[rest], fill[rest].clamp(-1, 1), atol=1e-6)
     head = ((classes == INVISIBLE) & mirror_visible & (tp == 1))[:, None] & filled
     assert bool(head.any())  # the head's unseen pixels keep the part mean even where the other side is seen
+
+
+def test_mirror_strength_mixes_the_other_side_over_the_part_mean() -> None:
+    source, sp, tp, classes, parts = _case(6)
+    b, _, h, w = source.shape
+    zeros = torch.zeros(b, 3, h, w)
+    blend = torch.zeros(b, 1, h, w)
+    flow = torch.zeros(b, 2, h, w)  # the other side at the same pixel: the source itself
+    seen = torch.ones(b, h, w, dtype=torch.bool)
+    args = (zeros, zeros, source, blend, classes, source, sp, tp, parts, "model", "mirror", flow, seen, ())
+    full, _, _ = guide_blend(*args, mirror_strength=1.0)
+    half, _, _ = guide_blend(*args, mirror_strength=0.5)
+    none, _, _ = guide_blend(*args, mirror_strength=0.0)
+    fill, filled = part_mean_fill(source, sp, tp, classes == INVISIBLE, parts)
+    f = filled.expand_as(full)
+    assert bool(f.any())
+    assert torch.allclose(half[f], 0.5 * (full[f] + none[f]), atol=1e-6)
+    assert torch.allclose(none[f], fill[f].clamp(-1, 1), atol=1e-6)

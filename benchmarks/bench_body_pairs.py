@@ -2,7 +2,7 @@
 
     python benchmarks/bench_body_pairs.py [--weights weights/default] [--threads 2] [--limit N]
         [--picture docs/pictures/body_pairs.png] [--results-picture docs/pictures/body_pairs_results.png]
-        [--json out.json] [--modes learned,body3d,hybrid]
+        [--json out.json] [--modes learned,body3d,hybrid] [--variant LABEL:key=value,key=value ...]
 
 Each sample PNG is ``[source | target | Deformable-GAN output]``, 256x256 panels holding a 176x256
 photo between 40 px of white padding; keypoints come from ``fasion-annotation-test.csv`` (256x256
@@ -21,7 +21,8 @@ padded frame, converted to 176x256). Everything runs in the photo's 256x176 fram
    part, the mean of the source pixels the source body shows of that part, else white; or white; the
    background everywhere is the source photo's median border colour), and ``GLocalPipeline.transfer``
    with ``--weights`` under each flow mode (the photo and both poses given, source parsing estimated,
-   result pasted back to 176x256).
+   result pasted back to 176x256), and ``--flow body3d`` under each ``--variant`` (``infer.*`` settings,
+   e.g. ``--variant part_mean:unseen_fill=part_mean``).
 
 ``--picture``: every pair as one row (source + mesh | target + mesh | target parts | flow | visibility |
 warped source), three blocks of rows side by side, downscaled to stay under ~2 MB.
@@ -263,6 +264,8 @@ def main() -> None:
     ap.add_argument("--results-picture", type=Path, default=None)
     ap.add_argument("--scale", type=float, default=0.5, help="picture scale of a 256x176 cell")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--variant", action="append", default=[],
+                    help="LABEL:key=value[,key=value]: also run --flow body3d with these infer.* settings")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     root = shared_data_dir()
@@ -385,6 +388,19 @@ def main() -> None:
             score(label, pics, {"seconds": dt, "seconds_per_image": dt / n,
                                 "flow_used": {u: used.count(u) for u in sorted(set(used))}})
             columns[f"--flow {mode}" + ("+mesh" if parsing == "body3d" else "")] = pics
+    for spec in args.variant:
+        label, _, items = spec.partition(":")
+        kw = {}
+        for item in filter(None, items.split(",")):
+            key, _, value = item.partition("=")
+            value = value.strip()
+            kw[key.strip()] = {"true": True, "false": False}.get(value.lower(), float(value)
+                                                                   if value.replace(".", "", 1).isdigit() else value)
+        t0 = time.perf_counter()
+        res = pipe.with_config(**kw).transfer_batch([s["source"] for s in samples], [s["target_pose"] for s in samples],
+                                                    [s["source_pose"] for s in samples], paste_back=True, flow="body3d")
+        score(f"transfer --flow body3d, {label} ({items})", np.stack(res),
+              {"seconds": time.perf_counter() - t0, "settings": kw})
     report["full_image_clean"] = full
     report["fits_in_pipeline"] = {"fitted": bf.fitted, "pipeline_fitted": pipe.body_flow.fitted,
                                   "pipeline_cache_hits": pipe.body_flow.cache_hits}

@@ -24,7 +24,7 @@ CFG = resolve_config("tiny")
 H, W = CFG.data.height, CFG.data.width
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_WEIGHTS = REPO / "weights" / "default"
-REFERENCE = Path(__file__).parent / "data" / "default_weights_v1_reference.npz"
+REFERENCE = Path(__file__).parent / "data" / "default_weights_reference.npz"
 
 TEXTURE = {"off": {"texture_skips": False, "pixel_blend": False},
            "skips": {"texture_skips": True, "pixel_blend": False},
@@ -303,10 +303,9 @@ def test_weights_saved_without_the_new_keys_load_and_match(tmp_path: Path) -> No
         assert torch.equal(loaded(**inputs).image, model(**inputs).image)
 
 
-def _reference_inputs() -> dict[str, torch.Tensor]:
-    """The inputs the reference output was computed on (seed 1234, 64x44, the order matters)."""
+def _reference_inputs(h: int, w: int) -> dict[str, torch.Tensor]:
+    """The inputs the reference output was computed on (seed 1234, the weights' frame; the order matters)."""
     g = torch.Generator().manual_seed(1234)
-    h, w = 64, 44
     labels = torch.randint(0, 8, (1, h, w), generator=g)
     return {"source_image": torch.rand(1, 3, h, w, generator=g) * 2 - 1,
             "source_pose": torch.rand(1, 18, h, w, generator=g),
@@ -315,18 +314,18 @@ def _reference_inputs() -> dict[str, torch.Tensor]:
 
 
 def test_shipped_default_weights_load_and_reproduce_their_output() -> None:
-    """weights/default loads strictly and gives the output recorded with glocal 0.1.0 (commit 02d1e35), before the
-    texture path and LST's ``lst_plan_norm`` (its config.json pins ``received``, the 0.1.0 normalisation).
+    """weights/default loads strictly and gives the output recorded for it (the v2 weights, 128x88, with the
+    texture path): a change of the model code that changes what the shipped weights compute fails here.
 
-    The reference belongs to one generator file: when weights/default is replaced, only the load-and-run part runs.
+    The reference belongs to one generator file: when weights/default is replaced, re-record it
+    (``tests/unit/data/default_weights_reference.npz``: the output on :func:`_reference_inputs` and the
+    generator's sha256); until then only the load-and-run part runs.
     """
     if not (DEFAULT_WEIGHTS / "config.json").is_file():
         pytest.skip("weights/default is absent")
     model = GLocalModel.from_pretrained(DEFAULT_WEIGHTS).eval()
-    inputs = _reference_inputs() if (model.height, model.width) == (64, 44) else batch(1, h=model.height,
-                                                                                            w=model.width)
     with torch.no_grad():
-        image = model(**inputs).image
+        image = model(**_reference_inputs(model.height, model.width)).image
     assert image.shape == (1, 3, model.height, model.width) and torch.isfinite(image).all()
     ref = np.load(REFERENCE)
     sha = hashlib.sha256((DEFAULT_WEIGHTS / "generator" / "model.safetensors").read_bytes()).hexdigest()

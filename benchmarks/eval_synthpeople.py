@@ -1,7 +1,10 @@
 """A weights folder on a SynthPeople test split: SSIM, PSNR, L1, L1 on target pixels invisible / visible
-in the source (exact visibility), parsing mIoU, with the learned flow and with the exact (given) flow.
+in the source (exact visibility), parsing mIoU, with the learned flow and with the exact (given) flow, and
+(``--pipeline``) through ``glocal transfer``'s whole path: the 3D bodies fitted to the keypoints and the
+pipeline's defaults (``infer.*``, e.g. the mesh-guided blend), optionally under ``--variant`` settings.
 
-    python benchmarks/eval_synthpeople.py --weights weights/default --data data/synthpeople-anny-128
+    python benchmarks/eval_synthpeople.py --weights weights/default --data data/synthpeople-anny-128 \
+        [--pipeline] [--variant LABEL:key=value,...]
 
 The metrics are those of ``benchmarks/ablation.py`` (its accumulator); L1 on the [-1, 1] scale.
 """
@@ -31,7 +34,12 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=0, help="first N test pairs (0: all)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", default="")
+    ap.add_argument("--pipeline", action="store_true",
+                    help="also GLocalPipeline.transfer_batch (fits + glocal transfer's defaults) on the same pairs")
+    ap.add_argument("--variant", action="append", default=[],
+                    help="LABEL:key=value[,key=value]: --pipeline again with these infer.* settings")
     args = ap.parse_args()
+    import numpy as np
     import torch
 
     from glocal_cli.data.datasets import batch_to_device, open_dataset
@@ -63,6 +71,41 @@ def main() -> None:
         res = acc.result()
         res["seconds"] = time.perf_counter() - t0
         results[mode] = res
+    if args.pipeline:
+        from glocal_cli.data.keypoints import Pose
+        from glocal_cli.infer.config import InferConfig
+        from glocal_cli.infer.pipeline import GLocalPipeline
+
+        pipe = GLocalPipeline.from_pretrained(args.weights, "cpu", config=InferConfig(
+            pose_frame="source", batch_size=16, workers=0, paste_back=False))
+        runs = [("pipeline (defaults)", {})]
+        for spec in args.variant:
+            label, _, items = spec.partition(":")
+            kw = {}
+            for item in filter(None, items.split(",")):
+                key, _, value = item.partition("=")
+                value = value.strip()
+                kw[key.strip()] = {"true": True, "false": False}.get(
+                    value.lower(), float(value) if value.replace(".", "", 1).isdigit() else value)
+            runs.append((f"pipeline, {label}", kw))
+        for name, kw in runs:
+            run = pipe.with_config(**kw) if kw else pipe
+            acc = ab._Accumulator(model.num_classes)
+            t0 = time.perf_counter()
+            for raw in ab.test_loader(ds, ns):
+                batch = batch_to_device(raw, torch.device("cpu"), sigma, model.height, model.width)
+                photos = ((raw["source_image"] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+                photos = list(photos.permute(0, 2, 3, 1).numpy())
+                poses = [[Pose(raw[f"{r}_xy"][i].numpy(), raw[f"{r}_visible"][i].numpy()) for i in range(len(photos))]
+                         for r in ("target", "source")]
+                res = run.transfer_batch(photos, poses[0], poses[1], return_details=True)
+                image = torch.from_numpy(np.stack([r.image for r in res])).permute(0, 3, 1, 2).float() / 127.5 - 1
+                labels = torch.from_numpy(np.stack([r.parsing for r in res])).long()
+                acc.add(image, batch, labels, keep_images=False)
+            res_acc = acc.result()
+            res_acc["seconds"] = time.perf_counter() - t0
+            res_acc["settings"] = kw
+            results[name] = res_acc
     results["copy_source"] = copy.result()
     keys = ("ssim", "psnr", "l1", "l1_invisible", "l1_visible", "miou")
     print(f"{args.weights} on {args.data} ({copy.n} test pairs, {model.height}x{model.width})")

@@ -111,6 +111,53 @@ def test_body3d_flow_and_visibility_reach_the_model_and_the_blend_copies_the_3d_
         assert np.abs(r.frame_image.astype(int) - e.astype(int)).max() <= 1
 
 
+def test_the_3d_bodies_guide_the_blend_on_the_pixels_they_decide():
+    """copy_visible / unseen_fill through the pipeline: with the blend head copying nothing (m ~ 0), 'mesh' makes
+    the visible pixels the 3D warp; the fill rules change only the pixels the source does not show; a flagged
+    fit (learned flow) is left as the model made it."""
+    model = tiny_model(2)
+    with torch.no_grad():  # m ~ 0 everywhere: the decoder's picture unless a rule says otherwise
+        model.generator.blend.head.bias[0] = -30.0
+    img = photo(5)
+    base = pipeline(model, background="generated", ghost_gate=False, paste_back=False)
+    src = torch.from_numpy(img).permute(2, 0, 1)[None].float().div(127.5).sub(1)
+
+    def run(target: np.ndarray, copy_visible: str, fill: str) -> np.ndarray:
+        res = base.with_config(copy_visible=copy_visible, unseen_fill=fill).transfer(img, target, SOURCE,
+                                                                                     return_details=True)
+        assert res.flow_used == "body3d"
+        return res.frame_image.astype(int)
+
+    def maps_of(target: np.ndarray):  # noqa: ANN202
+        return base.body_flow.pairs(SOURCE[None, :, :2], np.ones((1, 18), bool), target[None, :, :2],
+                                    (target[:, 2] > 0)[None], (H, W))
+
+    # front to front: the visible pixels are the 3D warp with 'mesh', not with the blend head alone
+    maps = maps_of(ARMS_OUT)
+    vis = maps.classes[0].numpy() == 1
+    inner = vis & (torch.nn.functional.avg_pool2d(torch.from_numpy(vis).float()[None, None], 3, 1, 1,
+                                                  count_include_pad=False)[0, 0].numpy() == 1)
+    assert inner.sum() > 200
+    warped = ((warp_image(src, maps.flow_px).clamp(-1, 1) + 1) * 127.5).round()[0].permute(1, 2, 0).numpy()
+    assert np.abs(run(ARMS_OUT, "mesh", "model")[inner] - warped[inner]).max() <= 1
+    assert np.abs(run(ARMS_OUT, "model", "model")[inner] - warped[inner]).mean() > 10
+
+    # a half turn: the fills change the unseen body pixels and nothing else
+    inv = maps_of(BACK).classes[0].numpy() == INVISIBLE
+    assert inv.sum() > 200
+    out = {fill: run(BACK, "mesh", fill) for fill in ("model", "part_mean", "mirror")}
+    for fill in ("part_mean", "mirror"):
+        changed = np.abs(out[fill] - out["model"]).max(-1) > 1
+        assert changed[inv].mean() > 0.5 and not changed[~inv].any(), fill
+    assert np.abs(out["mirror"][inv] - out["part_mean"][inv]).max() > 10  # a texture, not a flat mean
+
+    # a flagged fit runs the learned flow and no rule applies
+    guided = base.transfer(img, THREE_POINTS, SOURCE, return_details=True)
+    plain = base.with_config(copy_visible="model", unseen_fill="model").transfer(img, THREE_POINTS, SOURCE,
+                                                                                 return_details=True)
+    assert guided.flow_used == "learned" and np.array_equal(guided.frame_image, plain.frame_image)
+
+
 def test_flagged_fit_falls_back_to_the_learned_flow_with_a_note():
     model = tiny_model(1)
     pipe = pipeline(model)

@@ -18,7 +18,11 @@ correspondence knows, per target pixel, whether the source shows that point of t
   texture there (``mirror_strength`` of it over the part's mean colour); elsewhere (and on the head, whose
   back is no face) the part's mean colour.
 
-Both keep the blend's form: the result is ``image + (m' - m) * (warp - decoded') + (1 - m) * (decoded' -
+* the unseen head (with either fill, when the parsings are given): the source's mean colour of the parsing
+  class the target parsing gives the pixel (hair on the back of a head; the face's colour on a face, or the
+  source's skin, its arms class, when the source shows no face: a back view), not the head part's mix.
+
+These keep the blend's form: the result is ``image + (m' - m) * (warp - decoded') + (1 - m) * (decoded' -
 decoded)`` i.e. ``lerp(decoded', warp, m') + residual``, the bounded residual kept as it was. Items whose fit
 is flagged (the learned flow was used) are left as the model made them.
 """
@@ -33,6 +37,7 @@ from glocal_cli.body.correspond import INVISIBLE, VISIBLE
 __all__ = ["COPY_VISIBLE_MODES", "UNSEEN_FILL_MODES", "guide_blend", "part_mean_fill"]
 
 COPY_VISIBLE_MODES = ("model", "mesh")
+_FACE, _ARMS = 5, 6  # parsing classes (glocal_cli.data.parsing.CLASS_NAMES)
 UNSEEN_FILL_MODES = ("model", "part_mean", "mirror")
 
 
@@ -61,8 +66,9 @@ def guide_blend(image: torch.Tensor, decoded: torch.Tensor, warped: torch.Tensor
                 classes: torch.Tensor, source: torch.Tensor, source_part: torch.Tensor, target_part: torch.Tensor,
                 num_parts: int, copy_visible: str = "mesh", unseen_fill: str = "part_mean",
                 mirror_flow: torch.Tensor | None = None, mirror_visible: torch.Tensor | None = None,
-                keep_parts: tuple[int, ...] = (1,), mirror_strength: float = 1.0
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                keep_parts: tuple[int, ...] = (1,), mirror_strength: float = 1.0,
+                source_labels: torch.Tensor | None = None, target_labels: torch.Tensor | None = None,
+                num_classes: int = 8) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(image, blend, decoded)`` of the pixel blend re-done under the 3D correspondence (see the module docstring).
 
     ``image``, ``decoded``, ``warped`` ``(B, 3, H, W)`` and ``source`` (the framed source photo) in [-1, 1];
@@ -92,5 +98,15 @@ def guide_blend(image: torch.Tensor, decoded: torch.Tensor, warped: torch.Tensor
         other_side = warp(source.to(decoded.dtype), mirror_flow.to(image.device, decoded.dtype))
         mixed = torch.lerp(new_decoded, other_side, mirror_strength)  # over the part mean (or the decoder's)
         new_decoded = torch.where(other[:, None], mixed, new_decoded)
+    if unseen_fill != "model" and source_labels is not None and target_labels is not None and keep_parts:
+        # the unseen head: the source's colour of the class the target parsing gives the pixel (hair on the
+        # back of a head, the face's colour on a face), the source's skin (arms) for a face it never shows
+        head = (classes == INVISIBLE) & (target_part.to(image.device) == keep_parts[0])
+        tl = target_labels.to(image.device).long()
+        sl = source_labels.to(image.device).long()
+        no_face = ~(sl == _FACE).flatten(1).any(1)[:, None, None]
+        tl = torch.where((tl == _FACE) & no_face, torch.full_like(tl, _ARMS), tl)
+        fill, filled = part_mean_fill(source, sl, tl, head & (tl > 0), num_classes)
+        new_decoded = torch.where(filled, fill.to(decoded.dtype), new_decoded)
     out = image + (new_m - blend) * (warped - new_decoded) + (1.0 - blend) * (new_decoded - decoded)
     return out.clamp(-1, 1), new_m, new_decoded

@@ -422,7 +422,9 @@ class GLocalPipeline:
                         len(BODY_PARTS), self.config.copy_visible, self.config.unseen_fill,
                         None if pairs.mirror_flow is None else pick(pairs.mirror_flow),
                         None if pairs.mirror_visible is None else pick(pairs.mirror_visible),
-                        mirror_strength=self.config.mirror_strength)
+                        mirror_strength=self.config.mirror_strength,
+                        source_labels=pick(source_parsing).argmax(1), target_labels=part["parsing"],
+                        num_classes=source_parsing.shape[1])
                 if self.config.ghost_gate and decoded is not None:
                     from glocal_cli.models.flow import warp as warp_by
 

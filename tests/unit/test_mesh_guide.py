@@ -106,3 +106,35 @@ def test_mirror_strength_mixes_the_other_side_over_the_part_mean() -> None:
     assert bool(f.any())
     assert torch.allclose(half[f], 0.5 * (full[f] + none[f]), atol=1e-6)
     assert torch.allclose(none[f], fill[f].clamp(-1, 1), atol=1e-6)
+
+
+def test_the_unseen_head_takes_the_colour_of_its_parsing_class() -> None:
+    """Hair on the back of a head gets the source's hair colour; a face the source never shows (a back view)
+    gets the source's skin (its arms), not the hair the head part shows."""
+    b, h, w, parts = 1, 6, 6, 5
+    source = torch.zeros(b, 3, h, w)
+    sl = torch.zeros(b, h, w, dtype=torch.long)
+    sp = torch.zeros(b, h, w, dtype=torch.long)
+    source[..., :2, :] = -0.8  # hair, on the source's head part
+    sl[:, :2, :], sp[:, :2, :] = 1, 1
+    source[..., 2:4, :] = 0.6  # bare arms
+    sl[:, 2:4, :], sp[:, 2:4, :] = 6, 3
+    tp = torch.ones(b, h, w, dtype=torch.long)  # the target's head fills the frame, unseen
+    classes = torch.full((b, h, w), INVISIBLE, dtype=torch.uint8)
+    tl = torch.full((b, h, w), 5, dtype=torch.long)  # a face...
+    tl[:, :2, :] = 1  # ...under hair
+    zeros = torch.zeros(b, 3, h, w)
+    blend = torch.zeros(b, 1, h, w)
+    out, _, _ = guide_blend(zeros, zeros, zeros, blend, classes, source, sp, tp, parts, "model", "part_mean",
+                            source_labels=sl, target_labels=tl)
+    assert torch.allclose(out[..., :2, :], torch.full_like(out[..., :2, :], -0.8))
+    assert torch.allclose(out[..., 2:, :], torch.full_like(out[..., 2:, :], 0.6))
+    # with the face shown in the source, the face takes the face's colour
+    source[..., 4:, :] = 0.2
+    sl[:, 4:, :], sp[:, 4:, :] = 5, 1
+    out, _, _ = guide_blend(zeros, zeros, zeros, blend, classes, source, sp, tp, parts, "model", "part_mean",
+                            source_labels=sl, target_labels=tl)
+    assert torch.allclose(out[..., 2:, :], torch.full_like(out[..., 2:, :], 0.2))
+    # without labels: the head part's mean (hair and face mixed)
+    out, _, _ = guide_blend(zeros, zeros, zeros, blend, classes, source, sp, tp, parts, "model", "part_mean")
+    assert torch.allclose(out[0, 0, 0, 0], (2 * -0.8 + 2 * 0.2) / 4 * torch.ones(()), atol=1e-6)

@@ -570,6 +570,18 @@ class ServeEngine:
             hint = np.full((t.source_height, t.source_width) + frame.shape[2:], 255, np.uint8)
         return t.paste_back(frame, hint, "nearest" if nearest else "bicubic")
 
+    def _result_to_canvas(self, out: Any, index: int, prepared: Any, entry: ImageEntry,
+                          paste_back: bool | None = None) -> np.ndarray:
+        """Transfer result ``index`` of a batch in the photo's canvas as ``glocal transfer`` writes it: with the
+        weights' pixel blend redone at the photo's resolution (``infer.full_res_blend``), else upsampled."""
+        frame = out.image[index].numpy()
+        if out.detail is not None and (self.config.paste_back if paste_back is None else paste_back):
+            from glocal_cli.infer.composite import DETAIL_KEYS, full_res_transfer
+
+            return full_res_transfer(entry.image, frame, prepared.transform,
+                                     *(out.detail[k][index].numpy() for k in DETAIL_KEYS))
+        return self._to_canvas(frame, prepared, entry, paste_back=paste_back)
+
     def transfer(self, image_id: str, target_pose: Pose, source_pose: Pose | None = None,
                  layers: Sequence[str] = (), paste_back: bool | None = None, save: bool = False) -> dict[str, Any]:
         """Re-pose the photo ``image_id`` to ``target_pose`` (both poses in the photo's pixels)."""
@@ -586,7 +598,7 @@ class ServeEngine:
         (target,), notes = self._map_targets(prepared, [target_pose])
         out = self.pipeline.forward_batch(self._batch(prepared, 1, [target]), "transfer", want_flow="flow" in layers)
         t_model = time.perf_counter()
-        result = self._to_canvas(out.image[0].numpy(), prepared, entry, paste_back=paste_back)
+        result = self._result_to_canvas(out, 0, prepared, entry, paste_back)
         response: dict[str, Any] = {"image": png_data_url(result), "width": int(result.shape[1]),
                                     "height": int(result.shape[0]), "layers": {}, "notes": prepared.notes + notes}
         if "parsing" in layers:
@@ -679,7 +691,7 @@ class ServeEngine:
         for start in range(0, len(targets), step):
             chunk = targets[start:start + step]
             out = self.pipeline.forward_batch(self._batch(prepared, len(chunk), chunk), "transfer")
-            pictures += [self._to_canvas(img.numpy(), prepared, entry) for img in out.image]
+            pictures += [self._result_to_canvas(out, i, prepared, entry) for i in range(len(chunk))]
         if bounce:
             pictures += pictures[-2:0:-1]
         path = self.out.new_path(f"{_file_stem(entry.name)}-animation", f".{fmt}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -51,6 +52,34 @@ def test_example_transfer_with_layers_in_the_photos_canvas(client):
     frame = client.post("/api/transfer", json={"image_id": ex["image_id"], "target_pose": ex["pose"],
                                                "paste_back": False}).json()
     assert from_data_url(frame["image"]).shape == (32, 24, 3) and frame["layers"] == {}
+
+
+def test_the_browser_gets_what_glocal_transfer_writes(client, serve_pipeline):
+    """The page's result is the pipeline's paste-back result (the pixel blend redone at the photo's size), not
+    the model frame upsampled."""
+    from glocal_cli.data.images import load_image
+    from glocal_cli.data.keypoints import Pose
+
+    ex = _example(client, "person_02")
+    moved = [list(p) for p in ex["pose"]]
+    for j in (3, 4):
+        moved[j][1] -= 40
+    served = from_data_url(client.post("/api/transfer", json={"image_id": ex["image_id"],
+                                                              "target_pose": moved}).json()["image"])
+    src = Path(EXAMPLES) / "sources"
+
+    def pose(points):  # noqa: ANN001, ANN202
+        arr = np.asarray(points, np.float32)
+        return Pose(arr[:, :2], arr[:, 2] > 0) if arr.shape[1] == 3 else Pose(arr, np.ones(len(arr), bool))
+
+    expect = serve_pipeline.with_config(pose_frame="source").transfer(
+        load_image(src / "person_02.png"), pose(moved), read_pose_file(src / "person_02.json")[0],
+        source_parsing=str(src / "person_02_parsing.png"), paste_back=True)
+    assert served.shape == expect.shape
+    assert np.abs(served.astype(int) - np.asarray(expect).astype(int)).max() <= 1
+    frame_up = from_data_url(client.post("/api/transfer", json={"image_id": ex["image_id"], "target_pose": moved,
+                                                                "paste_back": False}).json()["image"])
+    assert frame_up.shape != served.shape  # the frame is internal
 
 
 def test_moving_a_joint_changes_the_result(client):

@@ -41,6 +41,9 @@ class BodyFitConfig:
     """Depth margin (metres) of the facing term."""
     silhouette_weight: float = 0.0
     """Weight of the person-mask term (projected body vertices outside the mask); used when masks exist."""
+    iters_warm: int = 40
+    """L-BFGS iterations of a warm-started fit (``fit_keypoints(init=...)``: stage 2 only, from a nearby pose's
+    fit; ``glocal serve`` refits a dragged pose this way)."""
     min_keypoints: int = 6
     """Fewer visible keypoints than this: no fit (the learned flow is used instead)."""
     max_rms_px: float = 8.0

@@ -248,6 +248,8 @@ class ServeEngine:
 
     def __init__(self, pipeline: Any, config: ServeConfig | None = None, examples: Path | None = None) -> None:
         self.pipeline = pipeline
+        if hasattr(pipeline, "body_flow"):  # a dragged joint moves a little per request: refit from the last fit
+            pipeline.body_flow.warm_start = True
         self.config = config or ServeConfig()
         self.out = OutputFolder(self.config.out)
         self.examples = examples

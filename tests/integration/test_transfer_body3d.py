@@ -351,3 +351,28 @@ def test_source_keypoint_csv_is_read_in_its_frame(tmp_path):
     assert "error" not in item, item
     expect = (np.stack([xs - 40, ys], 1) + 0.5) * (H / 256) - 0.5  # pixel centres scale about the corner
     np.testing.assert_allclose(item["source_xy"], expect, atol=1e-4)
+
+
+def test_warm_started_fits_follow_a_dragged_joint():
+    """``BodyFlow.warm_start`` (glocal serve): a pose a few pixels from a cached one is refitted from that fit
+    (stage 2 only) and lands as close to its keypoints as a cold fit; batch jobs keep cold fits."""
+    from glocal_cli.infer.body3d import BodyFlow
+
+    cold = BodyFlow(FAST_BODY, "cpu")
+    warm = BodyFlow(FAST_BODY, "cpu")
+    warm.warm_start = True
+    vis = np.ones((1, 18), bool)
+    first = ARMS_OUT[None, :, :2].copy()
+    dragged = first.copy()
+    dragged[0, 4] += (3.0, -4.0)  # the right wrist, a small drag
+    far = first.copy()
+    far[0, :, 0] += 20.0  # the whole body moved: too far to warm-start
+    warm.fit(first, vis, (H, W))
+    assert warm.warm_fitted == 0 and warm.fitted == 1
+    fit_warm = warm.fit(dragged, vis, (H, W))
+    assert warm.warm_fitted == 1 and warm.fitted == 2
+    fit_cold = cold.fit(dragged, vis, (H, W))
+    assert bool(fit_warm.ok[0]) and float(fit_warm.rms_px[0]) <= float(fit_cold.rms_px[0]) + 0.5
+    warm.fit(far, vis, (H, W))
+    assert warm.warm_fitted == 1 and warm.fitted == 3  # cold
+    assert BodyFlow(FAST_BODY, "cpu").warm_start is False

@@ -269,10 +269,14 @@ def fit_keypoints(body: BodyModel, keypoints: torch.Tensor | np.ndarray, visible
     facing = facing_evidence(vis)
     kp_w = _KP_WEIGHT.to(dev)
 
-    if init is not None:
+    if init is not None:  # a warm start: stage 2 alone, from init (per person: its first image's shape)
         if len(init) != n:
             raise ValueError(f"init holds {len(init)} fits for {n} keypoint sets")
-        return _fit_from(body, kp, vis, height, width, cfg, pid, n_persons, facing, kp_w, reasons, init, masks)
+        first = torch.full((n_persons,), -1, dtype=torch.long, device=dev)
+        first.scatter_reduce_(0, pid, torch.arange(n, device=dev), "amin", include_self=False)
+        return _stage2(body, kp, vis, height, width, cfg, facing, kp_w, pid, reasons, masks,
+                       init.global_orient.to(dev).float(), init.body_pose.to(dev).float(), init.camera.to(dev).float(),
+                       init.shape.to(dev).float()[first], cfg.iters_warm, init.yaw_start)
 
     # ---- stage 1: every yaw start, mean shape
     kp_k, vis_k = kp.repeat_interleave(k, 0), vis.repeat_interleave(k, 0)
@@ -291,15 +295,23 @@ def fit_keypoints(body: BodyModel, keypoints: torch.Tensor | np.ndarray, visible
         pick = torch.arange(n, device=dev) * k + best
 
     # ---- stage 2: the best start per image, shape shared per person
-    obj = _Objective(body, kp, vis, height, cfg, facing, kp_w)
-    orient = orient.detach()[pick].clone().requires_grad_(True)
-    pose = pose.detach()[pick].clone().requires_grad_(True)
-    cam = cam.detach()[pick].clone().requires_grad_(True)
-    beta = torch.zeros(n_persons, body.shape_dim, device=dev, requires_grad=True)
-    sil = _silhouette_term(body, masks, height, width, dev) if masks is not None and cfg.silhouette_weight > 0 \
-        else None
+    return _stage2(body, kp, vis, height, width, cfg, facing, kp_w, pid, reasons, masks, orient.detach()[pick],
+                   pose.detach()[pick], cam.detach()[pick], torch.zeros(n_persons, body.shape_dim, device=dev),
+                   cfg.iters_shape, torch.tensor([float(yaws[int(b)]) for b in best]))
 
-    def stage2() -> torch.Tensor:
+
+def _stage2(body: BodyModel, kp: torch.Tensor, vis: torch.Tensor, height: int, width: int, cfg: BodyFitConfig,
+            facing: torch.Tensor, kp_w: torch.Tensor, pid: torch.Tensor, reasons: list[str],
+            masks: torch.Tensor | np.ndarray | None, orient: torch.Tensor, pose: torch.Tensor, cam: torch.Tensor,
+            beta: torch.Tensor, iters: int, yaw_start: torch.Tensor | None) -> FitResult:
+    """Camera, orientation, pose and (per person) shape together from the given starting values, plus the
+    silhouette term when masks are given; then scored and flagged (:func:`_finish`)."""
+    obj = _Objective(body, kp, vis, height, cfg, facing, kp_w)
+    orient, pose, cam, beta = (t.clone().requires_grad_(True) for t in (orient, pose, cam, beta))
+    sil = _silhouette_term(body, masks, height, width, kp.device) \
+        if masks is not None and cfg.silhouette_weight > 0 else None
+
+    def closure() -> torch.Tensor:
         shape = beta[pid]
         loss = obj.terms(orient, pose, shape, cam)[0].sum()
         if sil is not None:
@@ -307,9 +319,8 @@ def fit_keypoints(body: BodyModel, keypoints: torch.Tensor | np.ndarray, visible
         return loss
 
     params = [cam, orient, pose] + ([beta] if cfg.fit_shape and body.shape_dim else [])
-    _lbfgs(params, stage2, cfg.iters_shape)
-    return _finish(obj, orient, pose, beta, pid, cam, vis, height, width, cfg, reasons,
-                   torch.tensor([float(yaws[int(b)]) for b in best]))
+    _lbfgs(params, closure, iters)
+    return _finish(obj, orient, pose, beta, pid, cam, vis, height, width, cfg, reasons, yaw_start)
 
 
 def _finish(obj: _Objective, orient: torch.Tensor, pose: torch.Tensor, beta: torch.Tensor, pid: torch.Tensor,
@@ -332,33 +343,6 @@ def _finish(obj: _Objective, orient: torch.Tensor, pose: torch.Tensor, beta: tor
     ok = torch.tensor([r == "" for r in reasons])
     return FitResult(orient.detach().cpu(), pose.detach().cpu(), shape.detach().cpu(), cam.detach().cpu(),
                      rms.cpu(), ok, reasons, yaw_start, height, width)
-
-
-def _fit_from(body: BodyModel, kp: torch.Tensor, vis: torch.Tensor, height: int, width: int, cfg: BodyFitConfig,
-              pid: torch.Tensor, n_persons: int, facing: torch.Tensor, kp_w: torch.Tensor, reasons: list[str],
-              init: FitResult, masks: torch.Tensor | np.ndarray | None) -> FitResult:
-    """Stage 2 alone from ``init`` (:func:`fit_keypoints` with ``init``)."""
-    dev = kp.device
-    obj = _Objective(body, kp, vis, height, cfg, facing, kp_w)
-    orient = init.global_orient.to(dev).float().clone().requires_grad_(True)
-    pose = init.body_pose.to(dev).float().clone().requires_grad_(True)
-    cam = init.camera.to(dev).float().clone().requires_grad_(True)
-    first = torch.full((n_persons,), -1, dtype=torch.long, device=dev)
-    first.scatter_reduce_(0, pid, torch.arange(len(pid), device=dev), "amin", include_self=False)
-    beta = init.shape.to(dev).float()[first].clone().requires_grad_(True)
-    sil = _silhouette_term(body, masks, height, width, dev) if masks is not None and cfg.silhouette_weight > 0 \
-        else None
-
-    def closure() -> torch.Tensor:
-        shape = beta[pid]
-        loss = obj.terms(orient, pose, shape, cam)[0].sum()
-        if sil is not None:
-            loss = loss + cfg.silhouette_weight * sil(orient, pose, shape, cam)
-        return loss
-
-    params = [cam, orient, pose] + ([beta] if cfg.fit_shape and body.shape_dim else [])
-    _lbfgs(params, closure, cfg.iters_warm)
-    return _finish(obj, orient, pose, beta, pid, cam, vis, height, width, cfg, reasons, init.yaw_start)
 
 
 def _silhouette_term(body: BodyModel, masks: torch.Tensor | np.ndarray, height: int, width: int,

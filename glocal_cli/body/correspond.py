@@ -167,6 +167,7 @@ def correspond_points(
     faces: torch.Tensor,
     depth_tolerance: float = 0.03,
     compact: bool | None = None,
+    mirror: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The core of :func:`correspond` on a list of target surface points instead of full frames.
 
@@ -181,6 +182,10 @@ def correspond_points(
     advanced indexing. ``compact`` (default: on the CPU) runs the bilinear depth test only on the
     points it can still decide; the compaction waits for the device, so on a GPU it runs on all of
     them. Same result either way.
+
+    ``mirror`` (:func:`mirror_vertices`): look up each point's *other side* instead, the point with the same
+    weights on the mirrored corners ``mirror[faces[face]]`` (:func:`mirror_correspond`); the same-side test
+    is then skipped (the mirrored point lies on another face), the depth tests decide.
     """
     sr = source.raster
     src_h, src_w = sr.size
@@ -189,6 +194,8 @@ def correspond_points(
         raise ValueError(f"target and source meshes differ: {target_xy.shape[1]} vs {num_verts} vertices")
     faces = faces.to(device=face.device, dtype=torch.long)
     vid = faces.index_select(0, face)  # (N, 3)
+    if mirror is not None:
+        vid = mirror.to(vid.device)[vid]
     gidx = (vid + (source_index * num_verts)[:, None]).reshape(-1)
     bary = bary.to(source.xy.dtype)
     # barycentric blends as sums over the 3 corners of contiguous (N, 3) columns, x and y apart
@@ -209,13 +216,13 @@ def correspond_points(
     for i in range(3):
         for j in range(3):
             adjacent |= src_vid[:, i] == vid[:, j]
-    # the face turns the same side to the camera in both images (else it faces away in the source)
-    num_faces = faces.shape[0]
-    area_t = _signed_area(target_xy, faces).reshape(-1)
-    area_s = area_t if source.xy is target_xy else _signed_area(source.xy, faces).reshape(-1)
-    turn = (area_t.index_select(0, target_index * num_faces + face)
-            * area_s.index_select(0, source_index * num_faces + face))
-    candidate = in_frame & (src_face >= 0) & (turn > 0)
+    candidate = in_frame & (src_face >= 0)
+    if mirror is None:  # the face turns the same side to the camera in both images (else it faces away there)
+        num_faces = faces.shape[0]
+        area_t = _signed_area(target_xy, faces).reshape(-1)
+        area_s = area_t if source.xy is target_xy else _signed_area(source.xy, faces).reshape(-1)
+        candidate &= (area_t.index_select(0, target_index * num_faces + face)
+                      * area_s.index_select(0, source_index * num_faces + face)) > 0
     visible = candidate & (adjacent | ((src_depth - pos_z).abs() <= depth_tolerance))
     if compact is None:
         compact = face.device.type == "cpu"  # the compaction waits for the device
@@ -266,34 +273,24 @@ def mirror_correspond(target: RenderedBody, source: RenderedBody, faces: torch.T
     a face sharing one of its vertices. For body regions the source does not show (the front of a person seen
     from the back) this gives the texture of the side it does show, in place of a guess.
     """
-    tr, sr = target.raster, source.raster
-    batch, height, width = tr.face_id.shape
-    src_h, src_w = sr.size
-    num_verts = source.xy.shape[1]
-    faces = faces.to(device=tr.face_id.device, dtype=torch.long)
-    on_body = tr.face_id >= 0
-    vid = mirror.to(faces.device)[faces][tr.face_id.reshape(-1).clamp_min(0)]  # (N, 3)
-    index = torch.arange(batch, device=faces.device).repeat_interleave(height * width)
-    gidx = (vid + (index * num_verts)[:, None]).reshape(-1)
-    bary = tr.bary.reshape(-1, 3).to(source.xy.dtype)
-    pos = torch.stack([(bary * source.xy[..., i].reshape(-1).index_select(0, gidx).view(-1, 3)).sum(-1)
-                       for i in range(2)], -1)
-    pos_z = (bary * source.depth.reshape(-1).index_select(0, gidx).view(-1, 3)).sum(-1)
-    col, row = torch.floor(pos[:, 0] + 0.5), torch.floor(pos[:, 1] + 0.5)
-    in_frame = (col >= 0) & (col < src_w) & (row >= 0) & (row < src_h)
-    flat = index * (src_h * src_w) + row.clamp(0, src_h - 1).long() * src_w + col.clamp(0, src_w - 1).long()
-    src_face = sr.face_id.reshape(-1).index_select(0, flat)
-    src_depth = sr.depth.reshape(-1).index_select(0, flat)
-    src_vid = faces.index_select(0, src_face.clamp_min(0))
-    adjacent = torch.zeros_like(src_face, dtype=torch.bool)
-    for i in range(3):
-        for j in range(3):
-            adjacent |= src_vid[:, i] == vid[:, j]
-    near = ((src_depth - pos_z).abs() <= depth_tolerance) | \
-        ((_bilinear_depth(sr.depth, pos, index) - pos_z).abs() <= depth_tolerance)
-    visible = (in_frame & (src_face >= 0) & (adjacent | near)).view(batch, height, width) & on_body
-    flow = (pos.view(batch, height, width, 2) - _pixel_grid(height, width, pos)).float()
+    pos, visible, _ = _frame_points(target, source, faces, depth_tolerance, mirror)
+    flow = (pos - _pixel_grid(*pos.shape[1:3], pos)).float()
     return torch.where(visible.unsqueeze(-1), flow, flow.new_zeros(())), visible
+
+
+def _frame_points(target: RenderedBody, source: RenderedBody, faces: torch.Tensor, depth_tolerance: float,
+                  mirror: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`correspond_points` on every pixel of the target rasters: ``(pos (B, H, W, 2), visible, on_body)``."""
+    tr = target.raster
+    if target.xy.shape != source.xy.shape:
+        raise ValueError(f"target and source must be the same mesh batch: {tuple(target.xy.shape)} vs "
+                         f"{tuple(source.xy.shape)}")
+    batch, height, width = tr.face_id.shape
+    on_body = tr.face_id >= 0
+    index = torch.arange(batch, device=tr.face_id.device).repeat_interleave(height * width)
+    pos, visible = correspond_points(tr.face_id.reshape(-1).clamp_min(0), tr.bary.reshape(-1, 3), index, index,
+                                     target.xy, source, faces, depth_tolerance, mirror=mirror)
+    return pos.view(batch, height, width, 2), visible.view(batch, height, width) & on_body, on_body
 
 
 @torch.no_grad()
@@ -310,19 +307,8 @@ def correspond(
     is the mesh both were rendered with. :func:`correspond_points` on every target pixel: a few
     batched kernels, with no host synchronisation on a GPU.
     """
-    tr = target.raster
-    if target.xy.shape != source.xy.shape:
-        raise ValueError(f"target and source must be the same mesh batch: {tuple(target.xy.shape)} vs "
-                         f"{tuple(source.xy.shape)}")
-    batch, height, width = tr.face_id.shape
-    on_body = tr.face_id >= 0
-    index = torch.arange(batch, device=tr.face_id.device).repeat_interleave(height * width)
-    pos, visible = correspond_points(tr.face_id.reshape(-1).clamp_min(0), tr.bary.reshape(-1, 3), index, index,
-                                     target.xy, source, faces, depth_tolerance)
-    pos = pos.view(batch, height, width, 2)
-    visible = visible.view(batch, height, width) & on_body
-
-    flow = (pos - _pixel_grid(height, width, pos)).float()
+    pos, visible, on_body = _frame_points(target, source, faces, depth_tolerance)
+    flow = (pos - _pixel_grid(*pos.shape[1:3], pos)).float()
     flow = torch.where(on_body.unsqueeze(-1), flow, flow.new_zeros(()))
     classes = torch.where(visible, VISIBLE, torch.where(on_body, INVISIBLE, BACKGROUND)).to(torch.uint8)
     return BodyCorrespondence(flow, classes)

@@ -52,6 +52,19 @@ from glocal_cli.paths import default_weights_dir, shared_data_dir
 H, W, PAD = 256, 176, 40
 
 
+def parse_variant(spec: str) -> tuple[str, dict]:
+    """``'LABEL:key=value,key=value'`` -> ``(LABEL, {key: value})``: ``infer.*`` settings read and checked as
+    ``--set infer.key=value`` is (typed, unknown keys refused)."""
+    from glocal_cli.config import resolve_config
+    from glocal_cli.config.io import parse_override
+
+    label, _, items = spec.partition(":")
+    sets = [f"infer.{item.strip()}" for item in items.split(",") if item.strip()]
+    resolved = resolve_config(None, sets).infer
+    keys = [next(iter(parse_override(item)["infer"])) for item in sets]
+    return label, {key: getattr(resolved, key) for key in keys}
+
+
 def load_samples(root: Path, limit: int = 0) -> list[dict]:
     """Every sample pair: names, the three 256x176 photos, both poses (176x256 frame)."""
     from glocal_cli.data.images import load_image
@@ -389,13 +402,8 @@ def main() -> None:
                                 "flow_used": {u: used.count(u) for u in sorted(set(used))}})
             columns[f"--flow {mode}" + ("+mesh" if parsing == "body3d" else "")] = pics
     for spec in args.variant:
-        label, _, items = spec.partition(":")
-        kw = {}
-        for item in filter(None, items.split(",")):
-            key, _, value = item.partition("=")
-            value = value.strip()
-            kw[key.strip()] = {"true": True, "false": False}.get(value.lower(), float(value)
-                                                                   if value.replace(".", "", 1).isdigit() else value)
+        label, kw = parse_variant(spec)
+        items = ",".join(f"{k}={v}" for k, v in kw.items())
         t0 = time.perf_counter()
         res = pipe.with_config(**kw).transfer_batch([s["source"] for s in samples], [s["target_pose"] for s in samples],
                                                     [s["source_pose"] for s in samples], paste_back=True, flow="body3d")

@@ -79,14 +79,10 @@ def main() -> None:
         pipe = GLocalPipeline.from_pretrained(args.weights, "cpu", config=InferConfig(
             pose_frame="source", batch_size=16, workers=0, paste_back=False))
         runs = [("pipeline (defaults)", {})]
+        from bench_body_pairs import parse_variant  # the sibling script (benchmarks/ is on sys.path)
+
         for spec in args.variant:
-            label, _, items = spec.partition(":")
-            kw = {}
-            for item in filter(None, items.split(",")):
-                key, _, value = item.partition("=")
-                value = value.strip()
-                kw[key.strip()] = {"true": True, "false": False}.get(
-                    value.lower(), float(value) if value.replace(".", "", 1).isdigit() else value)
+            label, kw = parse_variant(spec)
             runs.append((f"pipeline, {label}", kw))
         for name, kw in runs:
             run = pipe.with_config(**kw) if kw else pipe

@@ -398,19 +398,8 @@ def prepare_synthetic(
         raise InputError(f"{csv_path}: no usable pose (rows need neck, both shoulders and a hip)")
     content = _content_key(height, width, seed, poses_per_identity, bank)
 
-    _check_output(out, content, overwrite)
-    atomic_write_text(out / STATE_DIR / _STATE_FILE, json.dumps(content, indent=2) + "\n")
-    for sub in (IMAGES_DIR, PARSING_DIR, SURFACE_DIR, f"{STATE_DIR}/done"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
-    _remove_extra_identities(out, identities)
-
-    records: dict[int, dict[str, Any]] = {}
-    for i in range(identities):
-        rec = read_marker(out, i, poses_per_identity)
-        if rec is not None:
-            records[i] = rec
-    todo = [i for i in range(identities) if i not in records]
-    n_workers = _resolve_workers(workers, max(len(todo), 1))
+    records, todo, n_workers = _start_output(out, content, overwrite, SURFACE_DIR, identities, poses_per_identity,
+                                             read_marker, workers)
     t_render = time.perf_counter()
     if todo:
         _render_all(out, todo, seed, poses_per_identity, height, width, bank, n_workers, records, show_progress)
@@ -466,18 +455,8 @@ def _prepare_anny(
         notes.append(f"{REAL_POSES_FILE}: fitted DeepFashion poses not found; every pose comes from the pose sampler")
         warn(notes[-1])
     content = _anny_content_key(height, width, seed, poses, real, cfg)
-    _check_output(out, content, overwrite)
-    atomic_write_text(out / STATE_DIR / _STATE_FILE, json.dumps(content, indent=2) + "\n")
-    for sub in (IMAGES_DIR, PARSING_DIR, CORRESPONDENCE_DIR, f"{STATE_DIR}/done"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
-    _remove_extra_identities(out, identities)
-    records: dict[int, dict[str, Any]] = {}
-    for i in range(identities):
-        rec = read_anny_marker(out, i, poses)
-        if rec is not None:
-            records[i] = rec
-    todo = [i for i in range(identities) if i not in records]
-    n_workers = _resolve_workers(workers, max(len(todo), 1))
+    records, todo, n_workers = _start_output(out, content, overwrite, CORRESPONDENCE_DIR, identities, poses,
+                                             read_anny_marker, workers)
     t_render = time.perf_counter()
     if todo:
         _render_all_anny(out, todo, seed, poses, height, width, real, cfg, n_workers, records, show_progress)
@@ -499,6 +478,22 @@ def _prepare_anny(
         elapsed_s=time.perf_counter() - start, render_s=render_s if todo else 0.0, manifest=manifest_path,
         preview=preview_path, warnings=notes, body="anny",
     )  # fmt: skip
+
+
+def _start_output(out: Path, content: dict[str, Any], overwrite: bool, maps_dir: str, identities: int, poses: int,
+                  read_one: Callable[[Path, int, int], dict[str, Any] | None], workers: int | None
+                  ) -> tuple[dict[int, dict[str, Any]], list[int], int]:
+    """Claim ``out`` for ``content`` (refused when it holds another dataset, unless ``overwrite``), make its
+    folders (``maps_dir``: the kind's per-image maps), drop identities past ``identities``, and read the markers
+    of the finished ones: ``(records, identities still to render, worker processes)``."""
+    _check_output(out, content, overwrite)
+    atomic_write_text(out / STATE_DIR / _STATE_FILE, json.dumps(content, indent=2) + "\n")
+    for sub in (IMAGES_DIR, PARSING_DIR, maps_dir, f"{STATE_DIR}/done"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    _remove_extra_identities(out, identities)
+    records = {i: rec for i in range(identities) if (rec := read_one(out, i, poses)) is not None}
+    todo = [i for i in range(identities) if i not in records]
+    return records, todo, _resolve_workers(workers, max(len(todo), 1))
 
 
 def _render_identities(label: str, todo: list[int], poses: int, n_workers: int, records: dict[int, dict[str, Any]],

@@ -75,6 +75,11 @@ def test_same_seed_gives_the_same_bytes_for_any_worker_count_and_resumes(tmp_pat
     again = prepare_synthetic(tmp_path / "a", workers=1, **kw)
     assert again.rendered_identities == 1 and again.skipped_identities == 1
     assert _tree_bytes(tmp_path / "a") == files_a
+    # a lost correspondence file (marker kept) is noticed too
+    next((tmp_path / "a" / "correspondence").glob("synth_id00000_*.npz")).unlink()
+    again = prepare_synthetic(tmp_path / "a", workers=1, **kw)
+    assert again.rendered_identities == 1 and again.skipped_identities == 1
+    assert _tree_bytes(tmp_path / "a") == files_a
     # another seed is another dataset (refused without --overwrite)
     from glocal_cli.errors import OutputExistsError
 

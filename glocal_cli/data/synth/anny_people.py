@@ -60,7 +60,7 @@ from glocal_cli.data.synth.anny_poses import (
     sample_poses,
 )
 from glocal_cli.data.synth.poses import view_of
-from glocal_cli.data.synth.writer import image_name, marker_path, write_png
+from glocal_cli.data.synth.writer import image_name, marker_path, read_marker, write_png
 
 __all__ = [
     "RenderedIdentity",
@@ -559,28 +559,20 @@ def write_anny_identity(
 
 
 def read_anny_marker(out: Path, index: int, poses_per_identity: int) -> dict[str, Any] | None:
-    """The marker of a finished Anny identity, or ``None`` when it or one of its files is missing."""
-    path = marker_path(out, index)
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    """The marker of a finished Anny identity, or ``None`` when it or one of its files (images, parsing maps,
+    pair correspondence) is missing."""
+    record = read_marker(out, index, poses_per_identity, _anny_image_files)
+    pairs = None if record is None else record.get("pairs")
+    if not isinstance(pairs, list) or not all(
+            isinstance(pair, list) and len(pair) == 2 and correspondence_path(out, pair[1], pair[0]).is_file()
+            for pair in pairs):
         return None
-    if not isinstance(record, dict) or record.get("identity") != index:
-        return None
-    images, pairs = record.get("images"), record.get("pairs")
-    if not isinstance(images, list) or len(images) != poses_per_identity or not isinstance(pairs, list):
-        return None
-    for k, item in enumerate(images):
-        name = image_name(index, k)
-        if not isinstance(item, dict) or item.get("name") != name:
-            return None
-        stem = Path(name).stem
-        if not (out / IMAGES_DIR / name).is_file() or not (out / PARSING_DIR / f"{stem}.png").is_file():
-            return None
-    for pair in pairs:
-        if not (isinstance(pair, list) and len(pair) == 2 and correspondence_path(out, pair[1], pair[0]).is_file()):
-            return None
     return record
+
+
+def _anny_image_files(out: Path, name: str) -> tuple[Path, Path]:
+    """The image and parsing map of image ``name`` (the Anny kind has no surface map)."""
+    return out / IMAGES_DIR / name, out / PARSING_DIR / f"{Path(name).stem}.png"
 
 
 # ------------------------------------------------------------------------- worker processes

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -154,20 +155,23 @@ def write_identity(
     return record
 
 
-def read_marker(out: Path, index: int, poses_per_identity: int) -> dict[str, Any] | None:
-    """The marker record of a finished identity, or ``None`` when it is missing or unusable."""
+def read_marker(out: Path, index: int, poses_per_identity: int,
+                files_of: Callable[[Path, str], Iterable[Path]] = identity_files) -> dict[str, Any] | None:
+    """The marker record of a finished identity, or ``None`` when it is missing or unusable or one of the
+    files ``files_of(out, image name)`` of its images is missing."""
     path = marker_path(out, index)
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     images = record.get("images") if isinstance(record, dict) else None
-    if record.get("identity") != index or not isinstance(images, list) or len(images) != poses_per_identity:
+    if images is None or record.get("identity") != index or not isinstance(images, list) \
+            or len(images) != poses_per_identity:
         return None
     for k, item in enumerate(images):
         if not isinstance(item, dict) or item.get("name") != image_name(index, k):
             return None
-        if not all(os.path.isfile(f) for f in identity_files(out, item["name"])):
+        if not all(os.path.isfile(f) for f in files_of(out, item["name"])):
             return None
     return record
 

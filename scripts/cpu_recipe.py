@@ -1,0 +1,60 @@
+"""The shared steps of the CPU weight recipes (``train_default_weights.sh``, ``train_demo_weights.sh``).
+
+A preset with the CPU settings of these scripts (a randomly initialised VGG-19 for the perceptual loss, so
+nothing is downloaded; three cheap perceptual layers; one loader worker) written as the run's YAML, the
+staged training (resumed when re-run), and the export of the trained weights into a folder, atomically and
+keeping the folder's ``MODEL_CARD.md``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from glocal_cli.config import resolve_config, to_dict
+from glocal_cli.train.trainer import train
+
+
+def cpu_config(preset: str, header: str, runs: Path, name: str, steps: str = "") -> Path:
+    """``runs/<name>.yaml``: ``preset`` with the CPU settings; ``steps`` ``"SEMANTIC,FLOW,GENERATOR"`` overrides
+    the stage lengths. (The perceptual layer list and its weights change together, so they go through a file,
+    not ``--set``.)"""
+    cfg = to_dict(resolve_config(preset))
+    cfg["loss"].update(allow_random_vgg=True, vgg_download=False,
+                       perceptual_layers=["relu1_1", "relu2_1", "relu3_1"], perceptual_layer_weights=[1.0, 1.0, 1.0])
+    cfg["data"]["workers"] = 1
+    if steps:
+        s, f, g = (int(x) for x in steps.split(","))
+        cfg["train"].update(steps_semantic=s, steps_flow=f, steps_generator=g)
+    config = runs / f"{name}.yaml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f"# {header}\n" + yaml.safe_dump(cfg, sort_keys=False))
+    return config
+
+
+def export_weights(weights: Path, out: Path) -> int:
+    """Replace ``out`` by a copy of ``weights`` (through ``out.tmp``, so a failed copy leaves ``out`` as it
+    was), keeping ``out/MODEL_CARD.md``; returns the exported size in bytes."""
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(weights, tmp)
+    card = out / "MODEL_CARD.md"
+    if card.is_file():
+        shutil.copy2(card, tmp / "MODEL_CARD.md")
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+
+
+def train_and_export(data: Path, config: Path, runs: Path, name: str, out: Path, t0: float) -> None:
+    """Train every stage of ``config`` on ``data`` (resuming ``runs/<name>``) on the CPU and export the weights."""
+    result = train(data, config, stage="all", runs_dir=runs, name=name, resume="auto", device="cpu")
+    if result.interrupted or result.weights_dir is None:
+        sys.exit("training interrupted: run this script again to continue")
+    size = export_weights(result.weights_dir, out)
+    print(f"exported {out} ({size / 2**20:.1f} MB) in {(time.perf_counter() - t0) / 60:.1f} min; "
+          f"validation: {result.stages[-1].metrics}")

@@ -16,14 +16,22 @@ from pathlib import Path
 import yaml
 
 from glocal_cli.config import resolve_config, to_dict
+from glocal_cli.train.checkpoint import latest_checkpoint
+from glocal_cli.train.export import export_checkpoint
 from glocal_cli.train.trainer import train
 
 
-def cpu_config(preset: str, header: str, runs: Path, name: str, steps: str = "") -> Path:
+def cpu_config(preset: str, header: str, runs: Path, name: str, steps: str = "", model: dict | None = None,
+               train: dict | None = None) -> Path:
     """``runs/<name>.yaml``: ``preset`` with the CPU settings; ``steps`` ``"SEMANTIC,FLOW,GENERATOR"`` overrides
-    the stage lengths. (The perceptual layer list and its weights change together, so they go through a file,
+    the stage lengths, ``model`` the whole architecture (e.g. a weights folder's, to start from it), ``train``
+    some training keys. (The perceptual layer list and its weights change together, so they go through a file,
     not ``--set``.)"""
     cfg = to_dict(resolve_config(preset))
+    if model:
+        cfg["model"].update(model)
+    if train:
+        cfg["train"].update(train)
     cfg["loss"].update(allow_random_vgg=True, vgg_download=False,
                        perceptual_layers=["relu1_1", "relu2_1", "relu3_1"], perceptual_layer_weights=[1.0, 1.0, 1.0])
     cfg["data"]["workers"] = 1
@@ -50,11 +58,37 @@ def export_weights(weights: Path, out: Path) -> int:
     return sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
 
 
-def train_and_export(data: Path, config: Path, runs: Path, name: str, out: Path, t0: float) -> None:
-    """Train every stage of ``config`` on ``data`` (resuming ``runs/<name>``) on the CPU and export the weights."""
-    result = train(data, config, stage="all", runs_dir=runs, name=name, resume="auto", device="cpu")
+def train_and_export(data: Path, config: Path, runs: Path, name: str, out: Path, t0: float,
+                     weights: Path | None = None) -> None:
+    """Train every stage of ``config`` on ``data`` (resuming ``runs/<name>``; initialised from ``weights`` when
+    given) on the CPU and export the weights."""
+    result = train(data, config, stage="all", runs_dir=runs, name=name, resume="auto", device="cpu", weights=weights)
     if result.interrupted or result.weights_dir is None:
         sys.exit("training interrupted: run this script again to continue")
     size = export_weights(result.weights_dir, out)
     print(f"exported {out} ({size / 2**20:.1f} MB) in {(time.perf_counter() - t0) / 60:.1f} min; "
           f"validation: {result.stages[-1].metrics}")
+
+
+def export_latest(run: Path, out: Path) -> None:
+    """Export the run's latest stage as it stands (a run stopped part-way) into ``out``, as
+    :func:`export_weights` does (atomically, keeping ``out/MODEL_CARD.md``): its best-by-validation
+    checkpoint, else its newest one."""
+    from glocal_cli.train.config import STAGES
+
+    found = None
+    for stage in reversed(STAGES):
+        folder = run / "checkpoints" / stage
+        if folder.is_dir():
+            found = folder / "best.pt" if (folder / "best.pt").is_file() else latest_checkpoint(folder)
+            if found is not None:
+                break
+    if found is None:
+        sys.exit(f"{run}: no checkpoint to export")
+    tmp = out.with_name(out.name + ".export")
+    shutil.rmtree(tmp, ignore_errors=True)
+    info = export_checkpoint(found, tmp, discriminator=True)
+    size = export_weights(tmp, out)
+    shutil.rmtree(tmp, ignore_errors=True)
+    print(f"exported {found} ({info['stage']} step {info['step']}/{info['total_steps']}) to {out} "
+          f"({size / 2**20:.1f} MB)")

@@ -28,7 +28,7 @@ from glocal_cli.errors import ConfigError
 
 __all__ = ["deepfashion_command", "folder_command", "market_command"]
 
-RawOpt = Annotated[Path, typer.Option("--raw", help="The raw download (DeepFashion: the folder holding img/ or img_highres/; Market-1501: the folder holding bounding_box_train/, bounding_box_test/, query/).")]
+RawOpt = Annotated[Path, typer.Option("--raw", help="The raw download (DeepFashion: the folder holding img/ or img_highres/; Market-1501: the folder holding bounding_box_train/, bounding_box_test/, query/, or the benchmark layout train/, test/ with the community CSVs beside them).")]
 ImagesOpt = Annotated[Path, typer.Option("--images", help="A folder of photos, one person each (sub-folders: one person per sub-folder).")]
 KeypointsOpt = Annotated[
     str | None,
@@ -169,6 +169,8 @@ def market_command(
     person_mask: PersonMaskOpt = "auto",
 ) -> None:
     """Market-1501: raw crops -> 128x64 frame, keypoints, pairs within each person, report."""
+    if split_dir is None and any(raw.glob("*annotation-*.csv")):
+        split_dir = raw  # the benchmark layout: train/, test/ and the community CSVs side by side
     opts = _options(out, size, keypoints, annotations, split_dir, mmpose_config, mmpose_checkpoint, device, parsing,
                     parsing_format, remap, resample, workers, dry_run, overwrite, seed, min_keypoints,
                     max_pairs_per_identity, correspondence=correspondence, body_model=body_model,

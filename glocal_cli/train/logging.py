@@ -8,6 +8,7 @@ a log interval, and image tensors at image intervals.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,25 @@ import torch
 
 from glocal_cli.console import console, is_quiet, make_progress
 
-__all__ = ["RunLogger", "format_losses"]
+__all__ = ["RunLogger", "format_losses", "read_validation"]
+
+
+def read_validation(path: Path) -> list[dict[str, float | str]]:
+    """The rows of a ``validation.jsonl`` (unreadable lines skipped: a run killed mid-write)."""
+    rows = []
+    if not path.is_file():
+        return rows
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def _last_elapsed(path: Path) -> float:
+    rows = read_validation(path)
+    return float(rows[-1].get("elapsed_s", 0.0)) if rows else 0.0
 
 
 def format_losses(values: dict[str, float], limit: int = 6) -> str:
@@ -40,9 +59,12 @@ class RunLogger:
         self._stage = ""
         self._t0 = 0.0
         self._step0 = 0
+        self._wall0 = time.time()
+        self._elapsed0 = 0.0
         if not self.enabled:
             return
         assert self.run_dir is not None
+        self._elapsed0 = _last_elapsed(self.run_dir / "validation.jsonl")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._log = open(self.run_dir / "train.log", "a", encoding="utf-8", buffering=1)  # noqa: SIM115
         if tensorboard:
@@ -108,6 +130,22 @@ class RunLogger:
             self._progress.stop()
         self._progress = None
         self._task = None
+
+    # -- the learning curve
+
+    def validation(self, stage: str, step: int, metrics: dict[str, float]) -> None:
+        """One line of ``<run>/validation.jsonl``: ``{"stage", "step", "time", "elapsed_s", **metrics}``, the
+        learning curve a plot reads without TensorBoard (``scripts/plot_learning_curve.py``). ``elapsed_s``
+        counts wall seconds since the run started, summed over resumed sessions (each session adds its time
+        up to its last validation)."""
+        if not self.enabled or self.run_dir is None:
+            return
+        path = self.run_dir / "validation.jsonl"
+        now = time.time()
+        row = {"stage": stage, "step": int(step), "time": round(now, 1),
+               "elapsed_s": round(self._elapsed0 + now - self._wall0, 1), **{k: float(v) for k, v in metrics.items()}}
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
 
     # -- TensorBoard
 

@@ -561,6 +561,7 @@ class _Trainer:
                 result.initial_metrics = {f"val/{k}": v for k, v in metrics.items()}
                 self.log.message(f"{name} validation at step 0: " + " ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
                 self.log.scalars(0, metrics, f"{name}/val")
+                self.log.validation(name, 0, metrics)
 
         # -- the data stream (position/epoch are the resume point)
         pos = {"epoch": epoch, "position": position}
@@ -685,6 +686,7 @@ class _Trainer:
                     msg = " ".join(f"{k} {v:.4g}" for k, v in metrics.items())
                     self.log.message(f"{name} validation at step {step}: {msg}")
                     self.log.scalars(step, metrics, f"{name}/val")
+                    self.log.validation(name, step, metrics)
                     if score is not None and math.isfinite(score) and (best is None or score < best):
                         best = score
                         save("best")

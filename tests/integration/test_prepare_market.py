@@ -109,3 +109,45 @@ def test_market_generated_pairs_skip_junk_identities(market_raw, shared_data, tm
     assert rows <= names
     pairs = read_pairs_csv(out / "pairs-test.csv")
     assert pairs and not any(a in rows or b in rows for a, b in pairs)
+
+
+def test_market_benchmark_layout_as_shared(shared_data, tmp_path):
+    """The layout of ../shared/data/market1501 (train/, test/ and the community CSVs beside them) is read as it
+    is: keypoints from the CSVs without --annotations, the complete test-pair file chosen over a larger one
+    whose photos are missing, generated training pairs within each identity."""
+    from typer.testing import CliRunner
+
+    from glocal_cli.cli.app import app
+
+    if not (shared_data / "market1501" / "samples").is_dir():
+        pytest.skip("Market-1501 samples not found")
+    crops = market_crops(shared_data)
+    pairs = sample_pairs(shared_data)
+    root = tmp_path / "market1501"
+    test_names = {n for p in pairs[:6] for n in p}
+    for name, crop in sorted(crops.items()):
+        folder = root / ("test" if name in test_names else "train")
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(crop).save(folder / name, quality=95)
+    rows = borrowed_annotation(shared_data, crops, tmp_path / "all.csv")
+    header = (tmp_path / "all.csv").read_text().splitlines()[0]
+    for split, names in (("train", set(crops) - test_names), ("test", test_names)):
+        (root / f"market-annotation-{split}.csv").write_text(
+            "\n".join([header] + [f"{n}:{rows[n]}" for n in sorted(names)]) + "\n")
+    (root / "market-pairs-test-6.csv").write_text("from,to\n" + "".join(f"{a},{b}\n" for a, b in pairs[:6]))
+    (root / "market-pairs-test.csv").write_text(  # the whole community file: most of its photos are absent
+        "from,to\n" + "".join(f"{a},{b}\n" for a, b in pairs) + "".join(f"{a},{b}\n" for a, b in pairs))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["prepare-data", "market", "--raw", str(root), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    ds = PreparedDataset(out)
+    assert ds.kind == "market" and (ds.height, ds.width) == (128, 64)
+    assert set(read_list(out / "test.lst")) == test_names
+    assert set(read_list(out / "train.lst")) | set(read_list(out / "val.lst") if (out / "val.lst").is_file() else []) \
+        == set(crops) - test_names
+    assert read_pairs_csv(out / "pairs-test.csv") == pairs[:6]
+    truth = read_keypoint_csv(tmp_path / "all.csv")
+    mine = read_keypoint_csv(out / "keypoints.csv")
+    assert all(mine[n] == truth[n] for n in crops)  # csv keypoints, not a detector's
+    train_pairs = read_pairs_csv(out / "pairs-train.csv")
+    assert train_pairs and all(identity_of(a) == identity_of(b) and a != b for a, b in train_pairs)

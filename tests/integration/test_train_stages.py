@@ -227,3 +227,29 @@ def test_static_background_visibility():
     visible = static_background_flow(body, src_labels)
     # body pixels are not background; a background pixel is visible unless the source person stands there
     assert visible[0, 0].tolist() == [[0.0, 0.0, 0.0], [1.0, 1.0, 0.0]]
+
+
+def test_learning_curve_and_checkpoint_export(synth_data: Path, tmp_path: Path) -> None:
+    """validation.jsonl holds one row per validation (the learning curve), and a checkpoint exports to a
+    weights folder that loads strictly and equals the checkpoint's model."""
+    from glocal_cli.errors import InputError
+    from glocal_cli.models.generator import GLocalModel
+    from glocal_cli.train.export import export_checkpoint
+    from glocal_cli.train.logging import read_validation
+
+    _run(synth_data, tmp_path, "curve", stage="generator", steps=4, extra=["train.allow_untrained_semantic=true"])
+    rows = read_validation(tmp_path / "curve" / "validation.jsonl")
+    assert [(r["stage"], r["step"]) for r in rows] == [("generator", 0), ("generator", 2), ("generator", 4)]
+    assert all({"ssim", "psnr", "elapsed_s"} <= set(r) for r in rows)
+    assert [r["elapsed_s"] for r in rows] == sorted(r["elapsed_s"] for r in rows)
+    ckpt = tmp_path / "curve" / "checkpoints" / "generator" / "last.pt"
+    info = export_checkpoint(ckpt, tmp_path / "exported")
+    assert info["stage"] == "generator" and info["step"] == 4
+    model = GLocalModel.from_pretrained(tmp_path / "exported")
+    state = load_checkpoint(ckpt)["model"]
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, state[key]), key
+    with pytest.raises(InputError, match="already exists"):
+        export_checkpoint(ckpt, tmp_path / "exported")
+    export_checkpoint(ckpt, tmp_path / "exported", overwrite=True, discriminator=True)
+    assert (tmp_path / "exported" / "config.json").is_file()

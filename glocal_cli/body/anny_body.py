@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from glocal_cli.body.base import BODY_PARTS, BodyModel, BodyOutput, axis_angle_to_matrix
+from glocal_cli.body.base import BODY_PARTS, BodyModel, BodyOutput, axis_angle_to_matrix, matmul3, matvec3
 from glocal_cli.errors import InputError
 
 DEFAULT_ANNY_FILE = Path(__file__).resolve().parent / "data" / "anny-compact.safetensors"
@@ -171,11 +171,11 @@ class AnnyBody(BodyModel):
         for level in self._levels:
             for j in level:
                 p = parents[j]
-                rots[j] = rots[p] @ rot_local[:, j]
-                pos[j] = pos[p] + (rots[p] @ (joints[:, j] - joints[:, p])[..., None])[..., 0]
+                rots[j] = matmul3(rots[p], rot_local[:, j])
+                pos[j] = pos[p] + matvec3(rots[p], joints[:, j] - joints[:, p])
         rot = torch.stack(rots, 1)
         posed = torch.stack(pos, 1)
-        trans = posed - (rot @ joints[..., None])[..., 0]
+        trans = posed - matvec3(rot, joints)
         return rot, trans
 
     def _skin(self, rest_verts: torch.Tensor, weights: torch.Tensor, rot: torch.Tensor,

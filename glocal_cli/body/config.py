@@ -44,6 +44,27 @@ class BodyFitConfig:
     iters_warm: int = 40
     """L-BFGS iterations of a warm-started fit (``fit_keypoints(init=...)``: stage 2 only, from a nearby pose's
     fit; ``glocal serve`` refits a dragged pose this way)."""
+    solver: str = "lm"
+    """Optimiser: ``lm`` (batched Levenberg-Marquardt with an exact Jacobian, every image (every person, when
+    shape is shared) damped and stepped on its own: converges in tens of steps; ``lm_*`` iterations) or ``lbfgs``
+    (the fit before it: L-BFGS over the whole batch, ``iters_*`` iterations, ~4x slower for the same fit). The
+    silhouette term (masks) always runs stage 2 with L-BFGS."""
+    facing_min_width: float = 0.5
+    """``lm``: fit only the front (back) yaw start where the keypoints decide the facing: the face is seen (only
+    the back of the head is) and both the shoulders and the hips lie in the front's (back's) left-right order,
+    the shoulders spread wider than this times the torso's length (neck to hips); other images get every
+    ``yaw_starts`` entry. 0 = always every start."""
+    lm_iters_camera: int = 5
+    """``lm``: steps of stage 1a (camera + global orientation on the torso points), every yaw start."""
+    lm_iters_pose: int = 6
+    """``lm``: steps of stage 1b (+ body pose on all points), every yaw start."""
+    lm_iters_shape: int = 15
+    """``lm``: steps of stage 2 (camera, pose and shape of the best start)."""
+    lm_iters_warm: int = 6
+    """``lm``: steps of a warm-started fit (``fit_keypoints(init=...)``)."""
+    lm_tolerance: float = 1e-4
+    """``lm``: a stage stops early once every image's (person's) last accepted step lowered its loss by less than
+    this fraction of it."""
     min_keypoints: int = 6
     """Fewer visible keypoints than this: no fit (the learned flow is used instead)."""
     max_rms_px: float = 8.0

@@ -224,6 +224,126 @@ class _Objective:
         loss = loss + cfg.face_weight * torch.relu(self.facing * dz + cfg.face_margin).pow(2) * 1e4
         return loss, err2
 
+    def residuals(self, orient: torch.Tensor, pose: torch.Tensor, shape: torch.Tensor, cam: torch.Tensor,
+                  kp_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The same objective as :meth:`terms` as residuals ``(B, R)``: ``(r ** 2).sum(-1)`` is its per-body loss
+        (every term is a weighted square), for the Gauss-Newton solver :func:`_lm`."""
+        cfg = self.cfg
+        n = orient.shape[0]
+        out = self.body(orient, pose, shape, vertices=False)
+        uv = project(out.keypoints, cam)
+        w = self.w if kp_mask is None else self.w * kp_mask
+        parts = [((uv - self.kp) * (self.px * w.sqrt()[..., None])).reshape(n, -1),
+                 ((cfg.pose_prior * self.prior).sqrt()[..., None] * pose).reshape(n, -1)]
+        up = axis_angle_to_matrix(orient)[:, :, 1]
+        parts += [math.sqrt(cfg.upright_weight * 100.0) * up[:, 2:3],
+                  (cfg.upright_weight * 100.0 * self.no_hips).sqrt()[:, None] * up[:, 0:1]]
+        lim = self.body.joint_limits
+        over = torch.relu(pose - lim[..., 1]) + torch.relu(lim[..., 0] - pose)
+        parts += [math.sqrt(cfg.limit_weight) * over.reshape(n, -1), math.sqrt(cfg.shape_prior) * shape]
+        bounds = self.body.shape_bounds()
+        if bounds is not None:
+            parts.append(math.sqrt(1000.0) * (torch.relu(shape - bounds[1]) + torch.relu(bounds[0] - shape)))
+        if cfg.truncation_weight > 0:
+            inside = torch.relu(self.height - uv[..., 1]) * self.px
+            parts.append((cfg.truncation_weight * self.below).sqrt() * inside)
+        ears_z = 0.5 * (out.keypoints[:, _R_EAR, 2] + out.keypoints[:, _L_EAR, 2])
+        dz = out.keypoints[:, _NOSE, 2] - ears_z
+        parts.append(100.0 * math.sqrt(cfg.face_weight) * torch.relu(self.facing * dz + cfg.face_margin)[:, None])
+        return torch.cat(parts, 1)
+
+
+def _lm(residual_fn, xa: torch.Tensor, xb: torch.Tensor | None, pid: torch.Tensor, n_groups: int, iters: int,
+        tol: float) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:  # noqa: ANN001
+    """Batched Levenberg-Marquardt on ``residual_fn(xa (B, Da), xb_img (B, Db) | None) -> (B, R)``.
+
+    ``xa`` holds each image's own parameters, ``xb`` (``(G, Db)`` or ``None``) parameters shared by the images of
+    a group (``pid (B,)``: the shape of one person), eliminated by a Schur complement, so every group is solved
+    exactly and independently (its own damping, its own step acceptance) in one batched pass. The Jacobian is
+    exact (forward mode, one ``jvp`` per parameter, vectorised). Stops after ``iters`` steps, or earlier once
+    every group's last accepted step lowered its loss by less than ``tol`` times it. Returns ``xa``, ``xb`` and
+    each image's final loss ``(B,)``."""
+    from torch.func import jvp, vmap
+
+    n, da = xa.shape
+    db = 0 if xb is None else xb.shape[1]
+    dev = xa.device
+    shared = xb is not None and db > 0
+    group = pid if shared else torch.arange(n, device=dev)
+    n_groups = n_groups if shared else n
+
+    def f(z: torch.Tensor) -> torch.Tensor:
+        return residual_fn(z[:, :da], z[:, da:] if shared else None)
+
+    def gsum(v: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(n_groups, *v.shape[1:], dtype=v.dtype, device=dev).index_add_(0, group, v)
+
+    z = torch.cat([xa, xb[pid]], 1) if shared else xa.clone()
+    xb = xb.clone() if shared else xb
+    basis = torch.eye(da + db, device=dev)[:, None].expand(-1, n, -1)
+    with torch.no_grad():
+        r = f(z)
+        cost_img = r.pow(2).sum(1)
+    cost = gsum(cost_img)
+    lam = torch.full((n_groups,), 1e-3, device=dev)
+    done = torch.zeros(n_groups, dtype=torch.bool, device=dev)
+    eye_a = torch.eye(da, device=dev)
+    for _ in range(iters):
+        jac = vmap(lambda t, z=z: jvp(f, (z,), (t,))[1])(basis).permute(1, 2, 0)  # (B, R, D)
+        jac = torch.nan_to_num(jac)
+        h = jac.transpose(1, 2) @ jac
+        g = (jac.transpose(1, 2) @ r[..., None])[..., 0]
+        lam_img = lam[group]
+        a = h[:, :da, :da]
+        a = a + (lam_img[:, None, None] * torch.diagonal(a, 0, 1, 2)[:, None, :] + 1e-6) * eye_a
+        if shared:
+            c, ga, gb = h[:, :da, da:], g[:, :da], g[:, da:]
+            sol = torch.linalg.solve(a, torch.cat([c, ga[..., None]], 2))
+            a_c, a_g = sol[..., :db], sol[..., db]
+            s = gsum(h[:, da:, da:] - c.transpose(1, 2) @ a_c)
+            bdiag = gsum(torch.diagonal(h[:, da:, da:], 0, 1, 2))
+            s = s + torch.diag_embed(lam[:, None] * bdiag + 1e-6)
+            rhs = gsum(gb - (c.transpose(1, 2) @ a_g[..., None])[..., 0])
+            step_b = -torch.linalg.solve(s, rhs[..., None])[..., 0]
+            step_a = -a_g - (a_c @ step_b[group][..., None])[..., 0]
+            step = torch.cat([step_a, step_b[group]], 1)
+        else:
+            step = -torch.linalg.solve(a, g[..., None])[..., 0]
+        with torch.no_grad():
+            z_new = z + step
+            r_new = f(z_new)
+            cost_img_new = r_new.pow(2).sum(1)
+        cost_new = gsum(cost_img_new)
+        ok = torch.isfinite(cost_new) & (cost_new < cost)
+        # converged: a step that gains less than tol of the loss (or reaches ~0), or no step is accepted any more
+        done = torch.where(ok, ((cost - cost_new) < tol * cost) | (cost_new < 1e-12), done | (lam >= 1e7))
+        ok_img = ok[group]
+        z = torch.where(ok_img[:, None], z_new, z)
+        r = torch.where(ok_img[:, None], r_new, r)
+        cost_img = torch.where(ok_img, cost_img_new, cost_img)
+        if shared:
+            xb = torch.where(ok[:, None], xb + step_b, xb)
+        cost = torch.where(ok, cost_new, cost)
+        lam = torch.where(ok, (lam / 3).clamp_min(1e-7), (lam * 4).clamp_max(1e7))
+        if bool(done.all()):
+            break
+    return z[:, :da], xb, cost_img
+
+
+def _stage1_lm(obj: _Objective, cam: torch.Tensor, orient: torch.Tensor, pose: torch.Tensor, shape: torch.Tensor,
+               torso: torch.Tensor, cfg: BodyFitConfig) -> tuple[torch.Tensor, ...]:
+    """Stage 1 with :func:`_lm`: camera + orientation on the torso points, then + body pose on all points.
+    Returns camera, orientation, pose and each start's loss."""
+    n, p = pose.shape[:2]
+    if cfg.lm_iters_camera > 0:
+        xa, _, _ = _lm(lambda x, _s: obj.residuals(x[:, 3:], pose, shape, x[:, :3], torso),
+                       torch.cat([cam, orient], 1), None, torch.arange(n, device=cam.device), n, cfg.lm_iters_camera, cfg.lm_tolerance)
+        cam, orient = xa[:, :3], xa[:, 3:]
+    xa, _, loss = _lm(lambda x, _s: obj.residuals(x[:, 3:6], x[:, 6:].reshape(-1, p, 3), shape, x[:, :3]),
+                      torch.cat([cam, orient, pose.reshape(n, -1)], 1), None, torch.arange(n, device=cam.device), n, cfg.lm_iters_pose,
+                      cfg.lm_tolerance)
+    return xa[:, :3], xa[:, 3:6], xa[:, 6:].reshape(n, p, 3), loss
+
 
 def _camera_init(body: BodyModel, kp: torch.Tensor, vis: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
     """Scale from the visible keypoints' vertical extent against the rest body's, shift from centroids."""
@@ -251,6 +371,8 @@ def fit_keypoints(body: BodyModel, keypoints: torch.Tensor | np.ndarray, visible
     (the yaw starts) is skipped and stage 2 runs ``cfg.iters_warm`` iterations from ``init``'s camera,
     orientation, pose and shape (per person: the first image's); about 10x cheaper than a cold fit."""
     cfg = cfg or BodyFitConfig()
+    if cfg.solver not in ("lm", "lbfgs"):
+        raise ValueError(f"body fit solver {cfg.solver!r}: use 'lm' or 'lbfgs'")
     dev = body.faces.device
     kp = torch.as_tensor(np.asarray(keypoints, dtype=np.float32) if not torch.is_tensor(keypoints)
                          else keypoints).float().to(dev)
@@ -264,8 +386,6 @@ def fit_keypoints(body: BodyModel, keypoints: torch.Tensor | np.ndarray, visible
     else:
         _, pid = torch.unique(torch.as_tensor(person_ids, device=dev), return_inverse=True)
     n_persons = int(pid.max()) + 1 if n else 0
-    yaws = list(cfg.yaw_starts)
-    k = len(yaws)
     facing = facing_evidence(vis)
     kp_w = _KP_WEIGHT.to(dev)
 
@@ -276,28 +396,81 @@ def fit_keypoints(body: BodyModel, keypoints: torch.Tensor | np.ndarray, visible
         first.scatter_reduce_(0, pid, torch.arange(n, device=dev), "amin", include_self=False)
         return _stage2(body, kp, vis, height, width, cfg, facing, kp_w, pid, reasons, masks,
                        init.global_orient.to(dev).float(), init.body_pose.to(dev).float(), init.camera.to(dev).float(),
-                       init.shape.to(dev).float()[first], cfg.iters_warm, init.yaw_start)
+                       init.shape.to(dev).float()[first], cfg.lm_iters_warm if cfg.solver == "lm" else cfg.iters_warm,
+                       init.yaw_start)
 
-    # ---- stage 1: every yaw start, mean shape
-    kp_k, vis_k = kp.repeat_interleave(k, 0), vis.repeat_interleave(k, 0)
-    obj = _Objective(body, kp_k, vis_k, height, cfg, facing.repeat_interleave(k, 0), kp_w)
-    shape0 = body.default_shape(n * k).to(dev)
+    # ---- stage 1: every yaw start (only the front or back one where the keypoints decide), mean shape
+    img, yaw = _starts(kp, vis, facing, cfg)
+    m = img.shape[0]
+    kp_k, vis_k = kp[img], vis[img]
+    obj = _Objective(body, kp_k, vis_k, height, cfg, facing[img], kp_w)
+    shape0 = body.default_shape(m).to(dev)
     cam = _camera_init(body, kp_k, vis_k, shape0).detach().requires_grad_(True)
-    orient = torch.stack([yaw_rotvec(yaws[i % k]) for i in range(n * k)]).to(dev).requires_grad_(True)
-    pose = torch.zeros(n * k, len(body.pose_joints), 3, device=dev, requires_grad=True)
+    orient = torch.stack([yaw_rotvec(float(y)) for y in yaw]).to(dev).reshape(m, 3).requires_grad_(True)
+    pose = torch.zeros(m, len(body.pose_joints), 3, device=dev, requires_grad=True)
     torso = torch.zeros(18, device=dev)
     torso[list(_TORSO)] = 1
-    _lbfgs([cam, orient], lambda: obj.terms(orient, pose, shape0, cam, torso)[0].sum(), cfg.iters_camera)
-    _lbfgs([cam, orient, pose], lambda: obj.terms(orient, pose, shape0, cam)[0].sum(), cfg.iters_pose)
-    with torch.no_grad():
-        loss, _ = obj.terms(orient, pose, shape0, cam)
-        best = loss.view(n, k).argmin(1)
-        pick = torch.arange(n, device=dev) * k + best
+    if cfg.solver == "lm":
+        cam, orient, pose, loss = _stage1_lm(obj, cam.detach(), orient.detach(), pose.detach(), shape0, torso, cfg)
+    else:
+        _lbfgs([cam, orient], lambda: obj.terms(orient, pose, shape0, cam, torso)[0].sum(), cfg.iters_camera)
+        _lbfgs([cam, orient, pose], lambda: obj.terms(orient, pose, shape0, cam)[0].sum(), cfg.iters_pose)
+        with torch.no_grad():
+            loss, _ = obj.terms(orient, pose, shape0, cam)
+    with torch.no_grad():  # the best start per image (the first of equal losses, as argmin)
+        loss = torch.nan_to_num(loss.detach(), nan=math.inf)
+        order = torch.argsort(loss, stable=True)
+        order = order[torch.argsort(img[order], stable=True)]  # by image, then by loss
+        first = torch.ones(m, dtype=torch.bool, device=dev)
+        first[1:] = img[order][1:] != img[order][:-1]
+        pick = order[first]
 
     # ---- stage 2: the best start per image, shape shared per person
     return _stage2(body, kp, vis, height, width, cfg, facing, kp_w, pid, reasons, masks, orient.detach()[pick],
                    pose.detach()[pick], cam.detach()[pick], torch.zeros(n_persons, body.shape_dim, device=dev),
-                   cfg.iters_shape, torch.tensor([float(yaws[int(b)]) for b in best]))
+                   cfg.lm_iters_shape if cfg.solver == "lm" else cfg.iters_shape, yaw[pick.cpu()])
+
+
+def decided_facing(keypoints: torch.Tensor, visible: torch.Tensor, facing: torch.Tensor,
+                   min_width: float) -> torch.Tensor:
+    """+1 where the keypoints decide that the body faces the camera, -1 where they decide it turns its back, 0
+    where they leave it open (a side view, a turn, a close-up). Decided: the face evidence
+    (:func:`facing_evidence`) says front (back), and the shoulders (and hips, when both are seen) lie in the
+    matching left-right order, each pair spread wider than ``min_width`` times the torso's length (neck to the
+    hips' centre); the person's left is at larger ``x`` when facing the camera. ``min_width <= 0``: never."""
+    vis = visible.bool()
+    out = torch.zeros(vis.shape[0], device=keypoints.device)
+    if min_width <= 0:
+        return out
+    x = keypoints[..., 0]
+    hips = vis[:, 8] | vis[:, 11]
+    hw = vis[:, [8, 11]].float()
+    hip_c = (keypoints[:, [8, 11]] * hw[..., None]).sum(1) / hw.sum(1, keepdim=True).clamp_min(1)
+    torso = (keypoints[:, 1] - hip_c).norm(dim=-1)
+    ok = vis[:, 1] & vis[:, 2] & vis[:, 5] & hips & (torso > 0)
+    spread = (x[:, 5] - x[:, 2]) / torso.clamp_min(1e-6)
+    both_hips = vis[:, 8] & vis[:, 11]
+    hip_spread = torch.where(both_hips, (x[:, 11] - x[:, 8]) / torso.clamp_min(1e-6), spread)
+    front = ok & (facing > 0) & (spread > min_width) & (hip_spread > 0.5 * min_width)
+    back = ok & (facing < 0) & (spread < -min_width) & (hip_spread < -0.5 * min_width)
+    return front.float() - back.float()
+
+
+def _starts(kp: torch.Tensor, vis: torch.Tensor, facing: torch.Tensor,
+            cfg: BodyFitConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """The stage-1 starts: ``(image index, yaw degrees)`` per start, grouped by image: every ``yaw_starts`` entry,
+    or only the one nearest 0 (180) degrees where :func:`decided_facing` says front (back)."""
+    yaws = torch.tensor([float(y) for y in cfg.yaw_starts])
+    decided = decided_facing(kp, vis, facing, cfg.facing_min_width).cpu() if cfg.solver == "lm" else \
+        torch.zeros(kp.shape[0])
+    dist = lambda target: (torch.remainder(yaws - target + 180.0, 360.0) - 180.0).abs()  # noqa: E731
+    front, back = int(dist(0.0).argmin()), int(dist(180.0).argmin())
+    img, yaw = [], []
+    for i, d in enumerate(decided.tolist()):
+        chosen = [front] if d > 0 else [back] if d < 0 else range(len(yaws))
+        img += [i] * len(chosen)
+        yaw += [float(yaws[j]) for j in chosen]
+    return torch.tensor(img, dtype=torch.long, device=kp.device), torch.tensor(yaw)
 
 
 def _stage2(body: BodyModel, kp: torch.Tensor, vis: torch.Tensor, height: int, width: int, cfg: BodyFitConfig,
@@ -318,7 +491,21 @@ def _stage2(body: BodyModel, kp: torch.Tensor, vis: torch.Tensor, height: int, w
             loss = loss + cfg.silhouette_weight * sil(orient, pose, shape, cam)
         return loss
 
-    params = [cam, orient, pose] + ([beta] if cfg.fit_shape and body.shape_dim else [])
+    fit_beta = bool(cfg.fit_shape and body.shape_dim)
+    if cfg.solver == "lm" and sil is None:
+        n, p = pose.shape[:2]
+
+        def residuals(xa: torch.Tensor, shape: torch.Tensor | None) -> torch.Tensor:
+            return obj.residuals(xa[:, 3:6], xa[:, 6:].reshape(-1, p, 3), beta[pid] if shape is None else shape,
+                                 xa[:, :3])
+
+        with torch.no_grad():
+            xa, xb, _ = _lm(residuals, torch.cat([cam, orient, pose.reshape(n, -1)], 1),
+                            beta if fit_beta else None, pid, beta.shape[0], iters, cfg.lm_tolerance)
+            cam, orient, pose = xa[:, :3], xa[:, 3:6], xa[:, 6:].reshape(n, p, 3)
+            beta = xb if fit_beta else beta
+        return _finish(obj, orient, pose, beta, pid, cam, vis, height, width, cfg, reasons, yaw_start)
+    params = [cam, orient, pose] + ([beta] if fit_beta else [])
     _lbfgs(params, closure, iters)
     return _finish(obj, orient, pose, beta, pid, cam, vis, height, width, cfg, reasons, yaw_start)
 

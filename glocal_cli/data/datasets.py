@@ -86,6 +86,8 @@ class PairDataset(Dataset):
       (visible or invisible: the visibility target is known there); all three are 0 for a pair
       without a file. Surface maps (SynthPeople) win over correspondence files when a folder has both;
     * ``mask``: ``float32 (1, H, W)``, 1 = hole (only with ``mask_kind``);
+    * ``prefilled``: ``float32 (3, H, W)``, the source image with the hole filled classically (only with
+      ``mask_kind`` and ``prefill``; :func:`glocal_cli.data.prefill.prefill_tensor`);
     * ``index``: ``int64`` pair index.
 
     ``key`` may be an int or ``(index, sample_seed)`` (what :class:`PairSampler` yields). ``pairs``
@@ -102,6 +104,7 @@ class PairDataset(Dataset):
         with_flow: bool = False,
         mask_kind: str | None = None,
         semantic_mask_prob: float = 0.5,
+        prefill: bool = False,
         seed: int = 0,
         pairs: Sequence[tuple[str, str]] | None = None,
         exclude: Iterable[str] = (),
@@ -118,6 +121,7 @@ class PairDataset(Dataset):
             raise ValueError(f"mask_kind {mask_kind!r} must be one of {_MASK_KINDS}")
         self.mask_kind = mask_kind
         self.semantic_mask_prob = semantic_mask_prob
+        self.prefill = bool(prefill)
         self.seed = int(seed)
         pairs = list(ds.pairs(split) if pairs is None else pairs)
         left_out = set(exclude)
@@ -232,6 +236,10 @@ class PairDataset(Dataset):
                 item[key] = torch.from_numpy(np.require(value, requirements=["C", "W"]))
         if self.mask_kind is not None:
             item["mask"] = torch.from_numpy(self._mask(rng, item.get("source_labels")))[None].float()
+            if self.prefill:
+                from glocal_cli.data.prefill import prefill_tensor
+
+                item["prefilled"] = prefill_tensor(item["source_image"], item["mask"])
         return item
 
     def _mask(self, rng: np.random.Generator, labels: torch.Tensor | None) -> np.ndarray:

@@ -487,7 +487,7 @@ def _write_item(task: Task, paths: dict[str, Path], mode: str, cfg: InferConfig,
             hole = load_mask(task.mask, original.shape[:2], cfg.mask_invert)[0]  # warnings shown by the loader
         else:
             hole = mask_to_canvas(arrays["mask"], transform, original.shape[:2])
-        final, notes = inpaint_composite(original, hole, result, transform, cfg.inpaint_feather)
+        final, notes = inpaint_composite(original, hole, result, transform, cfg.inpaint_feather, arrays.get("prefill"))
         for note in notes:
             warn(f"{task.source}: {note}")
         masked = original.copy()
@@ -600,6 +600,8 @@ def run_job(pipeline: Any, spec: JobSpec, cfg: InferConfig | None = None, show_p
                             arrays["masked"] = result.masked[j].numpy()
                         if result.mask is not None:
                             arrays["mask"] = result.mask[j].numpy()
+                        if result.prefill is not None:
+                            arrays["prefill"] = result.prefill[j].numpy()
                         if result.flow is not None:
                             arrays["flow"] = result.flow[j].numpy()
                         if result.preview is not None:

@@ -130,13 +130,18 @@ def feather_fill(original: np.ndarray, fill: np.ndarray, hole: np.ndarray, feath
 
 
 def inpaint_composite(original: np.ndarray, hole: np.ndarray, frame_result: np.ndarray, transform: FrameTransform,
-                      feather: float = 2.0) -> tuple[np.ndarray, list[str]]:
+                      feather: float = 2.0, frame_prefill: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
     """The inpainting result at the photo's own size: ``(image, warnings)``.
 
     ``original``: the photo as given (``uint8 (H, W, 3)``); ``hole``: ``bool (H, W)``, True = missing;
     ``frame_result``: the model's picture in the frame; ``transform``: how the photo (or its downscaled
     copy) was fitted into the frame. ``feather`` is in model-frame pixels (scaled to the photo). Hole
     pixels outside the region the frame shows cannot be filled: they keep the photo's pixels (warned).
+
+    ``frame_prefill`` (weights with ``model.inpaint_prefill``): the classically prefilled frame the model
+    refined. The hole is then filled at the photo's resolution: the classical fill of the photo itself plus
+    the model's correction (``frame_result - frame_prefill``) resized to the photo, so the fill keeps the
+    photo's sharpness where the model leaves the classical fill as it is.
     """
     orig = np.asarray(original, np.uint8)
     hole = np.asarray(hole, bool)
@@ -151,8 +156,25 @@ def inpaint_composite(original: np.ndarray, hole: np.ndarray, frame_result: np.n
         notes.append(f"{outside} hole pixel(s) lie outside the part of the photo the model sees; left as they are")
     out = orig.copy()
     per_frame_px = orig.shape[1] / transform.resized_width
+    if frame_prefill is not None and hole[y0:y1, x0:x1].any():
+        from glocal_cli.data.prefill import telea_fill
+
+        delta = np.asarray(frame_result, np.float32) - np.asarray(frame_prefill, np.float32)
+        fy0, fx0 = transform.content_box()[1], transform.content_box()[0]
+        fy1, fx1 = transform.content_box()[3], transform.content_box()[2]
+        correction = cv2_resize(np.ascontiguousarray(delta[fy0:fy1, fx0:fx1]), y1 - y0, x1 - x0)
+        classical = telea_fill(orig[y0:y1, x0:x1], hole[y0:y1, x0:x1]).astype(np.float32)
+        region = np.clip(np.rint(classical + correction), 0, 255).astype(np.uint8)
+        feather = 0.0  # the classical fill already meets the photo at the seam
     out[y0:y1, x0:x1] = feather_fill(orig[y0:y1, x0:x1], region, hole[y0:y1, x0:x1], feather * per_frame_px)
     return out, notes
+
+
+def cv2_resize(values: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear resize of a float map ``(h, w, C)`` to ``(height, width, C)`` (a smooth correction field)."""
+    import cv2
+
+    return cv2.resize(values, (width, height), interpolation=cv2.INTER_LINEAR).reshape(height, width, -1)
 
 
 DETAIL_KEYS = ("blend", "warped", "flow", "person", "backdrop")

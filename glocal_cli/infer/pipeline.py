@@ -144,6 +144,9 @@ class BatchOutput:
     """Per item (transfer): ``body3d``, ``learned`` or ``hybrid``, the flow the model actually used."""
     preview: list[PreviewMaps] | None = None
     """Per item: the maps of its preview picture (when asked for)."""
+    prefill: torch.Tensor | None = None
+    """``uint8 (B, H, W, 3)`` inpainting with ``model.inpaint_prefill``: the classically prefilled frames the model
+    refined (:func:`glocal_cli.infer.composite.inpaint_composite` redoes the fill at the photo's size)."""
     detail: dict[str, torch.Tensor] | None = None
     """Transfer with ``model.pixel_blend``: ``blend (B, 1, H, W)``, ``warped (B, 3, H, W)`` in [-1, 1] and
     ``flow (B, 2, H, W)`` (normalised) for :func:`glocal_cli.infer.composite.full_res_transfer`."""
@@ -329,7 +332,7 @@ class GLocalPipeline:
             else:
                 estimated = self.model.estimate_source_parsing(image, source_pose).float()
                 source_parsing = torch.where(has_parsing[:, None, None, None], given, estimated)
-            masked = frame_mask = None
+            masked = frame_mask = prefill = None
             flow_used: list[str] = []
             preview = None
             if mode == "inpaint":
@@ -347,6 +350,8 @@ class GLocalPipeline:
                                  check_finite=False)
                 masked = image * (1 - mask) + mask  # holes shown white
                 frame_mask = mask[:, 0] > 0.5
+                if getattr(self.model.cfg, "inpaint_prefill", False):
+                    prefill = _to_hwc_uint8(out.source_image).cpu()
                 parsing_labels = source_parsing.argmax(1)
                 result = _to_hwc_uint8(out.image)
                 flow_pic = flow_to_rgb(out.flow[-1]).cpu() if want_flow else None
@@ -371,7 +376,7 @@ class GLocalPipeline:
             return BatchOutput(result.cpu(), parsing_labels.to(torch.uint8).cpu(),
                                None if masked is None else _to_hwc_uint8(masked).cpu(),
                                None if frame_mask is None else frame_mask.cpu(), flow_pic, notes, flow_used, preview,
-                               detail)
+                               prefill, detail)
 
     def _transfer_parts(self, image: torch.Tensor, source_pose: torch.Tensor, target_pose: torch.Tensor,
                         source_parsing: torch.Tensor, pairs: Any, use: torch.Tensor, refine: bool
@@ -547,7 +552,8 @@ class GLocalPipeline:
                     hole = holes[i] if holes is not None and holes[i] is not None else \
                         mask_to_canvas(out.mask[i].numpy(), item.transform, item.canvas_hw)
                     final, more = inpaint_composite(item.original, hole, frame, item.transform,
-                                                    self.config.inpaint_feather)
+                                                    self.config.inpaint_feather,
+                                                    None if out.prefill is None else out.prefill[i].numpy())
                     for note in more:
                         warn(f"source {i}: {note}")
                     notes[i] += more

@@ -38,6 +38,10 @@ class ModelConfig:
     """Upper bound on the channel width of the semantic U-Net."""
     semantic_depth: int = 5
     """Stride-2 levels of the semantic U-Net (the input is padded internally to a multiple of 2**depth)."""
+    inpaint_prefill: bool = False
+    """Inpainting: the network refines a classical fill (OpenCV Telea, ``glocal_cli.data.prefill``) instead of
+    filling a zeroed hole: it sees the prefilled photo, and its pixel blend's copy prior is 1 in the hole too,
+    so it starts from the fill and learns the correction (docs/design.md). Transfer is unaffected."""
     flow: Literal["learned", "none"] = "learned"
     """Flow and visibility estimator: 'learned' (2D estimator) or 'none' (identity flow, all visible)."""
     flow_channels: int = 32

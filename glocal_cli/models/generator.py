@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from glocal_cli.data.prefill import prefill_tensor
 from glocal_cli.errors import ConfigError, InputError
 from glocal_cli.models.config import ModelConfig
 from glocal_cli.models.decoder import Decoder, PixelBlend
@@ -109,12 +110,13 @@ class GLocalGenerator(nn.Module):
     def forward(self, source_image: torch.Tensor, source_pose: torch.Tensor, target_pose: torch.Tensor,
                 source_parsing: torch.Tensor, target_parsing: torch.Tensor, flow: torch.Tensor,
                 visibility: torch.Tensor, texture_flow: torch.Tensor | None = None,
-                warped_image: torch.Tensor | None = None) -> GeneratorOutput:
+                warped_image: torch.Tensor | None = None, prior: torch.Tensor | None = None) -> GeneratorOutput:
         """All maps at the image frame except ``flow``/``visibility``/``texture_flow`` (any size, resized here).
 
         ``flow`` warps the bottleneck features (the paper's ``F_I`` fusion); ``texture_flow`` (default ``flow``)
         warps the source features of the finer decoder scales and the source pixels (the texture path);
-        ``warped_image`` is the source already warped by it at the frame (computed when None).
+        ``warped_image`` is the source already warped by it at the frame (computed when None); ``prior`` replaces
+        the texture path's copy prior (:func:`copy_prior`), e.g. ones where a prefilled hole is the start.
         """
         dtype = source_image.dtype
         texture = self.cfg.texture_skips or self.cfg.pixel_blend
@@ -136,7 +138,10 @@ class GLocalGenerator(nn.Module):
         if not texture:
             return GeneratorOutput(self.decoder(generated)[0], fused, modulated, generated, plan)
         tflow = flow if texture_flow is None else texture_flow
-        prior = copy_prior(visibility, tflow, source_parsing, target_parsing)
+        if prior is None:
+            prior = copy_prior(visibility, tflow, source_parsing, target_parsing)
+        else:
+            prior = resample(prior.float(), tuple(target_parsing.shape[-2:])).clamp(0, 1)  # type: ignore[arg-type]
         warped_feats = priors = None
         if source_levels is not None:
             warped_feats = [warp(f, resample(tflow, f.shape[-2:])) for f in source_levels[:-1]]
@@ -309,7 +314,7 @@ class GLocalModel(nn.Module):
                 target_pose: torch.Tensor | None = None, source_parsing: torch.Tensor | None = None,
                 target_parsing: torch.Tensor | None = None, mask: torch.Tensor | None = None, *,
                 mode: str | None = None, check_finite: bool = True, flow: torch.Tensor | None = None,
-                visibility: torch.Tensor | None = None) -> GLocalOutput:
+                visibility: torch.Tensor | None = None, prefilled: torch.Tensor | None = None) -> GLocalOutput:
         """Generate the target image.
 
         Args:
@@ -324,6 +329,10 @@ class GLocalModel(nn.Module):
                 convention of :mod:`glocal_cli.models.flow` (normalised ``grid_sample`` offsets, target -> source).
                 It replaces the estimator, or is refined by it with ``flow_refine`` (:meth:`resolve_flow`).
             visibility: ``m_vis (B, 1, h, w)`` in [0, 1] (target frame) of the given flow; all ones when None.
+            prefilled: inpainting with ``cfg.inpaint_prefill`` only: ``source_image`` with its holes already
+                filled classically (:func:`glocal_cli.data.prefill.prefill_tensor`, what the training data
+                loader computes); when None it is computed here from ``source_image`` and ``mask``. Without
+                ``inpaint_prefill`` the hole is zeroed and this is ignored.
         """
         mode = mode or self.cfg.mode
         if mode not in ("transfer", "inpaint"):
@@ -340,9 +349,14 @@ class GLocalModel(nn.Module):
         self.check_inputs(source_image, source_pose, target_pose, source_parsing, target_parsing, mask,
                           check_finite, flow, visibility)
         dtype = source_image.dtype
+        prior = None
         if mode == "inpaint":
             keep = 1 - mask.to(dtype)
-            source_image = source_image * keep
+            if self.cfg.inpaint_prefill:  # the classical fill is the start: copied everywhere unless corrected
+                source_image = (prefilled if prefilled is not None else prefill_tensor(source_image, mask)).to(dtype)
+                prior = torch.ones_like(keep)
+            else:
+                source_image = source_image * keep
             target_pose = source_pose
         if source_parsing is None:
             source_parsing = self.estimate_source_parsing(source_image, source_pose)
@@ -363,6 +377,6 @@ class GLocalModel(nn.Module):
             style_parsing = source_parsing
         warped = warp(source_image, resample(texture_flow, source_image.shape[-2:]))
         feats = self.generator(source_image, source_pose, target_pose, style_parsing, target_parsing,
-                               flows[0], visibility, texture_flow, warped)
+                               flows[0], visibility, texture_flow, warped, prior)
         return GLocalOutput(feats.image, target_parsing, logits, flows, visibility, warped, source_image, feats)
 

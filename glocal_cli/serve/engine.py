@@ -654,13 +654,16 @@ class ServeEngine:
         out = self.pipeline.forward_batch(self._batch(prepared, 1, mask=hole), "inpaint")
         frame = out.image[0].numpy()
         use_canvas = self.config.paste_back if paste_back is None else paste_back
-        result = self._to_canvas(frame, prepared, entry, paste_back=paste_back)
-        if use_canvas:  # keep the photo's own pixels outside the hole
-            hole_canvas = self._to_canvas(np.repeat(hole.astype(np.uint8)[..., None] * 255, 3, axis=2),
-                                          prepared, entry, nearest=True)[..., 0] > 127
+        result = frame
+        if use_canvas:  # as `glocal inpaint` writes it: every known pixel kept, the seam feathered
+            from glocal_cli.infer.composite import inpaint_composite, mask_to_canvas
+
+            hole_canvas = mask_to_canvas(hole, prepared.transform, entry.image.shape[:2])
             if mask is not None:
                 hole_canvas |= mask
-            result = np.where(hole_canvas[..., None], result, entry.image)
+            result, _ = inpaint_composite(entry.image, hole_canvas, frame, prepared.transform,
+                                          self.pipeline.config.inpaint_feather,
+                                          None if out.prefill is None else out.prefill[0].numpy())
         response: dict[str, Any] = {
             "image": png_data_url(result), "width": int(result.shape[1]), "height": int(result.shape[0]),
             "masked": png_data_url(self._to_canvas(out.masked[0].numpy(), prepared, entry, paste_back=paste_back))

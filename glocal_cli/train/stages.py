@@ -529,7 +529,7 @@ class GeneratorStage(FlowLossMixin, Stage):
             # as at inference (issue 13 item 7): the known source parsing is the target parsing of the hole
             parsing = batch.get("source_parsing")
             out = net(batch["source_image"], batch["source_pose"], None, parsing, parsing,
-                      batch["mask"], mode="inpaint", check_finite=False)
+                      batch["mask"], mode="inpaint", check_finite=False, prefilled=batch.get("prefilled"))
             return out, batch["source_image"], batch["source_pose"]
         flow = visibility = None
         if self._given_flow() and "flow" in batch:
@@ -610,7 +610,8 @@ class InpaintStage(GeneratorStage):
 
     def dataset_options(self) -> dict[str, Any]:
         kind = self.cfg.train.inpaint_mask if self.ctx.has_parsing else "irregular"
-        return {"mask_kind": kind, "semantic_mask_prob": self.cfg.train.inpaint_semantic_prob}
+        return {"mask_kind": kind, "semantic_mask_prob": self.cfg.train.inpaint_semantic_prob,
+                "prefill": self.cfg.model.inpaint_prefill}
 
 
 STAGE_CLASSES: dict[str, type[Stage]] = {

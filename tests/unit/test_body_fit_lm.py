@@ -1,0 +1,126 @@
+"""The Levenberg-Marquardt body fit: its residuals are the L-BFGS objective, it converges at least as well,
+early stopping, the facing decision that skips yaw starts, warm starts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from glocal_cli.body import load_body_model
+from glocal_cli.body.anny_body import AnnyBody
+from glocal_cli.body.config import BodyFitConfig
+from glocal_cli.body.fit import (
+    _KP_WEIGHT,
+    _lm,
+    _Objective,
+    _starts,
+    decided_facing,
+    facing_evidence,
+    fit_keypoints,
+    project,
+    yaw_rotvec,
+)
+
+NOSE, R_EYE, L_EYE = 0, 14, 15
+
+
+@pytest.fixture(scope="module")
+def body() -> AnnyBody:
+    torch.set_num_threads(1)
+    return load_body_model("anny")
+
+
+def _keypoints(body: AnnyBody, yaws: list[float], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    n = len(yaws)
+    pose = (torch.rand(n, len(body.pose_joints), 3, generator=g) - 0.5) * 0.3
+    orient = torch.stack([yaw_rotvec(y) for y in yaws])
+    shape = torch.randn(n, body.shape_dim, generator=g) * 0.5
+    cam = torch.tensor([[140.0, 88.0, 120.0]]).repeat(n, 1)
+    return project(body(orient, pose, shape, vertices=False).keypoints, cam), shape
+
+
+def test_residuals_are_the_objective(body: AnnyBody) -> None:
+    kp, _ = _keypoints(body, [0.0, 180.0, 40.0])
+    vis = torch.ones(3, 18, dtype=torch.bool)
+    vis[1, [NOSE, R_EYE, L_EYE]] = False
+    vis[2, [9, 10, 12, 13]] = False  # a close-up: the truncation term and stiff missing joints
+    obj = _Objective(body, kp + 3.0, vis, 256, BodyFitConfig(), facing_evidence(vis), _KP_WEIGHT)
+    g = torch.Generator().manual_seed(1)
+    orient = torch.randn(3, 3, generator=g) * 0.5
+    pose = torch.randn(3, len(body.pose_joints), 3, generator=g)  # beyond some joint limits
+    shape = torch.randn(3, body.shape_dim, generator=g)
+    cam = torch.tensor([[120.0, 80.0, 110.0]]).repeat(3, 1)
+    loss, _ = obj.terms(orient, pose, shape, cam)
+    res = obj.residuals(orient, pose, shape, cam)
+    assert torch.allclose(res.pow(2).sum(1), loss, rtol=1e-4)
+
+
+def test_lm_reaches_a_lower_objective_than_lbfgs(body: AnnyBody) -> None:
+    kp, _ = _keypoints(body, [0.0, 180.0, 70.0, -30.0], seed=2)
+    g = torch.Generator().manual_seed(3)
+    kp = kp + torch.randn(kp.shape, generator=g) * 2.0  # noisy: no exact solution
+    vis = torch.ones(4, 18, dtype=torch.bool)
+    vis[1, [NOSE, R_EYE, L_EYE]] = False
+    fits = {s: fit_keypoints(body, kp, vis, 256, 176, BodyFitConfig(solver=s)) for s in ("lm", "lbfgs")}
+    obj = _Objective(body, kp, vis, 256, BodyFitConfig(), facing_evidence(vis), _KP_WEIGHT)
+    loss = {s: obj.terms(f.global_orient, f.body_pose, f.shape, f.camera)[0] for s, f in fits.items()}
+    assert bool(fits["lm"].ok.all()), fits["lm"].reason
+    assert float(loss["lm"].sum()) <= float(loss["lbfgs"].sum()) * 1.02, loss
+    assert float(fits["lm"].rms_px.max()) < 4.0
+
+
+def test_lm_shares_shape_per_person_and_warm_starts(body: AnnyBody) -> None:
+    kp, _ = _keypoints(body, [0.0, 20.0, 180.0], seed=4)
+    vis = torch.ones(3, 18, dtype=torch.bool)
+    res = fit_keypoints(body, kp, vis, 256, 176, person_ids=[5, 1, 5])
+    assert torch.equal(res.shape[0], res.shape[2]) and not torch.equal(res.shape[0], res.shape[1])
+    assert float(res.rms_px.max()) < 3.0, res.rms_px  # images 0 and 2 differ in shape but share one
+    moved = kp.clone()
+    moved[:, 4] += torch.tensor([6.0, -4.0])  # a wrist dragged a little
+    warm = fit_keypoints(body, moved, vis, 256, 176, person_ids=[5, 1, 5], init=res)
+    assert torch.equal(warm.yaw_start, res.yaw_start)
+    assert float(warm.rms_px.max()) < 3.5, warm.rms_px
+    assert not torch.equal(warm.body_pose, res.body_pose)
+
+
+def test_lm_stops_early_once_converged() -> None:
+    target = torch.tensor([[1.0, -2.0], [0.5, 3.0]])
+    calls = []
+
+    def residuals(x: torch.Tensor, _shape: None) -> torch.Tensor:  # a smooth least-squares bowl
+        calls.append(1)
+        # two inconsistent targets: the minimum (their mean) keeps a loss, so only the tolerance can stop early
+        return torch.cat([x - target, x - target - 1.0, 0.1 * (x[:, :1] * x[:, 1:]) - 0.1 * target.prod(1, keepdim=True)], 1)
+
+    x, _, cost = _lm(residuals, torch.zeros(2, 2), None, torch.arange(2), 2, 50, 1e-3)
+    early = len(calls)
+    assert torch.allclose(x, target + 0.5, atol=0.05)
+    calls.clear()
+    x0, _, cost0 = _lm(residuals, torch.zeros(2, 2), None, torch.arange(2), 2, 50, 0.0)
+    assert torch.allclose(cost, cost0, rtol=1e-3)
+    assert early <= 20 < len(calls)  # tolerance 0: steps until none is accepted any more
+
+
+def test_keypoints_decide_the_facing_and_the_starts(body: AnnyBody) -> None:
+    kp, _ = _keypoints(body, [0.0, 180.0, 90.0, 0.0], seed=6)
+    kp[3, [2, 5]] = kp[3, [5, 2]]  # a front whose left and right are swapped: undecided
+    kp[3, [8, 11]] = kp[3, [11, 8]]
+    vis = torch.ones(4, 18, dtype=torch.bool)
+    vis[1, [NOSE, R_EYE, L_EYE]] = False  # the back: no face
+    facing = facing_evidence(vis)
+    assert decided_facing(kp, vis, facing, 0.5).tolist() == [1.0, -1.0, 0.0, 0.0]
+    assert decided_facing(kp, vis, facing, 0.0).tolist() == [0.0] * 4
+    img, yaw = _starts(kp, vis, facing, BodyFitConfig())
+    assert img.tolist() == [0, 1, 2, 2, 2, 2, 3, 3, 3, 3]
+    assert yaw.tolist() == [0.0, 180.0] + [0.0, 90.0, 180.0, 270.0] * 2
+    # L-BFGS keeps every start (the fit as it was)
+    assert _starts(kp, vis, facing, BodyFitConfig(solver="lbfgs"))[0].shape[0] == 16
+    res = fit_keypoints(body, kp[:2], vis[:2], 256, 176)
+    assert res.yaw_start.tolist() == [0.0, 180.0]
+
+
+def test_unknown_solver_is_refused(body: AnnyBody) -> None:
+    kp, _ = _keypoints(body, [0.0])
+    with pytest.raises(ValueError, match="solver"):
+        fit_keypoints(body, kp, torch.ones(1, 18, dtype=torch.bool), 256, 176, BodyFitConfig(solver="adam"))

@@ -14,7 +14,7 @@ from glocal_cli import __version__
 from glocal_cli.cli.eval_cmd import eval_command
 from glocal_cli.cli.info_cmd import info_command
 from glocal_cli.cli.inpaint_cmd import inpaint_command
-from glocal_cli.cli.prepare_real import deepfashion_command, folder_command, market_command
+from glocal_cli.cli.prepare_real import ccp_command, deepfashion_command, folder_command, market_command
 from glocal_cli.cli.prepare_synthetic import synthetic_command
 from glocal_cli.cli.serve_cmd import serve_command
 from glocal_cli.cli.train_cmd import train_command
@@ -61,6 +61,7 @@ prepare_app.command("synthetic", help="SynthPeople: procedural people with exact
 prepare_app.command("deepfashion", help="DeepFashion In-shop from its raw download.")(deepfashion_command)
 prepare_app.command("market", help="Market-1501 person crops.")(market_command)
 prepare_app.command("folder", help="A folder of your own person photos.")(folder_command)
+prepare_app.command("ccp", help="Clothing Co-Parsing street photos with pixel labels (parsing, inpainting).")(ccp_command)
 app.command("train", help="Staged training (semantic, flow, generator, inpaint) on one CPU or many GPUs.")(train_command)
 app.command("transfer", help="Re-pose person photos to target poses (one image or whole folders).")(transfer_command)
 app.command("inpaint", help="Fill in missing regions of person photos (irregular, semantic or given masks).")(inpaint_command)

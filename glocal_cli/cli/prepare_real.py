@@ -20,13 +20,14 @@ from glocal_cli.data.prepare import (
     PrepareOptions,
     PrepareResult,
     parse_size,
+    prepare_ccp,
     prepare_deepfashion,
     prepare_folder,
     prepare_market,
 )
 from glocal_cli.errors import ConfigError
 
-__all__ = ["deepfashion_command", "folder_command", "market_command"]
+__all__ = ["ccp_command", "deepfashion_command", "folder_command", "market_command"]
 
 RawOpt = Annotated[Path, typer.Option("--raw", help="The raw download (DeepFashion: the folder holding img/ or img_highres/; Market-1501: the folder holding bounding_box_train/, bounding_box_test/, query/, or the benchmark layout train/, test/ with the community CSVs beside them).")]
 ImagesOpt = Annotated[Path, typer.Option("--images", help="A folder of photos, one person each (sub-folders: one person per sub-folder).")]
@@ -53,7 +54,7 @@ CorrespondenceOpt = Annotated[
 ]
 BodyModelOpt = Annotated[str, typer.Option("--body-model", help="3D body model of --correspondence/--parsing body3d: anny (shipped), anny:PATH, or smplx:PATH (your SMPL/SMPL-X model file or folder).")]
 PersonMaskOpt = Annotated[str, typer.Option("--person-mask", help="Mask refining --parsing body3d: auto (plain background for deepfashion, none otherwise), plain (flood fill of a plain studio background), none.")]
-ParsingFormatOpt = Annotated[str, typer.Option("--parsing-format", help="spl8 (PISE's 8 classes), lip20 (LIP/CIHP 20 labels, converted), remap (use --remap).")]
+ParsingFormatOpt = Annotated[str, typer.Option("--parsing-format", help="spl8 (PISE's 8 classes), lip20 (LIP/CIHP 20 labels, converted), ccp59 (Clothing Co-Parsing's 59 labels, skin split by the keypoints), remap (use --remap).")]
 RemapOpt = Annotated[str | None, typer.Option("--remap", help="User label remap 'source:class,...', e.g. '0:0,1:1,2:1,...' (classes 0..7).")]
 WorkersOpt = Annotated[int, typer.Option("--workers", "-j", min=0, help="Worker processes (0: in this process).")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Only report what would be done; write nothing.")]
@@ -209,3 +210,26 @@ def folder_command(
                     max_pairs_per_identity, correspondence=correspondence, body_model=body_model,
                     person_mask=person_mask)
     render_result(prepare_folder(images, opts, split=split, annotations=annotations or ()))
+
+
+@handle_errors
+def ccp_command(
+    raw: Annotated[Path, typer.Option("--raw", help="The Clothing Co-Parsing folder (photos/, parsing/, labels.txt).")],
+    out: OutOpt,
+    size: Annotated[str, typer.Option("--size", help="Model frame HEIGHTxWIDTH (the weights' frame: 128x88 for the default).")] = "128x88",
+    keypoints: KeypointsOpt = None,
+    annotations: AnnotationsOpt = None,
+    resample: ResampleOpt = "bicubic",
+    workers: WorkersOpt = 0,
+    dry_run: DryRunOpt = False,
+    overwrite: OverwriteOpt = False,
+    seed: SeedOpt = 0,
+    test_fraction: TestFracOpt = 0.1,
+    mmpose_config: MmConfigOpt = None,
+    mmpose_checkpoint: MmCkptOpt = None,
+    device: DeviceOpt = "cpu",
+) -> None:
+    """Clothing Co-Parsing: labelled street photos -> frame, keypoints, 8-class parsing (skin split), self pairs."""
+    opts = _options(out, size, keypoints, annotations, None, mmpose_config, mmpose_checkpoint, device, None, "spl8",
+                    None, resample, workers, dry_run, overwrite, seed, 0, None, test_fraction)
+    render_result(prepare_ccp(raw, opts, annotations=annotations or ()))

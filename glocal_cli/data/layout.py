@@ -72,7 +72,7 @@ DATASET_FORMAT = "glocal-dataset"
 """Value of ``manifest.json``'s ``format`` key."""
 DATASET_FORMAT_VERSION = 1
 """Layout version this code reads and writes."""
-DATASET_KINDS: tuple[str, ...] = ("synthetic", "deepfashion", "market", "folder")
+DATASET_KINDS: tuple[str, ...] = ("synthetic", "deepfashion", "market", "folder", "ccp")
 """Known ``kind`` values (who prepared the folder)."""
 
 MANIFEST_FILE = "manifest.json"

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
+    "CCP59_NAMES",
+    "CCP59_TO_8",
     "CLASS_NAMES",
     "LIP20_NAMES",
     "LIP20_TO_8",
@@ -34,6 +36,8 @@ __all__ = [
     "parse_remap",
     "read_parsing",
     "remap_labels",
+    "SKIN",
+    "split_skin",
     "write_parsing",
 ]
 
@@ -254,4 +258,89 @@ def class_ids(names: str | Sequence[str]) -> list[int]:
             out.append(idx)
     if not out:
         raise InputError(f"no class names given in {names!r}")
+    return out
+
+
+# ----------------------------------------------------------------- Clothing Co-Parsing (CCP, 59 labels)
+
+SKIN = 8
+"""Marker label (outside the 8 classes) of a source label that covers several body classes: CCP's ``skin``
+(face, arms and legs together), split by :func:`split_skin` once the keypoints are known."""
+
+CCP59_NAMES: tuple[str, ...] = (
+    "null", "accessories", "bag", "belt", "blazer", "blouse", "bodysuit", "boots", "bra", "bracelet", "cape",
+    "cardigan", "clogs", "coat", "dress", "earrings", "flats", "glasses", "gloves", "hair", "hat", "heels",
+    "hoodie", "intimate", "jacket", "jeans", "jumper", "leggings", "loafers", "necklace", "panties", "pants",
+    "pumps", "purse", "ring", "romper", "sandals", "scarf", "shirt", "shoes", "shorts", "skin", "skirt",
+    "sneakers", "socks", "stockings", "suit", "sunglasses", "sweater", "sweatshirt", "swimwear", "t-shirt", "tie",
+    "tights", "top", "vest", "wallet", "watch", "wedges",
+)
+"""The 59 labels of Clothing Co-Parsing (``labels.txt``), in label order."""
+
+_CCP59_CLASS: dict[str, int] = {
+    # carried or worn apart from the body outline: background, as PISE merges LIP's bags and gloves
+    "null": 0, "accessories": 0, "bag": 0, "purse": 0, "wallet": 0,
+    "hair": 1, "hat": 1,
+    **dict.fromkeys(("blazer", "blouse", "bodysuit", "bra", "cape", "cardigan", "coat", "hoodie", "jacket", "jumper",
+                     "necklace", "scarf", "shirt", "suit", "sweater", "sweatshirt", "swimwear", "t-shirt", "tie", "top",
+                     "vest"), 2),
+    **dict.fromkeys(("belt", "dress", "intimate", "jeans", "leggings", "panties", "pants", "romper", "shorts",
+                     "skirt"), 3),
+    **dict.fromkeys(("boots", "clogs", "flats", "heels", "loafers", "pumps", "sandals", "shoes", "sneakers",
+                     "wedges"), 4),
+    **dict.fromkeys(("earrings", "glasses", "sunglasses"), 5),  # worn on the face: the face's outline
+    **dict.fromkeys(("bracelet", "gloves", "ring", "watch"), 6),  # worn on the arms and hands
+    **dict.fromkeys(("socks", "stockings", "tights"), 7),  # PISE: socks are legs
+    "skin": SKIN,
+}
+CCP59_TO_8: tuple[int, ...] = tuple(_CCP59_CLASS[n] for n in CCP59_NAMES)
+"""CCP label -> canonical class, with ``skin`` -> :data:`SKIN` (split into face, arms and legs by the pose)."""
+
+# segments of the body that skin pixels are assigned to (COCO-18 keypoint ids): the head (nose-neck, the eyes
+# and ears), arms (shoulder-elbow-wrist) and legs (hip-knee-ankle)
+_HEAD_SEGMENTS = ((0, 1), (0, 14), (0, 15), (14, 16), (15, 17), (16, 16), (17, 17))
+_ARM_SEGMENTS = ((2, 3), (3, 4), (5, 6), (6, 7))
+_LEG_SEGMENTS = ((8, 9), (9, 10), (11, 12), (12, 13))
+
+
+def split_skin(labels: np.ndarray, xy: np.ndarray, visible: np.ndarray) -> np.ndarray:
+    """``labels`` with every :data:`SKIN` pixel made face (5), arms (6) or legs (7).
+
+    Each skin pixel takes the class of the nearest body segment drawn between visible keypoints (``xy``
+    ``(18, 2)`` in the label map's pixels, COCO-18 order): the head (nose to neck, eyes, ears), the arms
+    (shoulder-elbow-wrist; a lone wrist or elbow counts as a point) and the legs (hip-knee-ankle). A hand
+    beyond the wrist and a foot beyond the ankle are nearest to their limb's last segment. With no segment
+    at all (no keypoints), skin above the upper third of the skin's extent is face and the rest arms.
+    """
+    out = np.asarray(labels, np.uint8).copy()
+    skin = out == SKIN
+    if not skin.any():
+        return out
+    ys, xs = np.nonzero(skin)
+    pts = np.stack([xs, ys], 1).astype(np.float32) + 0.5
+    xy = np.asarray(xy, np.float32)
+    vis = np.asarray(visible, bool)
+    segments: list[tuple[np.ndarray, np.ndarray]] = []
+    classes: list[int] = []
+    for group, cls in ((_HEAD_SEGMENTS, 5), (_ARM_SEGMENTS, 6), (_LEG_SEGMENTS, 7)):
+        for a, b in group:
+            if vis[a] and vis[b]:
+                segments.append((xy[a], xy[b]))
+                classes.append(cls)
+            elif vis[a] or vis[b]:  # one end seen: that point alone
+                p = xy[a] if vis[a] else xy[b]
+                segments.append((p, p))
+                classes.append(cls)
+    if not segments:
+        top = ys.min() + (ys.max() - ys.min()) / 3.0
+        out[skin] = np.where(ys < top, 5, 6).astype(np.uint8)
+        return out
+    a = np.stack([s[0] for s in segments])  # (S, 2)
+    b = np.stack([s[1] for s in segments])
+    ab = b - a
+    denom = np.maximum((ab**2).sum(1), 1e-6)  # (S,)
+    t = np.clip(((pts[:, None, :] - a[None]) * ab[None]).sum(2) / denom[None], 0.0, 1.0)  # (N, S)
+    nearest = a[None] + t[..., None] * ab[None]
+    d2 = ((pts[:, None, :] - nearest) ** 2).sum(2)
+    out[ys, xs] = np.asarray(classes, np.uint8)[d2.argmin(1)]
     return out

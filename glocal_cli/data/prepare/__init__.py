@@ -1,4 +1,4 @@
-"""``glocal prepare-data deepfashion|market|folder``: raw data -> the prepared dataset layout.
+"""``glocal prepare-data deepfashion|market|folder|ccp``: raw data -> the prepared dataset layout.
 
 One engine (:mod:`.engine`: workers, journal, frame fitting, parsing import, outputs) and one
 module per kind (:mod:`.deepfashion`, :mod:`.market`, :mod:`.folder`); :mod:`.pairs` builds
@@ -9,6 +9,7 @@ body to every image (``--correspondence body3d``, ``--parsing body3d``).
 from __future__ import annotations
 
 from glocal_cli.data.prepare.body3d import Body3dOptions, Body3dResult, add_body3d
+from glocal_cli.data.prepare.ccp import prepare_ccp
 from glocal_cli.data.prepare.deepfashion import prepare_deepfashion
 from glocal_cli.data.prepare.engine import PrepareOptions, PrepareResult, parse_size
 from glocal_cli.data.prepare.folder import prepare_folder
@@ -25,6 +26,7 @@ __all__ = [
     "add_body3d",
     "generate_pairs",
     "parse_size",
+    "prepare_ccp",
     "prepare_deepfashion",
     "prepare_folder",
     "prepare_market",

@@ -57,7 +57,16 @@ from glocal_cli.data.layout import (
     write_manifest,
     write_pairs_csv,
 )
-from glocal_cli.data.parsing import LIP20_TO_8, NUM_CLASSES, parse_remap, read_parsing, write_parsing
+from glocal_cli.data.parsing import (
+    CCP59_TO_8,
+    LIP20_TO_8,
+    NUM_CLASSES,
+    SKIN,
+    parse_remap,
+    read_parsing,
+    split_skin,
+    write_parsing,
+)
 from glocal_cli.data.prepare.body3d import (
     CORRESPONDENCE_CHOICES,
     FITS_CSV,
@@ -89,8 +98,9 @@ __all__ = [
 JOURNAL_FILE = ".glocal-prepare.jsonl"
 """Journal of finished images inside the output folder (what makes a run resumable)."""
 
-PARSING_FORMATS: tuple[str, ...] = ("spl8", "lip20", "remap")
-"""``--parsing-format``: PISE's 8-class maps, 20-label LIP/CIHP maps, or a user remap."""
+PARSING_FORMATS: tuple[str, ...] = ("spl8", "lip20", "ccp59", "remap")
+"""``--parsing-format``: PISE's 8-class maps, 20-label LIP/CIHP maps, Clothing Co-Parsing's 59 labels (their
+``skin`` split into face, arms and legs by the keypoints), or a user remap."""
 
 _WHITE = 245
 
@@ -101,6 +111,8 @@ def parsing_table(parsing_format: str, remap: str | None) -> tuple[int, ...] | N
         raise ConfigError(f"--parsing-format {parsing_format!r}: use one of {', '.join(PARSING_FORMATS)}")
     if parsing_format == "lip20":
         return LIP20_TO_8
+    if parsing_format == "ccp59":
+        return CCP59_TO_8
     if parsing_format == "remap":
         if not remap:
             raise ConfigError("--parsing-format remap needs --remap 'source:class,...' (e.g. '0:0,1:1,2:1')")
@@ -282,6 +294,7 @@ class _Context:
     with_parsing: bool
     locate_person: bool
     trim_padding: bool
+    split_skin: bool = False
 
 
 _worker: dict[str, Any] = {}
@@ -342,7 +355,7 @@ def _load_parsing(task: _Task, ctx: _Context, hw: tuple[int, int], trim: tuple[i
     if task.parsing is None:
         raise InputError(f"{task.shown}: no parsing map")
     labels = read_parsing(task.parsing, remap=ctx.table)
-    if labels.size and labels.max() >= NUM_CLASSES:
+    if labels.size and labels.max() >= NUM_CLASSES and not (ctx.split_skin and labels.max() == SKIN):
         raise InputError(f"{task.parsing}: labels above {NUM_CLASSES - 1}; pass --parsing-format lip20 or a --remap")
     full_w = hw[1] + trim[0] + trim[1]
     if labels.shape == (hw[0], full_w) and (trim[0] or trim[1]):
@@ -402,6 +415,7 @@ def _process_chunk(tasks: Sequence[_Task], backend: KeypointBackend | None = Non
                             "message": f"{t.shown}: no person found by {backend.name}"})
             continue
         crop = (0, 0, img.shape[1], img.shape[0])
+        photo_pose = pose
         if ctx.locate_person:
             crop = person_crop_box(pose, img.shape[0], img.shape[1], ctx.height, ctx.width)
             pose = pose.transform(1.0, 1.0, -crop[0], -crop[1])
@@ -423,6 +437,8 @@ def _process_chunk(tasks: Sequence[_Task], backend: KeypointBackend | None = Non
             except InputError as e:
                 records.append({"name": t.name, "shown": t.parsing, "status": "parsing_invalid", "message": str(e)})
                 continue
+            if ctx.split_skin:
+                labels = split_skin(labels, photo_pose.xy, photo_pose.visible)
             stack = np.repeat(labels[crop[1] : crop[3], crop[0] : crop[2], None], 3, axis=2)
             frame_labels, _ = fit_to_frame(stack, ctx.height, ctx.width, resample="nearest", pad_value=0)
             write_parsing(out / PARSING_DIR / f"{Path(t.name).stem}.png", frame_labels[..., 0])
@@ -570,7 +586,7 @@ def run_preparation(
     ctx = _Context(
         out=str(out), height=options.height, width=options.width, resample=options.resample,
         table=parsing_table(options.parsing_format, options.remap), with_parsing=with_parsing,
-        locate_person=locate_person, trim_padding=trim_padding,
+        locate_person=locate_person, trim_padding=trim_padding, split_skin=options.parsing_format == "ccp59",
     )
     by_name = {it.name: it for it in items}
     tasks = [_Task(it.name, str(it.source), it.shown or str(it.source), str(it.parsing) if it.parsing else None) for it in todo]

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Real-photo parsing and inpainting from Clothing Co-Parsing (CCP), on the CPU, starting from weights/default.
+#
+# 1. Data: `glocal prepare-data ccp` (the 1,004 labelled street photos at the default weights' frame 128x88; the
+#    59 labels mapped to the 8 classes, skin split into face/arms/legs by the keypoints; ~100 held out as test).
+# 2. Parsing: the semantic stage (focal loss, Eq. 1) fine-tuned on CCP from weights/default -> runs/ccp-parsing
+#    (its weights replace the semantic network of the default weights when they win on the held-out maps:
+#    `python benchmarks/eval_parsing.py`).
+# 3. Inpainting: the inpaint stage with model.inpaint_prefill (the network refines OpenCV's Telea fill, docs/
+#    design.md), irregular strokes of 1-60% and semantic holes, from weights/default -> $INPAINT_OUT.
+# Validation every VAL_EVERY steps into runs/<name>/validation.jsonl; re-running resumes exactly.
+#
+# Environment: PYTHON, RAW (../shared/data/ccp), DATA (data/ccp-128), RUNS (runs), INIT (weights/default),
+# PARSING_STEPS (1500), INPAINT_STEPS (3000), INPAINT_OUT (weights/inpaint), OMP_NUM_THREADS (1), WHAT (both|parsing|inpaint).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-.venv/bin/python}
+RAW=${RAW:-../shared/data/ccp}
+DATA=${DATA:-data/ccp-128}
+RUNS=${RUNS:-runs}
+INIT=${INIT:-weights/default}
+PARSING_STEPS=${PARSING_STEPS:-1500}
+INPAINT_STEPS=${INPAINT_STEPS:-3000}
+INPAINT_OUT=${INPAINT_OUT:-weights/inpaint}
+VAL_EVERY=${VAL_EVERY:-250}
+WHAT=${WHAT:-both}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+
+if [ ! -f "$DATA/manifest.json" ]; then
+  nice -n 5 "$PYTHON" -m glocal_cli prepare-data ccp --raw "$RAW" --out "$DATA"
+fi
+
+nice -n 5 "$PYTHON" - "$DATA" "$RUNS" "$INIT" "$PARSING_STEPS" "$INPAINT_STEPS" "$INPAINT_OUT" "$VAL_EVERY" "$WHAT" <<'PY'
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, "scripts")
+from cpu_recipe import cpu_config, export_weights  # noqa: E402
+
+from glocal_cli.train.trainer import train  # noqa: E402
+
+data, runs, init = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+parsing_steps, inpaint_steps, inpaint_out, val_every, what = (int(sys.argv[4]), int(sys.argv[5]), Path(sys.argv[6]),
+                                                              int(sys.argv[7]), sys.argv[8])
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+arch = json.loads((init / "config.json").read_text())["model"]
+common = {"batch_size": 8, "lr": 1e-4, "val_every": val_every, "ckpt_every": 100, "image_every": 1000,
+          "val_pairs": 48, "keep_last": 2, "log_every": 25, "val_fraction": 0.05}
+t0 = time.perf_counter()
+if what in ("both", "parsing"):
+    cfg = cpu_config("synthpeople-anny-128", "CCP parsing (scripts/train_ccp_weights.sh)", runs, "ccp-parsing",
+                     model=arch, train={**common, "stages": ["semantic"], "steps_semantic": parsing_steps,
+                                        "semantic_self_fraction": 1.0})
+    res = train(data, cfg, stage="semantic", runs_dir=runs, name="ccp-parsing", resume="auto", device="cpu",
+                weights=init)
+    if res.interrupted:
+        sys.exit("interrupted: run this script again to continue")
+    print(f"parsing: {res.weights_dir} in {(time.perf_counter() - t0) / 60:.1f} min; {res.stages[-1].metrics}")
+if what in ("both", "inpaint"):
+    cfg = cpu_config("synthpeople-anny-128", "CCP inpainting (scripts/train_ccp_weights.sh)", runs, "ccp-inpaint",
+                     model={**arch, "inpaint_prefill": True},
+                     train={**common, "stages": ["inpaint"], "steps_inpaint": inpaint_steps, "inpaint_mask": "mixed",
+                            "export_discriminator": True})
+    res = train(data, cfg, stage="inpaint", runs_dir=runs, name="ccp-inpaint", resume="auto", device="cpu",
+                weights=init)
+    if res.interrupted or res.inpaint_weights_dir is None:
+        sys.exit("interrupted: run this script again to continue")
+    size = export_weights(res.inpaint_weights_dir, inpaint_out)
+    print(f"inpainting: {inpaint_out} ({size / 2**20:.1f} MB) in {(time.perf_counter() - t0) / 60:.1f} min; "
+          f"{res.stages[-1].metrics}")
+PY

@@ -1,0 +1,92 @@
+"""Source-parsing estimate on real photos: per-class IoU, mIoU and person IoU on held-out labelled photos.
+
+    python benchmarks/eval_parsing.py [--weights weights/default ...] [--data data/ccp-128] [--split test]
+        [--json out.json] [--picture docs/pictures/ccp_parsing.png]
+
+The estimate is what ``glocal transfer``/``inpaint`` use for a photo without a parsing file: the semantic
+network with ``Pt = Ps`` (:meth:`GLocalModel.estimate_source_parsing`), on the prepared photo (the frame of
+``prepare-data ccp``, which must be the weights' frame) and its keypoints. Scored against the dataset's
+8-class maps (CCP's labels mapped, skin split by the keypoints): IoU per class over the whole split (pixels
+summed, classes absent from both left out of the mean), mIoU over the 8 classes, and person-vs-background IoU.
+Several ``--weights`` are scored side by side in one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from glocal_cli.data.images import load_image, save_image
+from glocal_cli.data.layout import PreparedDataset
+from glocal_cli.data.parsing import CLASS_NAMES, colorize, read_parsing
+from glocal_cli.paths import REPO_DIR
+
+
+def iou_table(confusion: np.ndarray) -> dict[str, float]:
+    """Per-class IoU, mIoU (classes present in truth or prediction) and person IoU from a K x K confusion."""
+    tp = np.diag(confusion).astype(np.float64)
+    union = confusion.sum(0) + confusion.sum(1) - tp
+    out = {f"iou_{CLASS_NAMES[k]}": float(tp[k] / union[k]) for k in range(len(tp)) if union[k] > 0}
+    present = union > 0
+    out["miou"] = float((tp[present] / union[present]).mean())
+    person_tp = confusion[1:, 1:].sum()
+    person_union = confusion[1:, :].sum() + confusion[:, 1:].sum() - person_tp
+    out["person_iou"] = float(person_tp / max(person_union, 1))
+    out["pixel_acc"] = float(tp.sum() / max(confusion.sum(), 1))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--weights", type=Path, action="append", default=[])
+    ap.add_argument("--data", type=Path, default=REPO_DIR / "data" / "ccp-128")
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--picture", type=Path)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    from glocal_cli.infer.pipeline import GLocalPipeline
+
+    weights = args.weights or [REPO_DIR / "weights" / "default"]
+    ds = PreparedDataset(args.data)
+    names = [a for a, _ in ds.pairs(args.split)]
+    kp = ds.keypoints()
+    images = np.stack([load_image(ds.root / "images" / n) for n in names])
+    truth = np.stack([read_parsing(ds.root / "parsing" / f"{Path(n).stem}.png") for n in names])
+    report: dict = {"data": str(args.data), "split": args.split, "photos": len(names)}
+    rows = [images[:8], colorize(truth[:8].reshape(-1, truth.shape[2])).reshape(8, *truth.shape[1:], 3)]
+    k = len(CLASS_NAMES)
+    for w in weights:
+        pipe = GLocalPipeline.from_pretrained(w, device="cpu")
+        if pipe.frame_hw != (ds.height, ds.width):
+            raise SystemExit(f"{w}: frame {pipe.frame_hw} but {args.data} is {ds.height}x{ds.width}")
+        preds = []
+        with torch.inference_mode():
+            for s in range(0, len(names), 16):
+                chunk = names[s:s + 16]
+                img = torch.from_numpy(images[s:s + 16]).permute(0, 3, 1, 2).float() / 127.5 - 1
+                xy = torch.from_numpy(np.stack([kp[n].xy for n in chunk])).float()
+                vis = torch.from_numpy(np.stack([kp[n].visible for n in chunk]))
+                pose = pipe.heatmaps(xy, vis)
+                preds.append(pipe.model.estimate_source_parsing(img, pose).argmax(1).numpy())
+        pred = np.concatenate(preds).astype(np.int64)
+        confusion = np.bincount(truth.astype(np.int64).ravel() * k + pred.ravel(), minlength=k * k).reshape(k, k)
+        report[str(w)] = iou_table(confusion)
+        print(w, json.dumps({key: round(v, 4) for key, v in report[str(w)].items()}), flush=True)
+        rows.append(colorize(pred[:8].reshape(-1, pred.shape[2]).astype(np.uint8)).reshape(8, *pred.shape[1:], 3))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    if args.picture:
+        grid = np.concatenate([np.concatenate(list(r), 1) for r in rows], 0)
+        args.picture.parent.mkdir(parents=True, exist_ok=True)
+        save_image(args.picture, grid)
+
+
+if __name__ == "__main__":
+    main()

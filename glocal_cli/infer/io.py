@@ -36,15 +36,20 @@ from glocal_cli.data.layout import read_pairs_csv
 from glocal_cli.errors import InputError
 
 __all__ = [
+    "BODY_SEGMENTS",
+    "GUESS_MARGIN",
     "GUESS_NOTE",
     "SIDECAR_SUFFIXES",
     "PoseRef",
     "PoseSource",
     "PreparedSource",
+    "body_scale",
     "check_out_dir",
     "find_sidecar",
     "fit_canvas",
     "fit_transform_for_poses",
+    "guess_placement",
+    "guess_target_pose",
     "list_images",
     "list_pose_sources",
     "load_source_image",
@@ -218,13 +223,28 @@ def fit_transform_for_poses(poses: list[Pose], frame_hw: tuple[int, int], margin
 
 
 GUESS_NOTE = (
-    "pose_frame auto: a target pose records no frame (canvas_width/canvas_height, or 'frame'), so its "
-    "keypoint box was mapped onto the source person's box; record the canvas in the pose file or set "
-    "infer.pose_frame to source, fit or model to choose"
+    "pose_frame auto: a target pose records no frame (canvas_width/canvas_height, or 'frame'), so it was "
+    "placed on the source person by body scale (torso and limb lengths, anchored at the neck or hips) and "
+    "moved, or shrunk, to stay inside the frame; record the canvas in the pose file (\"canvas_width\": W, "
+    "\"canvas_height\": H) or set infer.pose_frame to source, fit or model to avoid the guess"
 )
 """The one-line warning of ``pose_frame: auto`` when it guesses (the same text for every file: shown once)."""
 
-_NECK, _R_HIP, _L_HIP = 1, 8, 11
+_NECK, _R_SHOULDER, _L_SHOULDER, _R_HIP, _L_HIP = 1, 2, 5, 8, 11
+
+BODY_SEGMENTS: tuple[tuple[int, int], ...] = (
+    (1, 8), (1, 11),  # neck to each hip (the torso)
+    (2, 5), (8, 11),  # shoulder width, hip width
+    (2, 3), (5, 6),  # upper arms
+    (3, 4), (6, 7),  # forearms
+    (8, 9), (11, 12),  # thighs
+    (9, 10), (12, 13),  # shins
+)
+"""The segments (COCO-18 indices) whose lengths set the ``pose_frame: auto`` guess's scale."""
+
+_TORSO_SEGMENTS = 4  # the first four of BODY_SEGMENTS are the torso: they bend least, so they count double
+GUESS_MARGIN = 0.02
+"""The margin (share of the frame's shorter side) that the guessed pose keeps from the frame's edges."""
 
 
 def _torso(pose: Pose) -> float | None:
@@ -238,34 +258,56 @@ def _torso(pose: Pose) -> float | None:
     return length if length >= 1.0 else None
 
 
+def _segment_lengths(pose: Pose) -> np.ndarray:
+    """``float64 (len(BODY_SEGMENTS),)``: each segment's length, NaN where an end is missing."""
+    out = np.full(len(BODY_SEGMENTS), np.nan)
+    for k, (a, b) in enumerate(BODY_SEGMENTS):
+        if pose.visible[a] and pose.visible[b]:
+            out[k] = float(np.linalg.norm(pose.xy[a].astype(np.float64) - pose.xy[b]))
+    return out
+
+
 @dataclass(frozen=True)
 class PoseRef:
-    """The box and size of a target pose, or of a whole pose sequence (``--video``), for ``pose_frame: auto``.
+    """The build and place of a target pose, or of a whole pose sequence (``--video``), for ``pose_frame: auto``.
 
     ``box`` is the (union) keypoint box ``(x0, y0, x1, y1)``; ``torso`` the (median) neck to mid-hip
-    length, ``None`` when no pose has one; ``height`` the (median) box height. One reference for a
-    sequence keeps the animation's own motion and scale steady.
+    length, ``None`` when no pose has one; ``height`` the (median) box height; ``lengths`` the
+    (median) length of each of :data:`BODY_SEGMENTS` (NaN where no pose shows it); ``points`` the
+    (median) position of each keypoint, ``None`` where no pose shows it. One reference for a
+    sequence gives every frame the same scale and shift, so the animation keeps its own motion.
     """
 
     box: tuple[float, float, float, float]
     torso: float | None
     height: float
+    lengths: tuple[float, ...] = ()
+    points: tuple[tuple[float, float] | None, ...] = ()
 
 
 def pose_reference(poses: list[Pose]) -> PoseRef | None:
     """The :class:`PoseRef` of ``poses`` (``None`` when no point is visible)."""
+    poses = [p for p in poses if p.visible.any()]
     boxes = [b for b in (p.bbox() for p in poses) if b is not None]
     if not boxes:
         return None
     box = (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
     torsos = [t for t in (_torso(p) for p in poses) if t is not None]
+    seg = np.stack([_segment_lengths(p) for p in poses])
+    lengths = tuple(float(np.median(c[np.isfinite(c)])) if np.isfinite(c).any() else float("nan") for c in seg.T)
+    n = min(len(p) for p in poses)
+    points: list[tuple[float, float] | None] = []
+    for i in range(n):
+        seen = np.array([p.xy[i] for p in poses if p.visible[i]], np.float64)
+        points.append((float(np.median(seen[:, 0])), float(np.median(seen[:, 1]))) if len(seen) else None)
     return PoseRef(box, float(np.median(torsos)) if torsos else None,
-                   max(1.0, float(np.median([b[3] - b[1] for b in boxes]))))
+                   max(1.0, float(np.median([b[3] - b[1] for b in boxes]))), lengths, tuple(points))
 
 
 def _box_to_person(pose: Pose, ref: PoseRef, person: Pose) -> Pose | None:
-    """Map ``pose`` so that its reference box lands on ``person``'s box (both centred, one uniform scale:
-    the ratio of the torso lengths when both have one, else of the box heights)."""
+    """The former guess (kept for comparison: ``guess="box"``): map ``pose`` so that its reference box
+    lands on ``person``'s box (both centred, one uniform scale: the ratio of the torso lengths when both
+    have one, else of the box heights); nothing keeps it inside the frame."""
     pbox = person.bbox()
     if pbox is None:
         return None
@@ -277,6 +319,100 @@ def _box_to_person(pose: Pose, ref: PoseRef, person: Pose) -> Pose | None:
     rcx, rcy = (ref.box[0] + ref.box[2]) / 2, (ref.box[1] + ref.box[3]) / 2
     pcx, pcy = (pbox[0] + pbox[2]) / 2, (pbox[1] + pbox[3]) / 2
     return pose.transform(s, s, pcx - rcx * s, pcy - rcy * s)
+
+
+def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    order = np.argsort(values)
+    v, w = values[order], weights[order]
+    cum = np.cumsum(w)
+    return float(v[np.searchsorted(cum, 0.5 * cum[-1])])
+
+
+def body_scale(ref: PoseRef, person: Pose) -> float | None:
+    """The scale that gives the reference pose ``person``'s build: the weighted median of the length
+    ratios of the :data:`BODY_SEGMENTS` both show (each weighted by its share of the shared length in
+    the pose where it is shorter, so a foreshortened limb counts little; torso segments count double).
+    ``None`` when they share no segment of at least 2 px."""
+    if not ref.lengths:
+        return None
+    mine, theirs = _segment_lengths(person), np.asarray(ref.lengths, np.float64)
+    ok = np.isfinite(mine) & np.isfinite(theirs) & (mine >= 2.0) & (theirs >= 2.0)
+    if not ok.any():
+        return None
+    a, b = mine[ok], theirs[ok]
+    w = np.minimum(a / a.sum(), b / b.sum()) * np.where(np.arange(len(BODY_SEGMENTS))[ok] < _TORSO_SEGMENTS, 2.0, 1.0)
+    return _weighted_median(a / b, w)
+
+
+def _anchor(ref: PoseRef, person: Pose) -> tuple[np.ndarray, np.ndarray]:
+    """A body point both show, as ``(point in the reference, point on the person)``: the neck, else the
+    mid-hip (the hips both show), else the centre of the torso points both show, else the box centres."""
+    def shared(idx: tuple[int, ...]) -> list[int]:
+        return [i for i in idx if i < len(ref.points) and ref.points[i] is not None and i < len(person)
+                and person.visible[i]]
+
+    for idx in ((_NECK,), (_R_HIP, _L_HIP), (_NECK, _R_SHOULDER, _L_SHOULDER, _R_HIP, _L_HIP)):
+        both = shared(idx)
+        if both:
+            return (np.mean([ref.points[i] for i in both], axis=0),  # type: ignore[misc]
+                    np.mean([person.xy[i] for i in both], axis=0).astype(np.float64))
+    pbox = person.bbox()
+    assert pbox is not None
+    return (np.array([(ref.box[0] + ref.box[2]) / 2, (ref.box[1] + ref.box[3]) / 2]),
+            np.array([(pbox[0] + pbox[2]) / 2, (pbox[1] + pbox[3]) / 2]))
+
+
+def guess_placement(ref: PoseRef, person: Pose, frame_hw: tuple[int, int],
+                    margin: float = GUESS_MARGIN) -> tuple[float, float, float] | None:
+    """``(scale, offset_x, offset_y)`` that puts a pose (or sequence) ``ref`` without a recorded frame on
+    the source person ``person`` (in the frame ``frame_hw``): scaled by :func:`body_scale` (else by the
+    box heights when both are at least 8 px tall, else so that the reference box fills the frame),
+    anchored at a body point both show (:func:`_anchor`), then shifted, and shrunk around the anchor
+    only if it does not fit, so that the reference box (every keypoint of every pose of a sequence)
+    lies inside the frame, ``margin`` (share of the shorter side) from its edges. ``None`` when the
+    person shows no keypoint."""
+    pbox = person.bbox()
+    if pbox is None:
+        return None
+    h, w = frame_hw
+    m = min(margin * min(h, w), (min(h, w) - 1) / 2)
+    lo_x, hi_x, lo_y, hi_y = m, w - 1 - m, m, h - 1 - m
+    rw, rh = ref.box[2] - ref.box[0], ref.box[3] - ref.box[1]
+    s = body_scale(ref, person)
+    if s is None:
+        if pbox[3] - pbox[1] >= 8 and rh >= 8:
+            s = (pbox[3] - pbox[1]) / rh
+        elif max(rw, rh) >= 1:
+            s = min((hi_x - lo_x) / max(rw, 1.0), (hi_y - lo_y) / max(rh, 1.0))
+        else:
+            s = 1.0
+    r_anchor, p_anchor = _anchor(ref, person)
+    if s > 0 and (rw > 0 or rh > 0):  # too big for the frame: shrink around the anchor
+        s *= min(1.0, (hi_x - lo_x) / (s * rw) if rw > 0 else 1.0, (hi_y - lo_y) / (s * rh) if rh > 0 else 1.0)
+    ox, oy = float(p_anchor[0] - s * r_anchor[0]), float(p_anchor[1] - s * r_anchor[1])
+    x0, y0, x1, y1 = (s * ref.box[0] + ox, s * ref.box[1] + oy, s * ref.box[2] + ox, s * ref.box[3] + oy)
+    ox += max(0.0, lo_x - x0) - max(0.0, x1 - hi_x)
+    oy += max(0.0, lo_y - y0) - max(0.0, y1 - hi_y)
+    return s, ox, oy
+
+
+def guess_target_pose(pose: Pose, person: Pose, frame_hw: tuple[int, int], ref: PoseRef | None = None,
+                      rule: str = "body") -> Pose | None:
+    """The ``pose_frame: auto`` guess for a pose without a recorded frame, before any clipping: ``rule``
+    ``body`` (:func:`guess_placement`) or ``box`` (the former box-onto-box rule, for comparison).
+    ``ref``: the sequence's :class:`PoseRef` (default: the pose's own). ``None`` without keypoints."""
+    reference = ref or pose_reference([pose])
+    if reference is None:
+        return None
+    if rule == "box":
+        return _box_to_person(pose, reference, person)
+    if rule != "body":
+        raise ValueError(f"unknown guess rule {rule!r}")
+    placed = guess_placement(reference, person, frame_hw)
+    if placed is None:
+        return None
+    s, ox, oy = placed
+    return pose.transform(s, s, ox, oy)
 
 
 def fit_canvas(pose: Pose, frame: KeypointFrame, frame_hw: tuple[int, int]) -> Pose:
@@ -302,6 +438,7 @@ def map_target_pose(
     recorded: KeypointFrame | None = None,
     source_pose: Pose | None = None,
     ref: PoseRef | None = None,
+    guess: str = "body",
 ) -> tuple[Pose, list[str]]:
     """Map a target pose into the model frame; returns ``(pose, warnings)``.
 
@@ -313,13 +450,15 @@ def map_target_pose(
        a canvas of the source photo's size is the source's pixels (as ``source``); any other canvas,
        a community frame included (256x256 padded DeepFashion, 256x176, Market 128x64), has its
        content fitted whole into the model frame, as a photo is;
-    2. otherwise it guesses, and says so (:data:`GUESS_NOTE`): the pose's keypoint box (or the
-       sequence's, ``ref``) is mapped onto the box of the source person (``source_pose``, in the
-       frame), centred, scaled by the torso lengths (else the box heights); without a source
-       person it falls back to ``fit``.
+    2. otherwise it guesses, and says so (:data:`GUESS_NOTE`): the pose (or the sequence, ``ref``) is
+       put on the source person (``source_pose``, in the frame) by body scale, anchored at a body
+       point both show, then moved (and shrunk only if it is too big) to lie inside the frame (see
+       :func:`guess_placement`); ``guess="box"`` is the former rule (its box onto the person's box,
+       for comparison); without a source person it falls back to ``fit``.
 
     ``canvas_hw``: the size of the source photo as given, when ``source_transform`` fits a downscaled
     copy of it (``infer.max_input_side``): source-pixel poses are scaled with the photo first.
+    ``guess``: the rule of step 2, ``body`` (default) or ``box`` (the former rule, for comparison).
     """
     notes: list[str] = []
     if source_transform is not None and canvas_hw is None:
@@ -333,9 +472,7 @@ def map_target_pose(
                 pose, mode = fit_canvas(pose, recorded, frame_hw), "model"
         else:
             notes.append(GUESS_NOTE)
-            mapped = None
-            if source_pose is not None and (reference := ref or pose_reference([pose])) is not None:
-                mapped = _box_to_person(pose, reference, source_pose)
+            mapped = None if source_pose is None else guess_target_pose(pose, source_pose, frame_hw, ref, guess)
             pose, mode = (mapped, "model") if mapped is not None else (pose, "fit")
     if mode == "source":
         if source_transform is None:

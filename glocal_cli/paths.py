@@ -18,6 +18,18 @@ def default_weights_dir() -> Path | None:
     return candidate if (candidate / "config.json").is_file() else None
 
 
+def default_inpaint_weights_dir() -> Path | None:
+    """The default inpainting weights: ``$GLOCAL_INPAINT_WEIGHTS``, else the repo's ``weights/inpaint`` (trained
+    on real photos to refine a classical fill), else :func:`default_weights_dir` (the transfer weights)."""
+    env = os.environ.get("GLOCAL_INPAINT_WEIGHTS")
+    if env:
+        return Path(env)
+    if os.environ.get("GLOCAL_WEIGHTS"):  # a user who points at their own weights means them for both tasks
+        return default_weights_dir()
+    candidate = REPO_DIR / "weights" / "inpaint"
+    return candidate if (candidate / "config.json").is_file() else default_weights_dir()
+
+
 def shared_data_dir() -> Path | None:
     """The community benchmark files: ``$GLOCAL_SHARED_DATA``, else ``../shared/data`` beside the repo."""
     env = os.environ.get("GLOCAL_SHARED_DATA")

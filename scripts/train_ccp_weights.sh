@@ -59,7 +59,7 @@ if what in ("both", "parsing"):
                      model=arch, train={**common, "stages": ["semantic"], "steps_semantic": parsing_steps,
                                         "semantic_self_fraction": 1.0})
     res = train(data, cfg, stage="semantic", runs_dir=runs, name="ccp-parsing", resume="auto", device="cpu",
-                weights=init)
+                weights=init, reschedule=True)  # constant LR: more PARSING_STEPS continue a finished run
     if res.interrupted:
         sys.exit("interrupted: run this script again to continue")
     print(f"parsing: {res.weights_dir} in {(time.perf_counter() - t0) / 60:.1f} min; {res.stages[-1].metrics}")
@@ -69,7 +69,7 @@ if what in ("both", "inpaint"):
                      train={**common, "stages": ["inpaint"], "steps_inpaint": inpaint_steps, "inpaint_mask": "mixed",
                             "export_discriminator": True})
     res = train(data, cfg, stage="inpaint", runs_dir=runs, name="ccp-inpaint", resume="auto", device="cpu",
-                weights=init)
+                weights=init, reschedule=True)
     if res.interrupted or res.inpaint_weights_dir is None:
         sys.exit("interrupted: run this script again to continue")
     size = export_weights(res.inpaint_weights_dir, inpaint_out)

@@ -11,8 +11,11 @@ REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
 
 
-def save_tiny_weights(directory: Path, seed: int = 0) -> Path:
-    """A ``tiny``-config GLocalModel (32x24 frame) with seeded random weights, as a weights folder."""
+def save_tiny_weights(directory: Path, seed: int = 0, **model_changes: object) -> Path:
+    """A ``tiny``-config GLocalModel (32x24 frame) with seeded random weights, as a weights folder
+    (``model_changes``: model config keys to change, e.g. ``inpaint_prefill=True``)."""
+    import dataclasses
+
     import torch
 
     from glocal_cli.config import resolve_config
@@ -21,7 +24,8 @@ def save_tiny_weights(directory: Path, seed: int = 0) -> Path:
 
     cfg = resolve_config("tiny")
     torch.manual_seed(seed)
-    model = GLocalModel(cfg.model, cfg.data.height, cfg.data.width, cfg.data.num_classes)
+    mcfg = dataclasses.replace(cfg.model, **model_changes) if model_changes else cfg.model
+    model = GLocalModel(mcfg, cfg.data.height, cfg.data.width, cfg.data.num_classes)
     return save_pretrained(model, directory)
 
 

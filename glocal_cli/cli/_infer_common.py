@@ -38,13 +38,14 @@ def body_config(config: str | None, set_: list[str] | None, body_model: str | No
 
 
 def load_pipeline(weights: Path | None, device: str, icfg: Any, seed: int, config: str | None = None,
-                  set_: list[str] | None = None, body: Any = None):
-    """The pipeline for ``--weights`` (or the default weights); a random demo model when there are none.
+                  set_: list[str] | None = None, body: Any = None, task: str = "transfer"):
+    """The pipeline for ``--weights`` (or the default weights of ``task``: ``transfer``, or ``inpaint``, whose
+    default is ``weights/inpaint`` when shipped); a random demo model when there are none.
 
     ``body`` is the :class:`~glocal_cli.body.config.BodyConfig` of ``--flow body3d|hybrid`` (default: the
     config's ``body`` section)."""
     from glocal_cli.infer.pipeline import GLocalPipeline
-    from glocal_cli.paths import default_weights_dir
+    from glocal_cli.paths import default_inpaint_weights_dir, default_weights_dir
 
     sigma = None  # the weights' own pose sigma unless a config says otherwise
     if config or set_:
@@ -53,7 +54,8 @@ def load_pipeline(weights: Path | None, device: str, icfg: Any, seed: int, confi
         sigma = resolve_config(config, set_ or ()).data.pose_sigma
     if body is None:
         body = body_config(config, set_)
-    directory = weights if weights is not None else default_weights_dir()
+    default = default_inpaint_weights_dir() if task == "inpaint" else default_weights_dir()
+    directory = weights if weights is not None else default
     if directory is not None:
         pipe = GLocalPipeline.from_pretrained(directory, device=device, config=icfg, sigma_at_256=sigma,
                                               body_config=body)
@@ -76,7 +78,7 @@ def run_infer_job(spec: Any, icfg: Any, weights: Path | None, device: str, seed:
     from glocal_cli.infer.io import check_out_dir
 
     check_out_dir(spec.out)
-    pipeline = load_pipeline(weights, device, icfg, seed, config, set_, body)
+    pipeline = load_pipeline(weights, device, icfg, seed, config, set_, body, task=spec.mode)
     render_report(run_job(pipeline, spec, icfg), spec.mode)
 
 

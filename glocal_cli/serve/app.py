@@ -386,12 +386,12 @@ def check_port(host: str, port: int) -> None:
             raise NotAvailableError(f"cannot listen on {host}:{port} ({exc.strerror}); pass another --port") from None
 
 
-def run_server(pipeline: Any, config: ServeConfig, examples: Path | None = None) -> None:
+def run_server(pipeline: Any, config: ServeConfig, examples: Path | None = None, inpaint_pipeline: Any = None) -> None:
     """Serve ``pipeline`` on ``config.host:config.port`` until interrupted (blocking)."""
     import uvicorn
 
     check_port(config.host, config.port)
-    engine = ServeEngine(pipeline, config, examples)
+    engine = ServeEngine(pipeline, config, examples, inpaint_pipeline=inpaint_pipeline)
     app = create_app(engine)
     if not is_loopback(config.host):
         warn(f"serving on {config.host}: anyone who can reach this address can use the model and read "

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from glocal_cli.data.keypoints import Pose
-from glocal_cli.errors import GLocalError, InputError
+from glocal_cli.errors import ConfigError, GLocalError, InputError
 from glocal_cli.serve.config import ServeConfig
 from glocal_cli.serve.poses import align_pose, default_pose, interpolation_sequence, pose_to_wire
 
@@ -246,8 +246,14 @@ class ImageEntry:
 class ServeEngine:
     """Photos, poses and model calls of the server (see the module docstring)."""
 
-    def __init__(self, pipeline: Any, config: ServeConfig | None = None, examples: Path | None = None) -> None:
+    def __init__(self, pipeline: Any, config: ServeConfig | None = None, examples: Path | None = None,
+                 inpaint_pipeline: Any = None) -> None:
         self.pipeline = pipeline
+        # inpainting may have weights of its own (weights/inpaint); photos are prepared in one frame for both
+        if inpaint_pipeline is not None and tuple(inpaint_pipeline.frame_hw) != tuple(pipeline.frame_hw):
+            raise ConfigError(f"serve: the inpainting weights' frame {inpaint_pipeline.frame_hw} differs from the "
+                              f"transfer weights' {pipeline.frame_hw}")
+        self.inpaint_pipeline = inpaint_pipeline or pipeline
         if hasattr(pipeline, "body_flow"):  # a dragged joint moves a little per request: refit from the last fit
             pipeline.body_flow.warm_start = True
         self.config = config or ServeConfig()
@@ -651,7 +657,7 @@ class ServeEngine:
             hole |= semantic_mask(prepared.parsing, list(classes), max(0, int(dilate)))
         if not hole.any():
             raise InputError("inpaint: the mask is empty (paint over the photo or pick a class present in it)")
-        out = self.pipeline.forward_batch(self._batch(prepared, 1, mask=hole), "inpaint")
+        out = self.inpaint_pipeline.forward_batch(self._batch(prepared, 1, mask=hole), "inpaint")
         frame = out.image[0].numpy()
         use_canvas = self.config.paste_back if paste_back is None else paste_back
         result = frame
@@ -662,7 +668,7 @@ class ServeEngine:
             if mask is not None:
                 hole_canvas |= mask
             result, _ = inpaint_composite(entry.image, hole_canvas, frame, prepared.transform,
-                                          self.pipeline.config.inpaint_feather,
+                                          self.inpaint_pipeline.config.inpaint_feather,
                                           None if out.prefill is None else out.prefill[0].numpy())
         response: dict[str, Any] = {
             "image": png_data_url(result), "width": int(result.shape[1]), "height": int(result.shape[0]),

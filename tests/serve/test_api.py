@@ -270,3 +270,46 @@ def test_detector_finds_the_person_when_mediapipe_is_installed(make_client):
     assert both.sum() >= 6 and np.median(np.abs(got[both, :2] - sidecar.xy[both])) < 12
     lib = client.post(f"/api/keypoints?store=false&align_to={out['image_id']}", content=example_bytes("person_01"))
     assert lib.status_code == 200 and len(lib.json()["pose"]) == 18
+
+
+def test_inpainting_weights_of_their_own_refine_the_photos_classical_fill(serve_pipeline, tmp_path):
+    """`glocal serve` inpaints with the inpainting weights (weights/inpaint by default) when given them: with
+    weights that refine a Telea fill, untrained (the blend starts at the fill), the hole is the photo's own Telea
+    fill at the photo's resolution and every known pixel is the photo's; other frames are refused."""
+    from glocal_cli.data.prefill import telea_fill
+    from glocal_cli.errors import ConfigError
+    from glocal_cli.infer.composite import mask_to_canvas
+    from glocal_cli.infer.config import InferConfig
+    from glocal_cli.infer.pipeline import GLocalPipeline
+    from glocal_cli.serve.config import ServeConfig
+    from glocal_cli.serve.engine import ServeEngine
+    from tests.infer_helpers import save_tiny_weights
+
+    weights = save_tiny_weights(tmp_path / "inpaint-weights", texture_skips=True, pixel_blend=True,
+                                inpaint_prefill=True)
+    inpaint = GLocalPipeline.from_pretrained(weights, device="cpu", config=InferConfig(workers=0))
+    engine = ServeEngine(serve_pipeline, ServeConfig(out=str(tmp_path / "out"), keypoints="none"), EXAMPLES,
+                         inpaint_pipeline=inpaint)
+    assert engine.inpaint_pipeline is inpaint
+    image_id = engine.add_example("person_00").id
+    photo = engine.get(image_id).image
+    mask = np.zeros(photo.shape[:2], bool)
+    mask[100:130, 60:110] = True
+    out = engine.inpaint(image_id, mask=mask)
+    result = from_data_url(out["image"])
+    prepared = engine._prepared(engine.get(image_id), engine.get(image_id).pose)
+    h, w = inpaint.frame_hw
+    from glocal_cli.data.images import fit_to_frame
+
+    rgb = np.repeat(mask.astype(np.uint8)[..., None] * 255, 3, axis=2)
+    fitted, _ = fit_to_frame(rgb, h, w, "nearest", pose=engine.get(image_id).pose, pad_value=0,
+                             margin=inpaint.config.fit_margin)
+    hole = mask_to_canvas(fitted[..., 0] > 127, prepared.transform, photo.shape[:2]) | mask
+    np.testing.assert_array_equal(result[~hole], photo[~hole])
+    classical = telea_fill(photo, hole)
+    assert np.abs(result[hole].astype(int) - classical[hole].astype(int)).mean() < 3.0
+    other = GLocalPipeline.from_pretrained(save_tiny_weights(tmp_path / "w2"), device="cpu")
+    other.frame_hw = (64, 48)
+    with pytest.raises(ConfigError, match="frame"):
+        ServeEngine(serve_pipeline, ServeConfig(out=str(tmp_path / "out2"), keypoints="none"), EXAMPLES,
+                    inpaint_pipeline=other)

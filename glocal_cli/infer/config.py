@@ -88,6 +88,10 @@ class InferConfig:
     decoder's own picture fills it). Without it a textured (non-plain) backdrop shows a ghost of the source
     person where the target shows the wall: the flow is zero on the background, so the blend copies the source
     photo as it is, person included. Needs weights with model.pixel_blend."""
+    ghost_fill: Literal["plate", "model"] = "plate"
+    """With ghost_gate: what fills a target background pixel where the source person stood. 'plate' = the source
+    photo without its person (the person of the source parsing removed and filled from the background around it,
+    OpenCV Telea): a street stays a street, with no ghost and no wall; 'model' = the decoder's own picture."""
     full_res_blend: bool = True
     """Pose transfer written at the photo's size: copy what the source shows from the photo itself, warped at
     full resolution (the generator's visibility-gated pixel blend, redone at the photo's resolution), instead
@@ -133,5 +137,7 @@ class InferConfig:
                              "(model|part_mean|mirror)")
         if not 0.0 <= self.mirror_strength <= 1.0:
             raise ValueError(f"mirror_strength = {self.mirror_strength} must be in [0, 1]")
+        if self.ghost_fill not in ("plate", "model"):
+            raise ValueError(f"ghost_fill = {self.ghost_fill!r}: expected plate or model")
         if self.source_parsing not in ("auto", "estimate", "body3d"):
             raise ValueError(f"source_parsing = {self.source_parsing!r}: expected auto, estimate or body3d")

@@ -434,9 +434,12 @@ class GLocalPipeline:
                     from glocal_cli.models.flow import warp as warp_by
 
                     source_person = warp_by(1.0 - pick(source_parsing)[:, :1].float(), part["flow"])
+                    plate = None
+                    if self.config.ghost_fill == "plate":
+                        plate = clean_plate(pick(image).float(), pick(source_parsing).float())
                     part["image"], part["blend"] = gate_ghost(part["image"], decoded,
                                                               part["warped"], part["blend"], source_person,
-                                                              part["person"])
+                                                              part["person"], plate)
             for key, value in part.items():
                 if whole:
                     out[key] = value
@@ -759,8 +762,23 @@ def apply_backdrop(image: torch.Tensor, person: torch.Tensor, backdrop: torch.Te
     return torch.where(known[:, None, None, None], flat, image)
 
 
+def clean_plate(image: torch.Tensor, source_parsing: torch.Tensor, grow: int = 2) -> torch.Tensor:
+    """The source photos without their person ``(B, 3, H, W)`` in [-1, 1]: the person of the source parsing (not
+    background, grown by ``grow`` pixels so that its outline goes too) filled classically from the background
+    around it (OpenCV Telea, :func:`glocal_cli.data.prefill.prefill_tensor`). What a static background shows
+    where the source person stood (``infer.ghost_fill: plate``)."""
+    from glocal_cli.data.prefill import prefill_tensor
+
+    person = (1.0 - source_parsing[:, :1]).clamp(0, 1)
+    hole = (person > 0.5).float()
+    if grow > 0:
+        hole = F.max_pool2d(hole, 2 * grow + 1, stride=1, padding=grow)
+    return prefill_tensor(image, hole)
+
+
 def gate_ghost(image: torch.Tensor, decoded: torch.Tensor, warped: torch.Tensor, blend: torch.Tensor,
-               source_person: torch.Tensor, target_person: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+               source_person: torch.Tensor, target_person: torch.Tensor,
+               plate: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(image, blend)`` with nothing of the source's person copied onto the target's background
     (``infer.ghost_gate``).
 
@@ -769,11 +787,17 @@ def gate_ghost(image: torch.Tensor, decoded: torch.Tensor, warped: torch.Tensor,
     source pixel is the person), ``target_person`` 1 - the target parsing's background probability. The gate
     ``g = source_person * (1 - person_mask(target_person))`` is 1 exactly where a pixel the target calls
     background would copy the source's person; ``m' = m * (1 - g)`` and ``image' = image + (m' - m) *
-    (warped - decoded)``: the same blend with ``m'`` (the bounded residual kept as it was).
+    (warped - decoded)``: the same blend with ``m'`` (the bounded residual kept as it was). With ``plate`` (the
+    source photo without its person, :func:`clean_plate`), what the gate removes is filled from the plate at the
+    same pixel instead of the decoder's picture: ``image'' = lerp(image', plate, g)`` (a static background: the
+    pixel shows what stood behind the source person).
     """
     ghost = source_person.clamp(0, 1) * (1.0 - person_mask(target_person))
     gated = blend * (1.0 - ghost)
-    return image + (gated - blend) * (warped - decoded), gated
+    out = image + (gated - blend) * (warped - decoded)
+    if plate is not None:
+        out = torch.lerp(out, plate.to(out.dtype), ghost.to(out.dtype))
+    return out, gated
 
 
 def _to_hwc_uint8(image: torch.Tensor) -> torch.Tensor:

@@ -101,3 +101,31 @@ def test_ghost_gate_copies_no_source_person_onto_the_target_background() -> None
     keep = torch.ones(8, 6, dtype=torch.bool)
     keep[4:, 3:] = False
     assert torch.equal(out[..., keep], image[..., keep]) and torch.equal(m[..., keep], blend[..., keep])
+    # with the clean plate, the removed ghost shows what stood behind the source person
+    plate = torch.full((1, 3, 8, 6), 0.1)
+    out_p, m_p = gate_ghost(image, decoded, warped, blend, source_person, target_person, plate)
+    assert torch.allclose(out_p[..., 4:, 3:], plate[..., 4:, 3:]) and torch.equal(m_p, m)
+    assert torch.equal(out_p[..., keep], image[..., keep])
+
+
+def test_clean_plate_removes_the_source_person_from_the_background() -> None:
+    import torch
+    import torch.nn.functional as F
+
+    from glocal_cli.infer.pipeline import clean_plate
+
+    h, w = 32, 24
+    yy = torch.linspace(-0.5, 0.5, h)[:, None].expand(h, w)
+    background = torch.stack([yy, yy * 0.5, -yy])[None]  # a smooth street
+    image = background.clone()
+    labels = torch.zeros(1, h, w, dtype=torch.long)
+    labels[:, 8:26, 8:16] = 2  # the person (upper clothes)
+    image[:, :, 8:26, 8:16] = 0.9  # a bright coat
+    parsing = F.one_hot(labels, 8).permute(0, 3, 1, 2).float()
+    plate = clean_plate(image, parsing)
+    person = labels[0] > 0
+    assert (plate[0, :, person] - 0.9).abs().min() > 0.3  # no coat left
+    assert (plate[0, :, person] - background[0, :, person]).abs().mean() < 0.15  # the street continues
+    far = torch.ones(h, w, dtype=torch.bool)
+    far[5:29, 5:19] = False
+    assert torch.equal(plate[0, :, far], image[0, :, far])  # the background itself is kept

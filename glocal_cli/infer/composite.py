@@ -183,7 +183,7 @@ DETAIL_KEYS = ("blend", "warped", "flow", "person", "backdrop")
 
 def full_res_transfer(original: np.ndarray, frame_image: np.ndarray, transform: FrameTransform,
                       blend: np.ndarray, warped: np.ndarray, flow: np.ndarray, person: np.ndarray | None = None,
-                      backdrop: np.ndarray | None = None) -> np.ndarray:
+                      backdrop: np.ndarray | None = None, band_pixels: int = 1 << 20) -> np.ndarray:
     """A pose-transfer result pasted into the photo at the photo's own resolution, with what the source
     shows copied *sharp* (the final, visibility-gated blend of the generator, at full resolution).
 
@@ -200,6 +200,10 @@ def full_res_transfer(original: np.ndarray, frame_image: np.ndarray, transform: 
     colour ``(3,)`` in [-1, 1] (``infer.background``), the result is ``backdrop + person * (out - backdrop)``:
     nothing of the source is copied where the target shows the backdrop (the frame picture is already
     flattened the same way, see :func:`glocal_cli.infer.pipeline.apply_backdrop`).
+
+    Memory: the photo is held once as float; everything per pixel is computed in row bands of about
+    ``band_pixels`` pixels (a 28-megapixel photo never has its coordinate and warp maps whole), with results
+    identical to one pass.
     """
     import torch
     import torch.nn.functional as F
@@ -210,34 +214,47 @@ def full_res_transfer(original: np.ndarray, frame_image: np.ndarray, transform: 
     x0, y0, x1, y1 = canvas_box(transform, (ch, cw))
     fh, fw = transform.frame_height, transform.frame_width
     kx, ky = cw / transform.resized_width, ch / transform.resized_height  # photo pixels per resized pixel
-    # frame coordinates of the region's photo pixel centres
-    fx = (np.arange(x0, x1) + 0.5) / kx - 0.5 + transform.offset_x
-    fy = (np.arange(y0, y1) + 0.5) / ky - 0.5 + transform.offset_y
-    gy, gx = np.meshgrid(fy, fx, indexing="ij")
-    grid = torch.from_numpy(np.stack([(gx + 0.5) / fw * 2 - 1, (gy + 0.5) / fh * 2 - 1], -1)).float()[None]
-
-    def sample(t: np.ndarray, g: torch.Tensor) -> torch.Tensor:
-        return F.grid_sample(torch.as_tensor(np.asarray(t, np.float32))[None], g, mode="bilinear",
-                             padding_mode="border", align_corners=False)[0]
-
-    d = sample(flow, grid)  # (2, rh, rw) normalised offsets
-    sx = gx + d[0].numpy() * fw / 2  # source frame coordinates
-    sy = gy + d[1].numpy() * fh / 2
-    cx = (sx - transform.offset_x + 0.5) * kx - 0.5  # source photo coordinates
-    cy = (sy - transform.offset_y + 0.5) * ky - 0.5
-    photo_grid = torch.from_numpy(np.stack([(cx + 0.5) / cw * 2 - 1, (cy + 0.5) / ch * 2 - 1], -1)).float()[None]
-    warp_full = sample(orig.transpose(2, 0, 1), photo_grid)  # (3, rh, rw) in 0..255
-    warp_low = (sample(warped, grid) + 1.0) * 127.5
-    m = sample(blend, grid).clamp(0, 1)
-    # the model's picture and its own warp upsampled alike (bilinear), so that where m = 1 and the
-    # picture is the warp, the result is exactly the photo warped at full resolution
-    region = sample(np.asarray(frame_image, np.float32).transpose(2, 0, 1), grid)
-    res = region + m * (warp_full - warp_low)
+    fx = (np.arange(x0, x1) + 0.5) / kx - 0.5 + transform.offset_x  # frame x of the region's pixel centres
+    photo = torch.from_numpy(orig.transpose(2, 0, 1)).float()[None]  # the one full-size float copy
+    flat = None
     if person is not None and backdrop is not None and np.isfinite(backdrop).all():
-        bg = torch.as_tensor((np.asarray(backdrop, np.float32) + 1.0) * 127.5)[:, None, None]
-        from glocal_cli.infer.pipeline import person_mask
+        flat = torch.as_tensor((np.asarray(backdrop, np.float32) + 1.0) * 127.5)[:, None, None]
+    maps = {k: torch.as_tensor(np.asarray(v, np.float32))[None]
+            for k, v in (("flow", flow), ("warped", warped), ("blend", blend), ("frame", frame_image.transpose(2, 0, 1)
+                                                                                  if np.asarray(frame_image).ndim == 3
+                                                                                  else frame_image))}
+    if flat is not None:
+        maps["person"] = torch.as_tensor(np.asarray(person, np.float32))[None]
+    # row bands of ~1 megapixel: the per-pixel float maps (coordinates, warps, blend) of a phone-size photo never
+    # exist whole (bounded memory); every pixel is computed exactly as in one pass
+    band = max(1, band_pixels // max(1, x1 - x0))
+    for r0 in range(y0, y1, band):
+        r1 = min(y1, r0 + band)
+        fy = (np.arange(r0, r1) + 0.5) / ky - 0.5 + transform.offset_y
+        gy, gx = np.meshgrid(fy, fx, indexing="ij")
+        grid = torch.from_numpy(np.stack([(gx + 0.5) / fw * 2 - 1, (gy + 0.5) / fh * 2 - 1], -1)).float()[None]
 
-        res = bg + person_mask(sample(person, grid)) * (res - bg)
-    res = res.permute(1, 2, 0).numpy()
-    out[y0:y1, x0:x1] = np.clip(np.rint(res), 0, 255).astype(np.uint8)
+        def sample(key: str, g: torch.Tensor = grid) -> torch.Tensor:
+            return F.grid_sample(maps[key], g, mode="bilinear", padding_mode="border", align_corners=False)[0]
+
+        d = sample("flow")  # (2, rh, rw) normalised offsets
+        sx = gx + d[0].numpy() * fw / 2  # source frame coordinates
+        sy = gy + d[1].numpy() * fh / 2
+        cx = (sx - transform.offset_x + 0.5) * kx - 0.5  # source photo coordinates
+        cy = (sy - transform.offset_y + 0.5) * ky - 0.5
+        del d, sx, sy, gx, gy
+        photo_grid = torch.from_numpy(np.stack([(cx + 0.5) / cw * 2 - 1, (cy + 0.5) / ch * 2 - 1], -1)).float()[None]
+        del cx, cy
+        warp_full = F.grid_sample(photo, photo_grid, mode="bilinear", padding_mode="border",
+                                  align_corners=False)[0]  # (3, rh, rw) in 0..255
+        warp_low = (sample("warped") + 1.0) * 127.5
+        m = sample("blend").clamp(0, 1)
+        # the model's picture and its own warp upsampled alike (bilinear), so that where m = 1 and the
+        # picture is the warp, the result is exactly the photo warped at full resolution
+        res = sample("frame") + m * (warp_full - warp_low)
+        if flat is not None:
+            from glocal_cli.infer.pipeline import person_mask
+
+            res = flat + person_mask(sample("person")) * (res - flat)
+        out[r0:r1, x0:x1] = np.clip(np.rint(res.permute(1, 2, 0).numpy()), 0, 255).astype(np.uint8)
     return out

@@ -129,3 +129,23 @@ def test_clean_plate_removes_the_source_person_from_the_background() -> None:
     far = torch.ones(h, w, dtype=torch.bool)
     far[5:29, 5:19] = False
     assert torch.equal(plate[0, :, far], image[0, :, far])  # the background itself is kept
+
+
+def test_full_res_transfer_in_row_bands_equals_one_pass() -> None:
+    """Phone-size photos are blended in row bands (bounded memory): any band size gives the same picture."""
+    from glocal_cli.data.images import fit_to_frame
+    from glocal_cli.infer.composite import full_res_transfer
+
+    rng = np.random.default_rng(3)
+    photo = (rng.random((300, 200, 3)) * 255).astype(np.uint8)
+    _, t = fit_to_frame(photo, 32, 24)
+    frame = (rng.random((32, 24, 3)) * 255).astype(np.uint8)
+    blend = rng.random((1, 32, 24)).astype(np.float32)
+    warped = (rng.random((3, 32, 24)) * 2 - 1).astype(np.float32)
+    flow = ((rng.random((2, 32, 24)) - 0.5) * 0.3).astype(np.float32)
+    person = rng.random((1, 32, 24)).astype(np.float32)
+    for backdrop in (None, np.array([0.9, 0.9, 0.9], np.float32)):
+        whole = full_res_transfer(photo, frame, t, blend, warped, flow, person, backdrop, band_pixels=10**9)
+        for band in (200 * 7, 200 * 64 + 3):
+            assert np.array_equal(full_res_transfer(photo, frame, t, blend, warped, flow, person, backdrop,
+                                                    band_pixels=band), whole)

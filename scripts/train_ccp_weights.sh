@@ -64,12 +64,30 @@ if what in ("both", "parsing"):
         sys.exit("interrupted: run this script again to continue")
     print(f"parsing: {res.weights_dir} in {(time.perf_counter() - t0) / 60:.1f} min; {res.stages[-1].metrics}")
 if what in ("both", "inpaint"):
+    # start exactly at the classical fill: the pixel blend's head (trained for pose transfer's copy prior) is
+    # zeroed, so that at step 0 the output is the prefill (m = 0.999, no residual) and training learns the correction
+    start = runs / "ccp-inpaint-init"
+    if not (start / "config.json").is_file():
+        import shutil
+
+        from safetensors.torch import load_file, save_file
+
+        shutil.copytree(init, start, dirs_exist_ok=True)
+        state = load_file(start / "generator" / "model.safetensors")
+        for key in [k for k in state if k.startswith("blend.head.")]:
+            state[key] = torch.zeros_like(state[key])
+        save_file(state, start / "generator" / "model.safetensors")
+        import hashlib
+
+        meta = json.loads((start / "generator" / "config.json").read_text())
+        meta["sha256"] = hashlib.sha256((start / "generator" / "model.safetensors").read_bytes()).hexdigest()
+        (start / "generator" / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
     cfg = cpu_config("synthpeople-anny-128", "CCP inpainting (scripts/train_ccp_weights.sh)", runs, "ccp-inpaint",
                      model={**arch, "inpaint_prefill": True},
                      train={**common, "stages": ["inpaint"], "steps_inpaint": inpaint_steps, "inpaint_mask": "mixed",
                             "export_discriminator": True})
     res = train(data, cfg, stage="inpaint", runs_dir=runs, name="ccp-inpaint", resume="auto", device="cpu",
-                weights=init, reschedule=True)
+                weights=start, reschedule=True)
     if res.interrupted or res.inpaint_weights_dir is None:
         sys.exit("interrupted: run this script again to continue")
     size = export_weights(res.inpaint_weights_dir, inpaint_out)

@@ -211,9 +211,12 @@ def test_close_ups_keep_their_legs_below_the_frame(body: AnnyBody) -> None:
     kp = torch.tensor(np.stack([p.xy for p in close])).float()
     vis = torch.tensor(np.stack([p.visible for p in close]))
     knee_y = {}
-    for weight in (0.0, BodyFitConfig().truncation_weight):
-        res = fit_keypoints(body, kp, vis, 256, 176, BodyFitConfig(truncation_weight=weight))
+    w = BodyFitConfig().truncation_weight
+    for key, cfg in {"lbfgs, no term": BodyFitConfig(truncation_weight=0.0, solver="lbfgs"),
+                     "lbfgs": BodyFitConfig(solver="lbfgs"), "default": BodyFitConfig(truncation_weight=w)}.items():
+        res = fit_keypoints(body, kp, vis, 256, 176, cfg)
         out = project(body(res.global_orient, res.body_pose, res.shape, vertices=False).keypoints, res.camera)
-        knee_y[weight] = out[:, [9, 12], 1].amin(1)
-    assert int((knee_y[0.0] < 256 - 2).sum()) >= 3, knee_y[0.0]  # the failure the term fixes
-    assert bool((knee_y[BodyFitConfig().truncation_weight] > 256 - 2).all()), knee_y
+        knee_y[key] = out[:, [9, 12], 1].amin(1)
+    assert int((knee_y["lbfgs, no term"] < 256 - 2).sum()) >= 3, knee_y  # the failure the term fixes
+    assert bool((knee_y["lbfgs"] > 256 - 2).all()), knee_y
+    assert bool((knee_y["default"] > 256 - 2).all()), knee_y  # the LM fit with the term

@@ -215,7 +215,7 @@ def full_res_transfer(original: np.ndarray, frame_image: np.ndarray, transform: 
     fh, fw = transform.frame_height, transform.frame_width
     kx, ky = cw / transform.resized_width, ch / transform.resized_height  # photo pixels per resized pixel
     fx = (np.arange(x0, x1) + 0.5) / kx - 0.5 + transform.offset_x  # frame x of the region's pixel centres
-    photo = torch.from_numpy(orig.transpose(2, 0, 1)).float()[None]  # the one full-size float copy
+    photo = torch.tensor(orig.transpose(2, 0, 1), dtype=torch.float32)[None]  # the one full-size float copy
     flat = None
     if person is not None and backdrop is not None and np.isfinite(backdrop).all():
         flat = torch.as_tensor((np.asarray(backdrop, np.float32) + 1.0) * 127.5)[:, None, None]

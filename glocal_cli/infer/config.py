@@ -55,6 +55,11 @@ class InferConfig:
     semantic network (Pt = Ps); estimate = always estimated (given files ignored); body3d = the given file,
     else the parsing of the fitted 3D body (torso = upper clothes, upper legs = lower clothes, head = face),
     estimated when the source's fit is flagged."""
+    source_parser: str = ""
+    """A weights folder whose semantic network estimates the source parsing of photos without a parsing file
+    (``Pt = Ps``) in place of the transfer weights' own, e.g. one fine-tuned on real photos (CCP) that would
+    forget the target-parsing half of the task if it replaced the weights' network; its frame must be the
+    weights' frame. Empty: the weights' own network."""
     preview: bool = False
     """Also write ``<name>_preview.png``: fitted mesh over the source and the result, target parts, flow,
     visibility and warped source, to check the fit at a glance."""

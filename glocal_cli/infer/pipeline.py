@@ -209,6 +209,22 @@ class GLocalPipeline:
         self.sigma = pose_sigma(self.frame_hw[0], sigma_at_256)
         self.random_init = random_init
         """True when the model was freshly initialised (no weights): results are not meaningful."""
+        self._parser: torch.nn.Module | None = None
+
+    def estimate_source_parsing(self, image: torch.Tensor, pose: torch.Tensor) -> torch.Tensor:
+        """One-hot source parsing ``(B, 8, H, W)`` of framed photos: the semantic network with ``Pt = Ps`` of
+        ``config.source_parser`` when set (loaded on first use), else of the weights."""
+        if not self.config.source_parser:
+            return self.model.estimate_source_parsing(image, pose)
+        if self._parser is None:
+            from glocal_cli.models.pretrained import from_pretrained
+
+            parser = from_pretrained(self.config.source_parser, map_location="cpu")
+            if (int(parser.height), int(parser.width)) != self.frame_hw:
+                raise ConfigError(f"infer.source_parser {self.config.source_parser}: frame {parser.height}x"
+                                  f"{parser.width}, the weights' is {self.frame_hw[0]}x{self.frame_hw[1]}")
+            self._parser = parser.to(self.device).eval()
+        return self._parser.estimate_source_parsing(image, pose)
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
@@ -330,7 +346,7 @@ class GLocalPipeline:
             if bool(has_parsing.all()):
                 source_parsing = given
             else:
-                estimated = self.model.estimate_source_parsing(image, source_pose).float()
+                estimated = self.estimate_source_parsing(image, source_pose).float()
                 source_parsing = torch.where(has_parsing[:, None, None, None], given, estimated)
             masked = frame_mask = prefill = None
             flow_used: list[str] = []

@@ -526,7 +526,7 @@ class ServeEngine:
 
         with torch.inference_mode(), self._autocast():
             image, maps = self._tensors(prepared)
-            onehot = self.pipeline.model.estimate_source_parsing(image, maps)
+            onehot = self.pipeline.estimate_source_parsing(image, maps)
         return onehot.argmax(1)[0].to(torch.uint8).cpu().numpy()
 
     def _batch(self, prepared: Any, count: int, targets: Sequence[Pose] | None = None,

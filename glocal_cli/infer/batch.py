@@ -445,6 +445,7 @@ def collate(items: list[dict[str, Any]]) -> tuple[dict[str, torch.Tensor] | None
         "source_vis": torch.from_numpy(np.stack([it["source_vis"] for it in good])),
         "parsing": torch.from_numpy(np.stack([it["parsing"] for it in good])),
         "has_parsing": torch.tensor([bool(it["has_parsing"]) for it in good]),
+        "content_box": torch.tensor([it["transform"].content_box() for it in good]),
     }
     if "target_xy" in good[0]:
         batch["target_xy"] = torch.from_numpy(np.stack([it["target_xy"] for it in good]))

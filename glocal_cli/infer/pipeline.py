@@ -374,7 +374,7 @@ class GLocalPipeline:
             else:
                 target_pose = self.heatmaps(batch["target_xy"], batch["target_vis"])
                 parts = self._transfer_parts(image, source_pose, target_pose, source_parsing, pairs, use, refine)
-                backdrop = plain_backdrop(image, self.config)  # (B, 3) in [-1, 1], NaN: keep the model's
+                backdrop = plain_backdrop(image, self.config, batch.get("content_box"))  # (B, 3), NaN: the model's
                 parts["backdrop"] = backdrop
                 result = _to_hwc_uint8(apply_backdrop(parts["image"], parts["person"], backdrop))
                 parsing_labels = parts["parsing"]
@@ -539,6 +539,7 @@ class GLocalPipeline:
             "parsing": torch.from_numpy(np.stack([it.parsing if it.parsing is not None else np.zeros((h, w), np.uint8)
                                                   for it in items])),
             "has_parsing": torch.tensor([it.parsing is not None for it in items]),
+            "content_box": torch.tensor([it.transform.content_box() for it in items]),
         }
         if targets is not None:
             batch["target_xy"] = torch.from_numpy(np.stack([p.xy for p in targets]))
@@ -743,21 +744,38 @@ def _given_points(batch: dict[str, torch.Tensor], i: int, role: str) -> np.ndarr
     return np.where(batch[f"{role}_vis"][i].numpy()[:, None], xy, -1.0).astype(np.float32)
 
 
-def plain_backdrop(image: torch.Tensor, cfg: Any) -> torch.Tensor:
+def plain_backdrop(image: torch.Tensor, cfg: Any, content_box: torch.Tensor | None = None) -> torch.Tensor:
     """The source photos' backdrop colour ``(B, 3)`` in [-1, 1] (median of a 3-pixel border ring), NaN where
-    the backdrop is kept as generated (``infer.background``; 'auto': the ring is not plain)."""
+    the backdrop is kept as generated (``infer.background``; 'auto': the ring is not plain).
+
+    ``content_box`` ``(B, 4)`` (``x0, y0, x1, y1`` of each photo inside the frame): the ring is taken on the photo's
+    own border, not on the frame's padding (a narrow crop padded white is not a white studio wall)."""
     b = image.shape[0]
     if cfg.background == "generated":
         return image.new_full((b, 3), float("nan"))
-    ring = torch.cat([image[..., :3, :].flatten(2), image[..., -3:, :].flatten(2),
-                      image[..., 3:-3, :3].flatten(2), image[..., 3:-3, -3:].flatten(2)], 2).float()  # (B, 3, N)
-    colour = ring.median(2).values
+    if content_box is None:
+        colour, spread = _ring_stats(_border_ring(image))
+    else:
+        stats = [_ring_stats(_border_ring(image[i:i + 1, :, int(y0):int(y1), int(x0):int(x1)]))
+                 for i, (x0, y0, x1, y1) in enumerate(content_box.tolist())]
+        colour, spread = torch.cat([c for c, _ in stats]), torch.cat([v for _, v in stats])
     if cfg.background == "plain":
         return colour
-    # robust spread (median absolute deviation, as a standard deviation): a person touching the border does
-    # not make a plain wall look textured
-    spread = (ring - colour[..., None]).abs().median(2).values.amax(1) * 127.5 * 1.4826
     return torch.where((spread <= cfg.plain_background_spread)[:, None], colour, torch.full_like(colour, float("nan")))
+
+
+def _border_ring(image: torch.Tensor) -> torch.Tensor:
+    """The 3-pixel border ring of ``(B, 3, H, W)`` images as ``(B, 3, N)`` float."""
+    return torch.cat([image[..., :3, :].flatten(2), image[..., -3:, :].flatten(2),
+                      image[..., 3:-3, :3].flatten(2), image[..., 3:-3, -3:].flatten(2)], 2).float()
+
+
+def _ring_stats(ring: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Median colour ``(B, 3)`` of a ring and its robust spread ``(B,)`` in 0-255 levels (median absolute deviation
+    as a standard deviation): a person touching the border does not make a plain wall look textured."""
+    colour = ring.median(2).values
+    spread = (ring - colour[..., None]).abs().median(2).values.amax(1) * 127.5 * 1.4826
+    return colour, spread
 
 
 def person_mask(person: torch.Tensor | np.ndarray) -> Any:

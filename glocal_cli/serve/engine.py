@@ -541,6 +541,7 @@ class ServeEngine:
             "image": rep(prepared.image.transpose(2, 0, 1)),
             "source_xy": rep(prepared.pose.xy), "source_vis": rep(prepared.pose.visible),
             "parsing": rep(prepared.parsing), "has_parsing": torch.ones(count, dtype=torch.bool),
+            "content_box": torch.tensor([prepared.transform.content_box()] * count),
         }
         if targets is not None:
             batch["target_xy"] = torch.from_numpy(np.stack([p.xy for p in targets]))

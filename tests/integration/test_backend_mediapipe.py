@@ -73,3 +73,32 @@ def test_prepare_folder_with_mediapipe(bench, tmp_path):
     for pose in kp.values():
         x0, _, x1, _ = pose.bbox()
         assert abs((x0 + x1) / 2 - 87.5) < 25
+
+
+def test_small_crops_are_detected_at_their_own_pixels(shared_data):
+    """Market-1501's 64x128 crops: upscaled with a margin before detection, keypoints back in the crop's pixels,
+    close to the community's annotation."""
+    import os
+
+    from glocal_cli.data.backends.mediapipe_backend import MediapipeBackend
+    from glocal_cli.data.images import load_image
+    from glocal_cli.data.keypoints import read_keypoint_csv
+
+    test = shared_data / "market1501" / "test"
+    if not test.is_dir():
+        pytest.skip("Market-1501 test photos not found")
+    kp = read_keypoint_csv(shared_data / "market1501" / "market-annotation-test.csv")
+    names = [n for n in sorted(os.listdir(test)) if n in kp][:24]
+    backend = MediapipeBackend()
+    found, errors = 0, []
+    for n in names:
+        pose = backend.detect(load_image(test / n))
+        if pose is None:
+            continue
+        found += 1
+        assert pose.xy[pose.visible].min() >= -0.5 and pose.xy[pose.visible, 0].max() <= 63.5
+        both = pose.visible & kp[n].visible
+        if both.any():
+            errors.append(float(np.linalg.norm(pose.xy[both] - kp[n].xy[both], axis=1).mean()))
+    assert found >= 0.7 * len(names), f"{found} of {len(names)} crops found"
+    assert np.median(errors) < 6.0, errors

@@ -130,6 +130,12 @@ def _quiet_native_stderr() -> Iterator[None]:
         os.close(devnull)
 
 
+SMALL_SIDE = 256
+"""Images whose shorter side is below this are upscaled (bicubic, by a whole factor) and given a replicated
+margin before detection: on Market-1501's 64x128 crops BlazePose found a person in 14 of 20 as they are, 18 of 20
+this way."""
+
+
 class MediapipeBackend(KeypointBackend):
     """BlazePose full (``model_complexity=1``) in static-image mode; one person per image.
 
@@ -162,16 +168,31 @@ class MediapipeBackend(KeypointBackend):
         img = np.ascontiguousarray(image, dtype=np.uint8)
         if img.ndim != 3 or img.shape[2] != 3:
             raise ValueError(f"mediapipe backend needs an H x W x 3 RGB image, got shape {image.shape}")
+        h, w = img.shape[:2]
+        run, scale, pad_x, pad_y = img, 1, 0, 0
+        if min(h, w) < SMALL_SIDE:  # a small crop (Market-1501's 64x128): the detector needs size and margin
+            import cv2
+
+            scale = int(np.ceil(SMALL_SIDE / min(h, w)))
+            run = cv2.resize(img, (w * scale, h * scale), interpolation=cv2.INTER_CUBIC)
+            pad_y, pad_x = (h * scale) // 8, (w * scale) // 4
+            run = cv2.copyMakeBorder(run, pad_y, pad_y, pad_x, pad_x, cv2.BORDER_REPLICATE)
         if self._warmed_up:
-            result = self._pose.process(img)
+            result = self._pose.process(run)
         else:  # the graph logs its start-up warnings on the first image
             with _quiet_native_stderr():
-                result = self._pose.process(img)
+                result = self._pose.process(run)
             self._warmed_up = True
         if result.pose_landmarks is None:
             return None
         lm = np.array([(p.x, p.y, p.visibility) for p in result.pose_landmarks.landmark], dtype=np.float64)
-        return _non_empty(blazepose_to_coco18(lm, img.shape[0], img.shape[1], self.min_visibility))
+        pose = blazepose_to_coco18(lm, run.shape[0], run.shape[1], self.min_visibility)
+        if run is not img:  # back to the crop's pixels (pixel-centre convention); points in the margin are missing
+            pose = pose.transform(1 / scale, 1 / scale, (0.5 - pad_x) / scale - 0.5, (0.5 - pad_y) / scale - 0.5)
+            inside = ((pose.xy[:, 0] >= -0.5) & (pose.xy[:, 0] <= w - 0.5) & (pose.xy[:, 1] >= -0.5)
+                      & (pose.xy[:, 1] <= h - 0.5))
+            pose = Pose(pose.xy, pose.visible & inside, pose.score)
+        return _non_empty(pose)
 
     def describe(self) -> str:
         return (

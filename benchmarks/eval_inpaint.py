@@ -26,9 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from glocal_cli.data.images import load_image, save_image
+from glocal_cli.data.images import load_image, save_image, stack_rows
 from glocal_cli.data.keypoints import read_keypoint_csv
 from glocal_cli.data.prefill import telea_fill
+from glocal_cli.metrics.psnr import psnr
 from glocal_cli.metrics.ssim import SSIMSpec, ssim
 from glocal_cli.paths import REPO_DIR, shared_data_dir
 
@@ -37,14 +38,14 @@ CLEAN_SSIM = SSIMSpec(data_range=255.0, sigma=1.5)
 
 def score(results: list[np.ndarray], truths: list[np.ndarray], holes: list[np.ndarray]) -> dict[str, float]:
     """Mean whole-image PSNR and SSIM, and mean PSNR inside the holes."""
-    psnr_all, psnr_hole = [], []
+    psnr_hole = []
     for r, t, h in zip(results, truths, holes):
         d = (r.astype(np.float64) - t.astype(np.float64)) ** 2
-        psnr_all.append(10 * np.log10(255.0**2 / max(d.mean(), 1e-12)))
         psnr_hole.append(10 * np.log10(255.0**2 / max(d[h].mean(), 1e-12)))
     g = torch.from_numpy(np.stack(results)).permute(0, 3, 1, 2)
     t = torch.from_numpy(np.stack(truths)).permute(0, 3, 1, 2)
-    return {"psnr": float(np.mean(psnr_all)), "ssim": float(ssim(g, t, CLEAN_SSIM, precision="float64").mean()),
+    return {"psnr": float(psnr(g.double(), t.double()).mean()),
+            "ssim": float(ssim(g, t, CLEAN_SSIM, precision="float64").mean()),
             "psnr_hole": float(np.mean(psnr_hole)), "n": len(results)}
 
 
@@ -131,15 +132,8 @@ def main() -> None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     if args.picture and pics:
-        from glocal_cli.data.images import resize_image
-
-        h = max(p.shape[0] for p in pics)
-        rows = [resize_image(p, h, round(p.shape[1] * h / p.shape[0]), "bicubic") if p.shape[0] != h else p
-                for p in pics]
-        width = max(r.shape[1] for r in rows)
-        rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
         args.picture.parent.mkdir(parents=True, exist_ok=True)
-        save_image(args.picture, np.concatenate(rows, 0))
+        save_image(args.picture, stack_rows(pics, same_height=True))
 
 
 if __name__ == "__main__":

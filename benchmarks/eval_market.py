@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from glocal_cli.data.images import load_image, save_image
+from glocal_cli.data.images import load_image, save_image, stack_rows
 from glocal_cli.data.keypoints import read_keypoint_csv
 from glocal_cli.data.layout import read_pairs_csv
 from glocal_cli.infer.config import InferConfig
@@ -137,12 +137,9 @@ def main() -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n")
-    if args.picture and pics:
-        rows = [np.concatenate(pics[i:i + 6], 1) for i in range(0, len(pics) - len(pics) % 6 or 6, 6)]
-        width = max(r.shape[1] for r in rows)
-        rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+    if args.picture and pics:  # six pairs a row
         args.picture.parent.mkdir(parents=True, exist_ok=True)
-        save_image(args.picture, np.concatenate(rows, 0))
+        save_image(args.picture, stack_rows([np.concatenate(pics[i:i + 6], 1) for i in range(0, len(pics), 6)]))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ __all__ = [
     "pil_to_rgb",
     "resize_image",
     "save_image",
+    "stack_rows",
 ]
 
 Resample = Literal["nearest", "bilinear", "bicubic", "area", "lanczos"]
@@ -344,3 +345,14 @@ def fit_to_frame(
     ox, oy = transform.offset_x, transform.offset_y
     frame[y0:y1, x0:x1] = resized[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
     return frame, transform
+
+
+def stack_rows(rows: list[np.ndarray], same_height: bool = False) -> np.ndarray:
+    """Picture rows ``uint8 (h, w, 3)`` stacked top to bottom, narrower rows padded on the right with white; with
+    ``same_height`` every row is first resized (bicubic, aspect kept) to the tallest row's height."""
+    if same_height:
+        h = max(r.shape[0] for r in rows)
+        rows = [r if r.shape[0] == h else resize_image(r, h, round(r.shape[1] * h / r.shape[0])) for r in rows]
+    width = max(r.shape[1] for r in rows)
+    return np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=PAD_VALUE)
+                           for r in rows], 0)

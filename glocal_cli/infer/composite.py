@@ -159,10 +159,9 @@ def inpaint_composite(original: np.ndarray, hole: np.ndarray, frame_result: np.n
     if frame_prefill is not None and hole[y0:y1, x0:x1].any():
         from glocal_cli.data.prefill import telea_fill
 
-        delta = np.asarray(frame_result, np.float32) - np.asarray(frame_prefill, np.float32)
-        fy0, fx0 = transform.content_box()[1], transform.content_box()[0]
-        fy1, fx1 = transform.content_box()[3], transform.content_box()[2]
-        correction = cv2_resize(np.ascontiguousarray(delta[fy0:fy1, fx0:fx1]), y1 - y0, x1 - x0)
+        fx0, fy0, fx1, fy1 = transform.content_box()
+        delta = np.asarray(frame_result, np.float32)[fy0:fy1, fx0:fx1] - np.asarray(frame_prefill, np.float32)[fy0:fy1, fx0:fx1]
+        correction = cv2_resize(delta, y1 - y0, x1 - x0)
         classical = telea_fill(orig[y0:y1, x0:x1], hole[y0:y1, x0:x1]).astype(np.float32)
         region = np.clip(np.rint(classical + correction), 0, 255).astype(np.uint8)
         feather = 0.0  # the classical fill already meets the photo at the seam

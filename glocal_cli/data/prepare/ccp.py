@@ -20,7 +20,7 @@ from pathlib import Path
 from glocal_cli.data.parsing import CCP59_NAMES
 from glocal_cli.data.prepare.engine import PairPlan, PrepareOptions, PrepareResult, run_preparation
 from glocal_cli.data.prepare.report import ValidationReport
-from glocal_cli.data.prepare.sources import json_annotations, source_items
+from glocal_cli.data.prepare.sources import photo_annotations, source_items
 from glocal_cli.errors import InputError
 
 __all__ = ["CCP_CARD", "prepare_ccp"]
@@ -70,13 +70,7 @@ def prepare_ccp(raw: Path, options: PrepareOptions, annotations: Sequence[Path] 
         raise InputError(f"{raw}: no photo with a parsing map")
     split_of = {n: ("test" if _is_test(n, options.seed, options.test_fraction) else "train") for n in names}
     options = replace(options, parsing_dir=parsing, parsing_format="ccp59", remap=None)
-    spec = options.keypoints
-    if spec.name == "csv":
-        if not annotations:
-            raise InputError("--keypoints csv needs --annotations FILE (keypoints in each photo's own pixels)")
-        options = replace(options, keypoints=replace(spec, annotations=tuple(annotations), frame=None))
-    elif spec.name == "json":
-        options = json_annotations(options, annotations, "photo")
+    options = photo_annotations(options, annotations)
     items = source_items(options, names, split_of, lambda n: f"ccp/{Path(n).stem}",
                          lambda n: str(names[n].relative_to(raw)))
     items = [replace(it, parsing=parsing / f"{names[it.name].stem}.png") for it in items]

@@ -12,13 +12,12 @@ Photos in the same sub-folder show the same person: pairs are generated within a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 from glocal_cli.data.images import IMAGE_SUFFIXES
 from glocal_cli.data.prepare.engine import PairPlan, PrepareOptions, PrepareResult, run_preparation
 from glocal_cli.data.prepare.report import ValidationReport
-from glocal_cli.data.prepare.sources import json_annotations, source_items
+from glocal_cli.data.prepare.sources import photo_annotations, source_items
 from glocal_cli.errors import ConfigError, InputError
 
 __all__ = ["FOLDER_CARD", "folder_name", "prepare_folder"]
@@ -64,13 +63,7 @@ def prepare_folder(
         found[name] = (path, identity)
     if not found:
         raise InputError(f"{root}: no image found (suffixes {', '.join(IMAGE_SUFFIXES)})")
-    spec = options.keypoints
-    if spec.name == "csv":
-        if not annotations:
-            raise InputError("--keypoints csv needs --annotations FILE (keypoints in each photo's own pixels)")
-        options = replace(options, keypoints=replace(spec, annotations=tuple(annotations), frame=None))
-    elif spec.name == "json":
-        options = json_annotations(options, annotations, "photo")
+    options = photo_annotations(options, annotations)
     identity_of = {n: ident for n, (_, ident) in found.items()}
     sources = {n: p for n, (p, _) in found.items()}
     split_of = dict.fromkeys(found, split)

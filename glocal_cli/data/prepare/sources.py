@@ -22,6 +22,7 @@ __all__ = [
     "community_pair_plans",
     "find_split_files",
     "json_annotations",
+    "photo_annotations",
     "source_items",
 ]
 
@@ -54,6 +55,20 @@ def json_annotations(options: PrepareOptions, annotations: Sequence[Path], what:
     if folder is None or isinstance(folder, tuple):
         raise InputError(f"--keypoints json needs --annotations DIR (one pose JSON per {what})")
     return replace(options, keypoints=replace(spec, annotations=folder, frame=None))
+
+
+def photo_annotations(options: PrepareOptions, annotations: Sequence[Path]) -> PrepareOptions:
+    """``options`` with user keypoints given in each photo's own pixels: ``--keypoints csv`` takes the CSVs of
+    ``annotations`` (no frame), ``--keypoints json`` the folder of pose JSON files; a detector backend is
+    returned as it is (the kinds without community annotations: ``folder``, ``ccp``)."""
+    spec = options.keypoints
+    if spec.name == "csv":
+        if not annotations:
+            raise InputError("--keypoints csv needs --annotations FILE (keypoints in each photo's own pixels)")
+        return replace(options, keypoints=replace(spec, annotations=tuple(annotations), frame=None))
+    if spec.name == "json":
+        return json_annotations(options, annotations, "photo")
+    return options
 
 
 def apply_annotations(

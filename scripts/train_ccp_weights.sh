@@ -11,7 +11,11 @@
 # Validation every VAL_EVERY steps into runs/<name>/validation.jsonl; re-running resumes exactly.
 #
 # Environment: PYTHON, RAW (../shared/data/ccp), DATA (data/ccp-128), RUNS (runs), INIT (weights/default),
-# PARSING_STEPS (1500), INPAINT_STEPS (3000), INPAINT_OUT (weights/inpaint), OMP_NUM_THREADS (1), WHAT (both|parsing|inpaint).
+# PARSING_STEPS (1500), INPAINT_STEPS (3000), INPAINT_OUT (weights/inpaint), OMP_NUM_THREADS (1),
+# WHAT (both|parsing|inpaint|parser), PARSER_STEPS (8000), PARSER_WIDTH (32: the semantic U-Net's first width, x4 at
+# most), PARSER_OUT (weights/parser).
+# 4. Parser (WHAT=parser): a wider semantic network trained from scratch on CCP alone -> runs/ccp-parser, exported
+#    to $PARSER_OUT: the source-parsing estimate `infer.source_parser` reads (it predicts parsings only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +29,9 @@ INPAINT_STEPS=${INPAINT_STEPS:-3000}
 INPAINT_OUT=${INPAINT_OUT:-weights/inpaint}
 VAL_EVERY=${VAL_EVERY:-250}
 WHAT=${WHAT:-both}
+PARSER_STEPS=${PARSER_STEPS:-8000}
+PARSER_WIDTH=${PARSER_WIDTH:-32}
+PARSER_OUT=${PARSER_OUT:-weights/parser}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
@@ -32,7 +39,8 @@ if [ ! -f "$DATA/manifest.json" ]; then
   nice -n 5 "$PYTHON" -m glocal_cli prepare-data ccp --raw "$RAW" --out "$DATA"
 fi
 
-nice -n 5 "$PYTHON" - "$DATA" "$RUNS" "$INIT" "$PARSING_STEPS" "$INPAINT_STEPS" "$INPAINT_OUT" "$VAL_EVERY" "$WHAT" <<'PY'
+nice -n 5 "$PYTHON" - "$DATA" "$RUNS" "$INIT" "$PARSING_STEPS" "$INPAINT_STEPS" "$INPAINT_OUT" "$VAL_EVERY" "$WHAT" \
+  "$PARSER_STEPS" "$PARSER_WIDTH" "$PARSER_OUT" <<'PY'
 import json
 import os
 import sys
@@ -49,6 +57,7 @@ from glocal_cli.train.trainer import train  # noqa: E402
 data, runs, init = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 parsing_steps, inpaint_steps, inpaint_out, val_every, what = (int(sys.argv[4]), int(sys.argv[5]), Path(sys.argv[6]),
                                                               int(sys.argv[7]), sys.argv[8])
+parser_steps, parser_width, parser_out = int(sys.argv[9]), int(sys.argv[10]), Path(sys.argv[11])
 torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
 arch = json.loads((init / "config.json").read_text())["model"]
 common = {"batch_size": 8, "lr": 1e-4, "val_every": val_every, "ckpt_every": 100, "image_every": 1000,
@@ -63,6 +72,17 @@ if what in ("both", "parsing"):
     if res.interrupted:
         sys.exit("interrupted: run this script again to continue")
     print(f"parsing: {res.weights_dir} in {(time.perf_counter() - t0) / 60:.1f} min; {res.stages[-1].metrics}")
+if what == "parser":
+    cfg = cpu_config("synthpeople-anny-128", "CCP source parser (scripts/train_ccp_weights.sh)", runs, "ccp-parser",
+                     model={**arch, "semantic_channels": parser_width, "semantic_max_channels": 4 * parser_width},
+                     train={**common, "lr": 2e-4, "val_every": 500, "stages": ["semantic"],
+                            "steps_semantic": parser_steps, "semantic_self_fraction": 1.0})
+    res = train(data, cfg, stage="semantic", runs_dir=runs, name="ccp-parser", resume="auto", device="cpu")
+    if res.interrupted:
+        sys.exit("interrupted: run this script again to continue")
+    size = export_weights(res.weights_dir, parser_out)
+    print(f"parser: {parser_out} ({size / 2**20:.1f} MB) in {(time.perf_counter() - t0) / 60:.1f} min; "
+          f"{res.stages[-1].metrics}")
 if what in ("both", "inpaint"):
     # start exactly at the classical fill: the pixel blend's head (trained for pose transfer's copy prior) is
     # zeroed, so that at step 0 the output is the prefill (m = 0.999, no residual) and training learns the correction

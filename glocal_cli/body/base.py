@@ -57,6 +57,27 @@ def axis_angle_to_matrix(rotvec: torch.Tensor) -> torch.Tensor:
     return eye + a[..., None] * k + b[..., None] * kk
 
 
+def skew(v: torch.Tensor) -> torch.Tensor:
+    """The cross-product matrix ``[v]x`` of ``(..., 3)`` vectors, ``(..., 3, 3)``."""
+    x, y, z = v.unbind(-1)
+    zero = torch.zeros_like(x)
+    return torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(*v.shape[:-1], 3, 3)
+
+
+def so3_right_jacobian(rotvec: torch.Tensor) -> torch.Tensor:
+    """``J_r(r)`` of ``(..., 3)`` axis-angles, ``(..., 3, 3)``: ``exp([r + d]x) ~= exp([r]x) exp([J_r d]x)`` for a
+    small ``d``. ``J_r = I - (1 - cos t) / t^2 [r]x + (t - sin t) / t^3 [r]x^2``, Taylor-expanded near ``t = 0``."""
+    theta2 = (rotvec * rotvec).sum(-1, keepdim=True)
+    theta = torch.sqrt(theta2 + 1e-12)
+    small = theta2 < 1e-6
+    b = torch.where(small, 0.5 - theta2 / 24, (1 - torch.cos(theta)) / theta2.clamp_min(1e-12))
+    c = torch.where(small, 1.0 / 6 - theta2 / 120, (theta - torch.sin(theta)) / (theta2 * theta).clamp_min(1e-18))
+    k = skew(rotvec)
+    eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device)
+    kk = rotvec[..., :, None] * rotvec[..., None, :] - theta2[..., None] * eye
+    return eye - b[..., None] * k + c[..., None] * kk
+
+
 def matmul3(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``a @ b`` for stacks of 3x3 matrices, elementwise (several times faster than ``bmm`` on the CPU for
     many tiny matrices, and under ``torch.func`` transforms)."""
@@ -132,6 +153,13 @@ class BodyModel(nn.Module, abc.ABC):
     @abc.abstractmethod
     def num_vertices(self) -> int:
         """Number of mesh vertices ``V``."""
+
+    def keypoint_jacobian(self, global_orient: torch.Tensor, body_pose: torch.Tensor,
+                          shape: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Keypoints ``(B, 18, 3)`` and their exact derivatives ``(B, 18, 3, 3 + 3P + S)`` with respect to the
+        global orientation, the body pose (joint-major) and the shape, in closed form; ``None`` when the model
+        has none (the fitter then differentiates :meth:`forward` in forward mode)."""
+        return None
 
     def zero_pose(self, batch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
         """``(global_orient, body_pose)`` zeros for ``batch`` bodies."""

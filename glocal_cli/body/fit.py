@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from glocal_cli.body.base import BodyModel, axis_angle_to_matrix
+from glocal_cli.body.base import BodyModel, axis_angle_to_matrix, skew, so3_right_jacobian
 from glocal_cli.body.config import BodyFitConfig
 
 # keypoint confidence weights: the face points are less reliable and matter less for geometry
@@ -252,15 +252,79 @@ class _Objective:
         parts.append(100.0 * math.sqrt(cfg.face_weight) * torch.relu(self.facing * dz + cfg.face_margin)[:, None])
         return torch.cat(parts, 1)
 
+    def jacobian(self, orient: torch.Tensor, pose: torch.Tensor, shape: torch.Tensor, cam: torch.Tensor,
+                 kp_mask: torch.Tensor | None = None, n_params: int | None = None) -> torch.Tensor | None:
+        """The exact Jacobian ``(B, R, D)`` of :meth:`residuals` in closed form, from the body's
+        :meth:`~glocal_cli.body.base.BodyModel.keypoint_jacobian`; columns camera (3), orientation (3), pose
+        (``3P``, joint-major), shape (``S``), the first ``n_params`` of them. ``None`` when the body has no closed
+        form (the solver then differentiates :meth:`residuals` in forward mode)."""
+        out = self.body.keypoint_jacobian(orient, pose, shape)
+        if out is None:
+            return None
+        kp3, dkp = out  # (B, 18, 3), (B, 18, 3, 3 + 3P + S)
+        cfg = self.cfg
+        n, p = pose.shape[:2]
+        dev, dt = orient.device, orient.dtype
+        s_dim = shape.shape[1]
+        d = 6 + 3 * p + s_dim
+        scale = cam[:, 0]
+        w = self.w if kp_mask is None else self.w * kp_mask
+        # d uv / d params: camera (s: the point, t: identity), body (s * d xy)
+        duv = torch.zeros(n, 18, 2, d, device=dev, dtype=dt)
+        duv[..., 0] = kp3[..., :2]
+        duv[:, :, 0, 1] = 1.0
+        duv[:, :, 1, 2] = 1.0
+        duv[..., 3:] = scale[:, None, None, None] * dkp[:, :, :2]
+        blocks = [(duv * (self.px * w.sqrt())[..., None, None]).reshape(n, 36, d)]
+        prior = torch.zeros(n, 3 * p, d, device=dev, dtype=dt)
+        idx = torch.arange(3 * p, device=dev)
+        prior[:, idx, 6 + idx] = (cfg.pose_prior * self.prior).sqrt().repeat_interleave(3, 1)
+        blocks.append(prior)
+        # upright: up = R0 e_y, d up = -R0 [e_y]x J_r(r0) d
+        r0 = axis_angle_to_matrix(orient)
+        e_y = torch.tensor([0.0, 1.0, 0.0], device=dev, dtype=dt)
+        dup = -(r0 @ skew(e_y) @ so3_right_jacobian(orient))  # (B, 3, 3)
+        up_rows = torch.zeros(n, 2, d, device=dev, dtype=dt)
+        up_rows[:, 0, 3:6] = math.sqrt(cfg.upright_weight * 100.0) * dup[:, 2]
+        up_rows[:, 1, 3:6] = (cfg.upright_weight * 100.0 * self.no_hips).sqrt()[:, None] * dup[:, 0]
+        blocks.append(up_rows)
+        lim = self.body.joint_limits
+        slope = ((pose > lim[..., 1]).to(dt) - (pose < lim[..., 0]).to(dt)).reshape(n, -1)
+        limits = torch.zeros(n, 3 * p, d, device=dev, dtype=dt)
+        limits[:, idx, 6 + idx] = math.sqrt(cfg.limit_weight) * slope
+        blocks.append(limits)
+        sidx = torch.arange(s_dim, device=dev)
+        shape_rows = torch.zeros(n, s_dim, d, device=dev, dtype=dt)
+        shape_rows[:, sidx, 6 + 3 * p + sidx] = math.sqrt(cfg.shape_prior)
+        blocks.append(shape_rows)
+        bounds = self.body.shape_bounds()
+        if bounds is not None:
+            wall = torch.zeros(n, s_dim, d, device=dev, dtype=dt)
+            wall[:, sidx, 6 + 3 * p + sidx] = math.sqrt(1000.0) * ((shape > bounds[1]).to(dt) - (shape < bounds[0]).to(dt))
+            blocks.append(wall)
+        if cfg.truncation_weight > 0:
+            uv_y = scale[:, None] * kp3[..., 1] + cam[:, None, 2]
+            gate = (self.height - uv_y > 0).to(dt) * (cfg.truncation_weight * self.below).sqrt() * self.px
+            blocks.append(-gate[..., None] * duv[:, :, 1])
+        ddz = dkp[:, _NOSE, 2] - 0.5 * (dkp[:, _R_EAR, 2] + dkp[:, _L_EAR, 2])  # (B, 3 + 3P + S)
+        dz = kp3[:, _NOSE, 2] - 0.5 * (kp3[:, _R_EAR, 2] + kp3[:, _L_EAR, 2])
+        gate = (self.facing * dz + cfg.face_margin > 0).to(dt) * self.facing * 100.0 * math.sqrt(cfg.face_weight)
+        face = torch.zeros(n, 1, d, device=dev, dtype=dt)
+        face[:, 0, 3:] = gate[:, None] * ddz
+        blocks.append(face)
+        jac = torch.cat(blocks, 1)
+        return jac if n_params is None else jac[..., :n_params]
+
 
 def _lm(residual_fn, xa: torch.Tensor, xb: torch.Tensor | None, pid: torch.Tensor, n_groups: int, iters: int,
-        tol: float) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:  # noqa: ANN001
+        tol: float, jacobian_fn=None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:  # noqa: ANN001
     """Batched Levenberg-Marquardt on ``residual_fn(xa (B, Da), xb_img (B, Db) | None) -> (B, R)``.
 
     ``xa`` holds each image's own parameters, ``xb`` (``(G, Db)`` or ``None``) parameters shared by the images of
     a group (``pid (B,)``: the shape of one person), eliminated by a Schur complement, so every group is solved
     exactly and independently (its own damping, its own step acceptance) in one batched pass. The Jacobian is
-    exact (forward mode, one ``jvp`` per parameter, vectorised). Stops after ``iters`` steps, or earlier once
+    exact: ``jacobian_fn(xa, xb_img) -> (B, R, Da + Db)`` in closed form when given (and not ``None`` for the
+    body), else forward mode (one ``jvp`` per parameter, vectorised). Stops after ``iters`` steps, or earlier once
     every group's last accepted step lowered its loss by less than ``tol`` times it. Returns ``xa``, ``xb`` and
     each image's final loss ``(B,)``."""
     from torch.func import jvp, vmap
@@ -289,7 +353,9 @@ def _lm(residual_fn, xa: torch.Tensor, xb: torch.Tensor | None, pid: torch.Tenso
     done = torch.zeros(n_groups, dtype=torch.bool, device=dev)
     eye_a = torch.eye(da, device=dev)
     for _ in range(iters):
-        jac = vmap(lambda t, z=z: jvp(f, (z,), (t,))[1])(basis).permute(1, 2, 0)  # (B, R, D)
+        jac = None if jacobian_fn is None else jacobian_fn(z[:, :da], z[:, da:] if shared else None)
+        if jac is None:
+            jac = vmap(lambda t, z=z: jvp(f, (z,), (t,))[1])(basis).permute(1, 2, 0)  # (B, R, D)
         jac = torch.nan_to_num(jac)
         h = jac.transpose(1, 2) @ jac
         g = (jac.transpose(1, 2) @ r[..., None])[..., 0]
@@ -337,11 +403,13 @@ def _stage1_lm(obj: _Objective, cam: torch.Tensor, orient: torch.Tensor, pose: t
     n, p = pose.shape[:2]
     if cfg.lm_iters_camera > 0:
         xa, _, _ = _lm(lambda x, _s: obj.residuals(x[:, 3:], pose, shape, x[:, :3], torso),
-                       torch.cat([cam, orient], 1), None, torch.arange(n, device=cam.device), n, cfg.lm_iters_camera, cfg.lm_tolerance)
+                       torch.cat([cam, orient], 1), None, torch.arange(n, device=cam.device), n, cfg.lm_iters_camera,
+                       cfg.lm_tolerance, lambda x, _s: obj.jacobian(x[:, 3:], pose, shape, x[:, :3], torso, 6))
         cam, orient = xa[:, :3], xa[:, 3:]
     xa, _, loss = _lm(lambda x, _s: obj.residuals(x[:, 3:6], x[:, 6:].reshape(-1, p, 3), shape, x[:, :3]),
-                      torch.cat([cam, orient, pose.reshape(n, -1)], 1), None, torch.arange(n, device=cam.device), n, cfg.lm_iters_pose,
-                      cfg.lm_tolerance)
+                      torch.cat([cam, orient, pose.reshape(n, -1)], 1), None, torch.arange(n, device=cam.device), n,
+                      cfg.lm_iters_pose, cfg.lm_tolerance,
+                      lambda x, _s: obj.jacobian(x[:, 3:6], x[:, 6:].reshape(-1, p, 3), shape, x[:, :3], None, 6 + 3 * p))
     return xa[:, :3], xa[:, 3:6], xa[:, 6:].reshape(n, p, 3), loss
 
 
@@ -499,9 +567,13 @@ def _stage2(body: BodyModel, kp: torch.Tensor, vis: torch.Tensor, height: int, w
             return obj.residuals(xa[:, 3:6], xa[:, 6:].reshape(-1, p, 3), beta[pid] if shape is None else shape,
                                  xa[:, :3])
 
+        def jacobian(xa: torch.Tensor, shape: torch.Tensor | None) -> torch.Tensor | None:
+            return obj.jacobian(xa[:, 3:6], xa[:, 6:].reshape(-1, p, 3), beta[pid] if shape is None else shape,
+                                xa[:, :3], None, None if fit_beta else 6 + 3 * p)
+
         with torch.no_grad():
             xa, xb, _ = _lm(residuals, torch.cat([cam, orient, pose.reshape(n, -1)], 1),
-                            beta if fit_beta else None, pid, beta.shape[0], iters, cfg.lm_tolerance)
+                            beta if fit_beta else None, pid, beta.shape[0], iters, cfg.lm_tolerance, jacobian)
             cam, orient, pose = xa[:, :3], xa[:, 3:6], xa[:, 6:].reshape(n, p, 3)
             beta = xb if fit_beta else beta
         return _finish(obj, orient, pose, beta, pid, cam, vis, height, width, cfg, reasons, yaw_start)

@@ -56,6 +56,72 @@ def test_residuals_are_the_objective(body: AnnyBody) -> None:
     assert torch.allclose(res.pow(2).sum(1), loss, rtol=1e-4)
 
 
+def _forward_mode_jacobian(fn, z: torch.Tensor) -> torch.Tensor:
+    from torch.func import jvp, vmap
+
+    basis = torch.eye(z.shape[1], dtype=z.dtype)[:, None].expand(-1, z.shape[0], -1)
+    return vmap(lambda t: jvp(fn, (z,), (t,))[1])(basis).permute(1, 2, 0)
+
+
+def test_keypoint_jacobian_is_exact(body: AnnyBody) -> None:
+    """The closed-form keypoint Jacobian equals forward-mode differentiation of the body (float64), away from and
+    at the rest pose (where the SO(3) Jacobian takes its Taylor branch)."""
+    b64 = AnnyBody.load().double()
+    g = torch.Generator().manual_seed(3)
+    p = len(b64.pose_joints)
+    for spread in (0.0, 0.6):
+        orient = torch.randn(4, 3, generator=g, dtype=torch.float64) * spread
+        pose = torch.randn(4, p, 3, generator=g, dtype=torch.float64) * spread
+        shape = torch.randn(4, b64.shape_dim, generator=g, dtype=torch.float64)
+        z = torch.cat([orient, pose.reshape(4, -1), shape], 1)
+
+        def keypoints(z: torch.Tensor) -> torch.Tensor:
+            return b64(z[:, :3], z[:, 3:3 + 3 * p].reshape(-1, p, 3), z[:, 3 + 3 * p:], vertices=False).keypoints
+
+        kp, jac = b64.keypoint_jacobian(orient, pose, shape)
+        ref = _forward_mode_jacobian(lambda z: keypoints(z).reshape(4, -1), z).reshape(jac.shape)
+        assert torch.allclose(kp, keypoints(z), atol=1e-12)
+        assert (jac - ref).abs().max() < 1e-9 * ref.abs().max()
+
+
+def test_objective_jacobian_matches_its_residuals(body: AnnyBody) -> None:
+    """Every residual block (keypoints, priors, upright, limits, truncation, facing) differentiated in closed form
+    equals forward mode, with joints beyond their limits, a close-up and both facing signs; ``n_params`` keeps
+    the first columns."""
+    b64 = AnnyBody.load().double()
+    g = torch.Generator().manual_seed(4)
+    n, p, s = 4, len(b64.pose_joints), b64.shape_dim
+    kp = torch.rand(n, 18, 2, generator=g, dtype=torch.float64) * torch.tensor([176.0, 256.0], dtype=torch.float64)
+    vis = torch.rand(n, 18, generator=g) > 0.2
+    vis[2, [9, 10, 12, 13]] = False
+    obj = _Objective(b64, kp, vis, 256, BodyFitConfig(), torch.tensor([1.0, -1.0, 0.0, 1.0], dtype=torch.float64),
+                     _KP_WEIGHT.double())
+    cam = torch.tensor([[140.0, 88.0, 128.0]], dtype=torch.float64).repeat(n, 1)
+    z = torch.cat([cam, torch.randn(n, 3 + 3 * p + s, generator=g, dtype=torch.float64) * 0.7], 1)
+
+    def residuals(z: torch.Tensor) -> torch.Tensor:
+        return obj.residuals(z[:, 3:6], z[:, 6:6 + 3 * p].reshape(-1, p, 3), z[:, 6 + 3 * p:], z[:, :3])
+
+    jac = obj.jacobian(z[:, 3:6], z[:, 6:6 + 3 * p].reshape(-1, p, 3), z[:, 6 + 3 * p:], z[:, :3])
+    ref = _forward_mode_jacobian(residuals, z)
+    assert jac.shape == ref.shape
+    assert (jac - ref).abs().max() < 1e-8 * ref.abs().max()
+    part = obj.jacobian(z[:, 3:6], z[:, 6:6 + 3 * p].reshape(-1, p, 3), z[:, 6 + 3 * p:], z[:, :3], None, 6)
+    assert torch.equal(part, jac[..., :6])
+
+
+def test_a_body_without_closed_form_fits_by_forward_mode(body: AnnyBody, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A body model whose ``keypoint_jacobian`` is ``None`` (the base class's) is fitted with forward-mode
+    derivatives, to the same fit."""
+    kp, _ = _keypoints(body, [0.0, 180.0, 60.0], seed=5)
+    vis = torch.ones(3, 18, dtype=torch.bool)
+    closed = fit_keypoints(body, kp, vis, 256, 176)
+    monkeypatch.setattr(AnnyBody, "keypoint_jacobian", lambda self, *a: None)
+    forward = fit_keypoints(body, kp, vis, 256, 176)
+    assert torch.allclose(closed.rms_px, forward.rms_px, atol=0.05)
+    assert torch.allclose(closed.camera, forward.camera, rtol=1e-2, atol=0.5)
+
+
 def test_lm_reaches_a_lower_objective_than_lbfgs(body: AnnyBody) -> None:
     kp, _ = _keypoints(body, [0.0, 180.0, 70.0, -30.0], seed=2)
     g = torch.Generator().manual_seed(3)

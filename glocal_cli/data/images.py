@@ -116,8 +116,11 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def save_image(path: str | os.PathLike[str], array: np.ndarray, quality: int = 95) -> None:
-    """Save an ``(H, W, 3)`` or ``(H, W)`` uint8 array; format by suffix (PNG, JPEG, ...), atomically."""
+def save_image(path: str | os.PathLike[str], array: np.ndarray, quality: int = 95, png_level: int = 1) -> None:
+    """Save an ``(H, W, 3)`` or ``(H, W)`` uint8 array; format by suffix (PNG, JPEG, ...), atomically.
+
+    ``quality``: JPEG/WebP quality. ``png_level``: zlib level of PNG (lossless either way): 1 (OpenCV's default)
+    writes a 28-megapixel photo in 0.6 s where Pillow's default 6 takes 1.6 s, for files ~10-35 % larger."""
     p = Path(path)
     fmt = _SAVE_FORMATS.get(p.suffix.lower())
     if fmt is None:
@@ -130,7 +133,8 @@ def save_image(path: str | os.PathLike[str], array: np.ndarray, quality: int = 9
     im = Image.fromarray(np.ascontiguousarray(arr))
     if fmt == "JPEG" and im.mode == "RGBA":
         im = Image.fromarray(_composite_on_white(im))
-    kwargs: dict[str, Any] = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    kwargs: dict[str, Any] = {"quality": quality} if fmt in ("JPEG", "WEBP") else \
+        {"compress_level": png_level} if fmt == "PNG" else {}
     with atomic_output(p) as tmp:
         im.save(tmp, format=fmt, **kwargs)
 

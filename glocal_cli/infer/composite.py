@@ -180,6 +180,17 @@ DETAIL_KEYS = ("blend", "warped", "flow", "person", "backdrop")
 """The per-item maps :func:`full_res_transfer` takes after the frame picture, in its argument order."""
 
 
+def _nonzero_box(values: "torch.Tensor") -> tuple[int, int, int, int] | None:
+    """``(row0, row1, col0, col1)`` of the smallest box holding every non-zero of a 2-D tensor; ``None`` if none."""
+    import torch
+
+    rows = torch.nonzero(values.amax(1) > 0)
+    if not len(rows):
+        return None
+    cols = torch.nonzero(values.amax(0) > 0)
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
 def full_res_transfer(original: np.ndarray, frame_image: np.ndarray, transform: FrameTransform,
                       blend: np.ndarray, warped: np.ndarray, flow: np.ndarray, person: np.ndarray | None = None,
                       backdrop: np.ndarray | None = None, band_pixels: int = 1 << 20) -> np.ndarray:
@@ -236,24 +247,46 @@ def full_res_transfer(original: np.ndarray, frame_image: np.ndarray, transform: 
         def sample(key: str, g: torch.Tensor = grid) -> torch.Tensor:
             return F.grid_sample(maps[key], g, mode="bilinear", padding_mode="border", align_corners=False)[0]
 
-        d = sample("flow")  # (2, rh, rw) normalised offsets
-        sx = gx + d[0].numpy() * fw / 2  # source frame coordinates
-        sy = gy + d[1].numpy() * fh / 2
-        cx = (sx - transform.offset_x + 0.5) * kx - 0.5  # source photo coordinates
-        cy = (sy - transform.offset_y + 0.5) * ky - 0.5
-        del d, sx, sy, gx, gy
-        photo_grid = torch.from_numpy(np.stack([(cx + 0.5) / cw * 2 - 1, (cy + 0.5) / ch * 2 - 1], -1)).float()[None]
-        del cx, cy
-        warp_full = F.grid_sample(photo, photo_grid, mode="bilinear", padding_mode="border",
-                                  align_corners=False)[0]  # (3, rh, rw) in 0..255
-        warp_low = (sample("warped") + 1.0) * 127.5
-        m = sample("blend").clamp(0, 1)
-        # the model's picture and its own warp upsampled alike (bilinear), so that where m = 1 and the
-        # picture is the warp, the result is exactly the photo warped at full resolution
-        res = sample("frame") + m * (warp_full - warp_low)
-        if flat is not None:
+        def detail(a0: int, a1: int, b0: int, b1: int, gx: np.ndarray = gx, gy: np.ndarray = gy,
+                   grid: torch.Tensor = grid) -> torch.Tensor:
+            """The result on rows a0:a1, columns b0:b1 of the band, before the backdrop."""
+            grid = grid[:, a0:a1, b0:b1]
+            res = sample("frame", grid)
+            m = sample("blend", grid).clamp(0, 1)
+            box = _nonzero_box(m[0])  # picture + 0 * (...) is the picture: the photo is warped where m > 0 only
+            if box is None:
+                return res
+            c0, c1, e0, e1 = box
+            sub = grid[:, c0:c1, e0:e1]
+            d = sample("flow", sub)  # (2, rh, rw) normalised offsets
+            sx = gx[a0 + c0:a0 + c1, b0 + e0:b0 + e1] + d[0].numpy() * fw / 2  # source frame coordinates
+            sy = gy[a0 + c0:a0 + c1, b0 + e0:b0 + e1] + d[1].numpy() * fh / 2
+            cx = (sx - transform.offset_x + 0.5) * kx - 0.5  # source photo coordinates
+            cy = (sy - transform.offset_y + 0.5) * ky - 0.5
+            del d, sx, sy
+            photo_grid = torch.from_numpy(np.stack([(cx + 0.5) / cw * 2 - 1, (cy + 0.5) / ch * 2 - 1],
+                                                   -1)).float()[None]
+            del cx, cy
+            warp_full = F.grid_sample(photo, photo_grid, mode="bilinear", padding_mode="border",
+                                      align_corners=False)[0]  # (3, rh, rw) in 0..255
+            warp_low = (sample("warped", sub) + 1.0) * 127.5
+            # the model's picture and its own warp upsampled alike (bilinear), so that where m = 1 and the
+            # picture is the warp, the result is exactly the photo warped at full resolution
+            res[:, c0:c1, e0:e1] += m[:, c0:c1, e0:e1] * (warp_full - warp_low)
+            return res
+
+        rh, rw = gx.shape
+        if flat is None:
+            res = detail(0, rh, 0, rw)
+        else:  # backdrop + 0 * (...) is the backdrop: the result is computed on the target person's box only
             from glocal_cli.infer.pipeline import person_mask
 
-            res = flat + person_mask(sample("person")) * (res - flat)
+            res = flat.expand(3, rh, rw).clone()
+            keep = person_mask(sample("person"))
+            box = _nonzero_box(keep[0])
+            if box is not None:
+                a0, a1, b0, b1 = box
+                res[:, a0:a1, b0:b1] = flat + keep[:, a0:a1, b0:b1] * (detail(a0, a1, b0, b1) - flat)
+        del gx, gy
         out[r0:r1, x0:x1] = np.clip(np.rint(res.permute(1, 2, 0).numpy()), 0, 255).astype(np.uint8)
     return out

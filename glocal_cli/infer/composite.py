@@ -12,9 +12,14 @@ The model runs in a fixed frame (e.g. 256x176); a source photo is fitted into it
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from glocal_cli.data.images import FrameTransform, Resample, resize_image
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["canvas_box", "feather_fill", "DETAIL_KEYS", "frame_to_canvas", "full_res_transfer", "inpaint_composite", "mask_to_canvas",
            "paste_into"]
@@ -180,7 +185,7 @@ DETAIL_KEYS = ("blend", "warped", "flow", "person", "backdrop")
 """The per-item maps :func:`full_res_transfer` takes after the frame picture, in its argument order."""
 
 
-def _nonzero_box(values: "torch.Tensor") -> tuple[int, int, int, int] | None:
+def _nonzero_box(values: torch.Tensor) -> tuple[int, int, int, int] | None:
     """``(row0, row1, col0, col1)`` of the smallest box holding every non-zero of a 2-D tensor; ``None`` if none."""
     import torch
 

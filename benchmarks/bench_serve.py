@@ -7,6 +7,8 @@ Starts ``glocal serve`` in a subprocess on 127.0.0.1 (a free port; ``OMP_NUM_THR
 threads = ``--threads``; keypoint detector off), with the default weights unless ``--weights``,
 and loads the example photo ``person_00``. Then:
 
+0. **Start-up and first transfer**: seconds from starting the process to its health answer, and the first
+   ``/api/transfer`` of the loaded photo (cold: its first body fits, the model's first call), in ms.
 1. **API latency**: ``--drags`` requests to ``/api/transfer``, each with one joint moved by a
    different offset (as one step of a drag is); time from sending the request to the decoded
    result PNG in the client. Median and 90th percentile, and the server's own model time.
@@ -217,15 +219,22 @@ def main() -> None:
 
     port = _free_port()
     with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
         proc = _start_server(args, port, Path(tmp) / "out")
         try:
             c = Client(port)
             health = c.call("GET", "/api/health")
+            startup_s = time.perf_counter() - started
             image = c.call("POST", "/api/examples/person_00")
+            t0 = time.perf_counter()
+            c.call("POST", "/api/transfer", {"image_id": image["image_id"], "target_pose": _moved(image["pose"], 999)})
+            first_ms = (time.perf_counter() - t0) * 1000
             c.close()
             print(f"server: frame {health['frame'][0]}x{health['frame'][1]}, {health['device']}, "
                   f"threads {args.threads}, weights {health['weights']}; load average {os.getloadavg()[0]:.2f}")
-            result = {"frame": health["frame"], "threads": args.threads, "load_average": os.getloadavg()[0]}
+            result = {"frame": health["frame"], "threads": args.threads, "load_average": os.getloadavg()[0],
+                      "startup_s": round(startup_s, 2), "first_transfer_ms": round(first_ms, 1)}
+            print(f"start-up (process start -> health) {startup_s:.2f} s; first transfer {first_ms:.0f} ms")
             result["api_latency"] = api_latency(port, image, args.drags)
             print(f"API latency (request -> decoded PNG), {args.drags} drags: {result['api_latency']}")
             if not args.no_browser:

@@ -129,7 +129,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def ensure_dataset(args: argparse.Namespace) -> Any:
     """The prepared SynthPeople folder (rendered when it has no manifest), checked for the frame."""
     from glocal_cli.data.datasets import open_dataset
-    from glocal_cli.data.synthetic import prepare_synthetic
+    from glocal_cli.synth.dataset import prepare_synthetic
 
     data = Path(args.data)
     if not (data / "manifest.json").is_file():

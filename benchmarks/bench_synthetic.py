@@ -42,9 +42,9 @@ def stage_costs(identities: int, poses: int, height: int, width: int, folder: Pa
     import cv2
 
     from glocal_cli.data.correspondence import SurfaceMap
-    from glocal_cli.data.synth.poses import PoseBank, find_pose_csv
-    from glocal_cli.data.synth.render import render_person
-    from glocal_cli.data.synth.writer import identity_rng, sample_appearance, write_png
+    from glocal_cli.synth.poses import PoseBank, find_pose_csv
+    from glocal_cli.synth.render import render_person
+    from glocal_cli.synth.writer import identity_rng, sample_appearance, write_png
 
     cv2.setNumThreads(1)
     bank = PoseBank(find_pose_csv())
@@ -79,14 +79,14 @@ def anny_stage_costs(identities: int, poses: int, height: int, width: int, folde
     import torch
 
     from glocal_cli.body.correspond import save_correspondence
-    from glocal_cli.data.synth.anny_people import (
+    from glocal_cli.synth.anny_people import (
         anny_pairs,
         identity_correspondence,
         load_anny_body,
         render_anny_identity,
     )
-    from glocal_cli.data.synth.anny_poses import REAL_POSES_FILE, RealPoses
-    from glocal_cli.data.synth.writer import write_png
+    from glocal_cli.synth.anny_poses import REAL_POSES_FILE, RealPoses
+    from glocal_cli.synth.writer import write_png
 
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
@@ -124,7 +124,7 @@ def end_to_end(identities: int, poses: int, size: str, workers: int, seed: int, 
                body: str = "flat", pairs_per_image: int = 2) -> dict[str, float]:
     """One real run of :func:`prepare_synthetic`."""
     from glocal_cli.data.config import AnnySynthConfig
-    from glocal_cli.data.synthetic import prepare_synthetic
+    from glocal_cli.synth.dataset import prepare_synthetic
 
     cpu0 = _cpu_seconds()
     t0 = time.perf_counter()
@@ -161,7 +161,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = ap.parse_args()
 
-    from glocal_cli.data.synthetic import parse_synthetic_size
+    from glocal_cli.synth.dataset import parse_synthetic_size
 
     height, width = parse_synthetic_size(args.size)
     result: dict[str, object] = {

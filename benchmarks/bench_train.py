@@ -72,7 +72,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data
         if not data:
-            from glocal_cli.data.synthetic import prepare_synthetic
+            from glocal_cli.synth.dataset import prepare_synthetic
 
             h, w = (int(v) for v in args.size.lower().split("x"))
             data = str(Path(tmp) / "synth")

@@ -5,11 +5,11 @@ imports inside functions, and the ``infer.*`` keys.
 
 Layers, lowest first (a module may import its own layer and the ones below; see docs/design.md):
 
-    base      errors, paths, console, env_info, config (the typed config tree)
-    data      contracts: images, keypoints, parsing, masks, layouts, the training datasets' readers
+    base      errors, paths, console, config (the typed config tree; every package's ``config`` module)
+    data      contracts: images, keypoints, parsing, masks, layouts, datasets
     core      body (3D body model, fit, render), models (the paper's networks), losses, metrics
-    infer     the inference core and its front ends' shared parts
-    apps      train, synth (synthetic people), prepare (real datasets), evaluate, serve
+    infer     the inference core (prepare, model, compose) and its front ends' shared parts
+    apps      synth (synthetic people), prepare (real datasets), evaluate, train, serve, env_info
     cli       the command line
 
 An import counts wherever it is written (module top or inside a function), so a cycle hidden by an import
@@ -27,29 +27,25 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "glocal_cli"
 LAYERS = ["base", "data", "core", "infer", "apps", "cli"]
-LAYER_OF_PREFIX = [  # most specific prefix first
-    ("glocal_cli.data.synth", "apps"), ("glocal_cli.data.synthetic", "apps"), ("glocal_cli.data.prepare", "apps"),
-    ("glocal_cli.synth", "apps"), ("glocal_cli.prepare", "apps"), ("glocal_cli.evaluate", "apps"),
-    ("glocal_cli.metrics.evaluate", "apps"),
-    ("glocal_cli.errors", "base"), ("glocal_cli.paths", "base"), ("glocal_cli.console", "base"),
-    ("glocal_cli.env_info", "base"), ("glocal_cli.config", "base"), ("glocal_cli.__init__", "base"),
-    ("glocal_cli.data", "data"),
-    ("glocal_cli.body", "core"), ("glocal_cli.models", "core"), ("glocal_cli.losses", "core"),
-    ("glocal_cli.metrics", "core"),
-    ("glocal_cli.infer", "infer"),
-    ("glocal_cli.train", "apps"), ("glocal_cli.serve", "apps"),
-    ("glocal_cli.cli", "cli"), ("glocal_cli.__main__", "cli"),
-]
-CONFIG_MODULES = ("config",)  # a package's ``config`` module (frozen dataclasses only) belongs to the base layer
+LAYER_OF_PACKAGE = {
+    "errors": "base", "paths": "base", "console": "base", "config": "base", "__init__": "base",
+    "data": "data",
+    "body": "core", "models": "core", "losses": "core", "metrics": "core",
+    "infer": "infer",
+    "synth": "apps", "prepare": "apps", "evaluate": "apps", "train": "apps", "serve": "apps", "env_info": "apps",
+    "cli": "cli", "__main__": "cli",
+}
+"""Each top-level module or package of ``glocal_cli`` and its layer; a package's ``config`` module (frozen
+dataclasses only, read by the config tree) belongs to the base layer."""
 
 
 def layer(module: str) -> str:
-    if module.rsplit(".", 1)[-1] in CONFIG_MODULES:
+    parts = module.split(".")
+    if len(parts) > 2 and parts[-1] == "config":
         return "base"
-    for prefix, name in LAYER_OF_PREFIX:
-        if module == prefix or module.startswith(prefix + "."):
-            return name
-    return "base" if module == PACKAGE else "apps"
+    if len(parts) == 1:
+        return "base"
+    return LAYER_OF_PACKAGE.get(parts[1], "apps")
 
 
 def module_name(path: Path) -> str:
@@ -186,7 +182,7 @@ def main() -> None:
     graph: dict[str, set[str]] = defaultdict(set)
     lines: dict[str, int] = defaultdict(int)
     functions: list[tuple[int, str]] = []
-    inner = upward = 0
+    inner = 0
     upward_list: list[str] = []
     inner_by_module: dict[str, int] = defaultdict(int)
     for path in files:
@@ -206,9 +202,9 @@ def main() -> None:
             if in_function:
                 inner += 1
                 inner_by_module[mod] += 1
-            if LAYERS.index(layer(target)) > LAYERS.index(layer(mod)):
-                upward += 1
-                upward_list.append(f"{mod}:{line} ({layer(mod)}) -> {target} ({layer(target)})")
+            row = f"{mod}:{line} ({layer(mod)}) -> {target} ({layer(target)})"
+            if LAYERS.index(layer(target)) > LAYERS.index(layer(mod)) and row not in upward_list:
+                upward_list.append(row)
     cycles = _cycles(graph)
     functions.sort(reverse=True)
     keys = infer_keys()

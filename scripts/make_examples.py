@@ -98,7 +98,7 @@ def _tidy_poses(body, rng: np.random.Generator, yaw: float, shape: np.ndarray, s
     shoulders, and both wrists outside the hips (a generator, ``global_orient (1, 3)``, ``body_pose (1, P, 3)``)."""
     import torch
 
-    from glocal_cli.data.synth.anny_poses import sample_poses
+    from glocal_cli.synth.anny_poses import sample_poses
 
     names = list(body.pose_joints)
     for _ in range(tries):
@@ -133,8 +133,8 @@ def render_sources(out: Path, wishes: tuple[Wish, ...], folder: str) -> list[str
     """Render each wish into ``out/folder``: the first identity of seed :data:`SEED` that fits it, in
     the first of a few tidy poses whose keypoints show the torso; returns a README line per photo."""
     from glocal_cli.data.config import AnnySynthConfig
-    from glocal_cli.data.synth.anny_people import load_anny_body, render_anny_identity, sample_identity_look
-    from glocal_cli.data.synth.anny_poses import RealPoses
+    from glocal_cli.synth.anny_people import load_anny_body, render_anny_identity, sample_identity_look
+    from glocal_cli.synth.anny_poses import RealPoses
 
     body = load_anny_body()
     opts = AnnySynthConfig(closeup=0.0, noise=0)  # full length; no sensor noise (smaller PNGs)

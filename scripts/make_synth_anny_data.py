@@ -1,4 +1,4 @@
-"""Make the two small files that Anny SynthPeople ships (``glocal_cli/data/synth/data/``).
+"""Make the two small files that Anny SynthPeople ships (``glocal_cli/synth/data/``).
 
 1. ``anny_render_faces.npz``: the triangle list the renderer draws. The compact Anny mesh has
    27,420 triangles, 20,000 of them in the head, hands and feet, far below a pixel at 256x176.
@@ -171,7 +171,7 @@ def main() -> None:
     ap.add_argument("--skip-poses", action="store_true")
     args = ap.parse_args()
     from glocal_cli.body import load_body_model
-    from glocal_cli.data.synth.poses import find_pose_csv
+    from glocal_cli.synth.poses import find_pose_csv
 
     body = load_body_model("anny")
     args.out.mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from glocal_cli.data.synthetic import prepare_synthetic
+from glocal_cli.synth.dataset import prepare_synthetic
 
 sys.path.insert(0, "scripts")
 from cpu_recipe import cpu_config, train_and_export  # noqa: E402

@@ -35,6 +35,7 @@ from glocal_cli.body.base import (
     BodyModel,
     BodyOutput,
     axis_angle_to_matrix,
+    batch_matmul,
     matmul3,
     matvec3,
     so3_right_jacobian,
@@ -176,6 +177,15 @@ class AnnyBody(BodyModel):
         joints = self.j_template + torch.einsum("bs,sjc->bjc", shape, self.jointdirs)
         return verts, joints
 
+    def _keypoint_rest(self, shape: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rest joint centres ``(B, J, 3)`` and the keypoint rows' per-joint rest points ``a (B, K, J, 3)`` of
+        ``shape`` (:func:`batch_matmul`: the fitter's numbers for an image do not depend on its batch)."""
+        n, k, j = shape.shape[0], self.kp_a.shape[0], self.j_template.shape[0]
+        sh = shape[:, None]  # (B, 1, S)
+        rest_j = self.j_template + batch_matmul(sh, self.jointdirs.reshape(self.shape_dim, -1)).reshape(n, j, 3)
+        a = self.kp_a + batch_matmul(sh, self.kp_adirs.reshape(self.shape_dim, -1)).reshape(n, k, j, 3)
+        return rest_j, a
+
     def keypoint_jacobian(self, global_orient: torch.Tensor, body_pose: torch.Tensor,
                           shape: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Keypoints ``(B, 18, 3)`` and their exact Jacobian ``(B, 18, 3, 3 + 3P + S)`` (orientation, pose, shape).
@@ -185,31 +195,38 @@ class AnnyBody(BodyModel):
         turns everything below it about ``p_i`` by ``w = G_i J_r(r_i) d``, so ``d row_k = w x V_ki`` with
         ``V_ki = sum_{j below i} (X_kj - c_kj p_i)``. Rotations do not depend on the shape and ``a``, the rest
         joints and so the posed centres are linear in it, which gives the shape columns. Checked against forward-mode
-        differentiation of :meth:`forward` (``tests/test_body_fit.py``)."""
+        differentiation of :meth:`forward` (``tests/unit/test_body_fit_lm.py``); every contraction is a
+        :func:`batch_matmul` or an elementwise product, so an image's numbers do not depend on its batch."""
         b = global_orient.shape[0]
+        k, j, s_dim = self.kp_a.shape[0], self.j_template.shape[0], self.shape_dim
         local = torch.cat([global_orient[:, None], body_pose], 1)  # (B, J, 3)
-        rest_j = self.j_template + torch.einsum("bs,sjc->bjc", shape, self.jointdirs)
+        rest_j, a = self._keypoint_rest(shape)
         rot, trans = self.joint_transforms(global_orient, body_pose, rest_j)
         posed = trans + matvec3(rot, rest_j)  # joint centres
-        a = self.kp_a + torch.einsum("bs,skjc->bkjc", shape, self.kp_adirs)  # (B, K, J, 3)
-        x = torch.einsum("bjxy,bkjy->bkjx", rot, a) + self.kp_c[None, :, :, None] * trans[:, None]
+        x = (rot[:, None] * a[..., None, :]).sum(-1) + self.kp_c[None, :, :, None] * trans[:, None]  # (B, K, J, 3)
         rows = x.sum(2)
-        below = torch.einsum("bkjx,ji->bkix", x, self.subtree)
+        # V_ki: the parts below joint i (subtree[j, i]), less c_ki p_i
+        below = batch_matmul(x.transpose(2, 3).reshape(b, k * 3, j), self.subtree).reshape(b, k, 3, j).transpose(2, 3)
         v = below - (self.kp_c @ self.subtree)[None, :, :, None] * posed[:, None]  # (B, K, J, 3)
         axes = matmul3(rot, so3_right_jacobian(local))  # (B, J, 3, 3): column m = w of d = e_m
         # d row_k / d r_i[m] = axes_i[:, m] x V_ki  -> (B, K, J, 3 (m), 3 (xyz))
         d_rot = torch.linalg.cross(axes.transpose(-1, -2)[:, None], v[:, :, :, None].expand(-1, -1, -1, 3, -1))
-        d_rot = d_rot.permute(0, 1, 4, 2, 3).reshape(b, rows.shape[1], 3, -1)  # (B, K, 3, J*3)
+        d_rot = d_rot.permute(0, 1, 4, 2, 3).reshape(b, k, 3, -1)  # (B, K, 3, J*3)
         # shape: posed centres move by dp_j = sum over the chain root..j of G_parent (jd_e - jd_parent) (jd_0 at the root)
         jd = self.jointdirs  # (S, J, 3)
         parents = torch.tensor([max(p, 0) for p in self.parents], device=jd.device)
-        edge = jd - jd[:, parents] * (torch.arange(len(self.parents), device=jd.device) > 0)[None, :, None]
+        edge = jd - jd[:, parents] * (torch.arange(j, device=jd.device) > 0)[None, :, None]
         rot_parent = torch.cat([torch.eye(3, device=rot.device, dtype=rot.dtype).expand(b, 1, 3, 3),
                                 rot[:, parents[1:]]], 1)
-        e = torch.einsum("bjxy,sjy->bsjx", rot_parent, edge)
-        d_posed = torch.einsum("bsex,je->bsjx", e, self.subtree)
+        e = (rot_parent[:, None] * edge[None, :, :, None, :]).sum(-1)  # (B, S, J, 3)
+        d_posed = torch.bmm(self.subtree.expand(b, -1, -1).contiguous(),
+                            e.transpose(1, 2).reshape(b, j, s_dim * 3))  # (B, J, S*3): sum over the chain
         local_dirs = self.kp_adirs - self.kp_c[None, :, :, None] * jd[:, None]  # (S, K, J, 3)
-        d_shape = torch.einsum("bjxy,skjy->bkxs", rot, local_dirs) + torch.einsum("kj,bsjx->bkxs", self.kp_c, d_posed)
+        # sum_{j, y} G_j[x, y] local_dirs[s, k, j, y]: (B, 3, J*3) @ (J*3, S*K)
+        turned = batch_matmul(rot.transpose(1, 2).reshape(b, 3, j * 3),
+                              local_dirs.permute(2, 3, 0, 1).reshape(j * 3, s_dim * k))
+        moved = torch.bmm(self.kp_c.expand(b, -1, -1).contiguous(), d_posed)  # (B, K, S*3)
+        d_shape = turned.reshape(b, 3, s_dim, k).permute(0, 3, 1, 2) + moved.reshape(b, k, s_dim, 3).transpose(2, 3)
         jac = torch.cat([d_rot, d_shape], -1)
         return self._op18(rows), self._op18(jac)
 
@@ -257,8 +274,9 @@ class AnnyBody(BodyModel):
             rot, trans = self.joint_transforms(global_orient, body_pose, rest_j)
             verts = self._skin(rest_v, self.skin_weights, rot, trans)
             return BodyOutput(vertices=verts, keypoints=self._keypoints(verts))
-        rest_j = self.j_template + torch.einsum("bs,sjc->bjc", shape, self.jointdirs)
+        rest_j, a = self._keypoint_rest(shape)
         rot, trans = self.joint_transforms(global_orient, body_pose, rest_j)
-        a = self.kp_a + torch.einsum("bs,skjc->bkjc", shape, self.kp_adirs)  # (B, K, J, 3)
-        rows = torch.einsum("bjxy,bkjy->bkx", rot, a) + torch.einsum("kj,bjx->bkx", self.kp_c, trans)
+        n, k, j = a.shape[:3]
+        turned = torch.bmm(a.reshape(n, k, j * 3), rot.transpose(2, 3).reshape(n, j * 3, 3))  # sum_j G_j a_kj
+        rows = turned + torch.bmm(self.kp_c.expand(n, -1, -1).contiguous(), trans)  # + sum_j c_kj t_j
         return BodyOutput(vertices=None, keypoints=self._op18(rows))

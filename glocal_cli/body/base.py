@@ -57,6 +57,13 @@ def axis_angle_to_matrix(rotvec: torch.Tensor) -> torch.Tensor:
     return eye + a[..., None] * k + b[..., None] * kk
 
 
+def batch_matmul(a: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``a (B, M, K) @ w (K, N)`` as one matrix product per batch item (``torch.bmm``). ``a @ w`` folds the batch
+    into one ``(B*M, K)`` product, whose kernel may round an item's numbers differently with the batch size; here
+    every item gets the same numbers whatever it is batched with (a body fit must not depend on its batch)."""
+    return torch.bmm(a, w.expand(a.shape[0], -1, -1))
+
+
 def skew(v: torch.Tensor) -> torch.Tensor:
     """The cross-product matrix ``[v]x`` of ``(..., 3)`` vectors, ``(..., 3, 3)``."""
     x, y, z = v.unbind(-1)

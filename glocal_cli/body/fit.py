@@ -322,7 +322,7 @@ def _lm(residual_fn, xa: torch.Tensor, xb: torch.Tensor | None, pid: torch.Tenso
 
     ``xa`` holds each image's own parameters, ``xb`` (``(G, Db)`` or ``None``) parameters shared by the images of
     a group (``pid (B,)``: the shape of one person), eliminated by a Schur complement, so every group is solved
-    exactly and independently (its own damping, its own step acceptance) in one batched pass. The Jacobian is
+    exactly and independently (its own damping, its own step acceptance, its own stop) in one batched pass. The Jacobian is
     exact: ``jacobian_fn(xa, xb_img) -> (B, R, Da + Db)`` in closed form when given (and not ``None`` for the
     body), else forward mode (one ``jvp`` per parameter, vectorised). Stops after ``iters`` steps, or earlier once
     every group's last accepted step lowered its loss by less than ``tol`` times it. Returns ``xa``, ``xb`` and
@@ -380,9 +380,10 @@ def _lm(residual_fn, xa: torch.Tensor, xb: torch.Tensor | None, pid: torch.Tenso
             r_new = f(z_new)
             cost_img_new = r_new.pow(2).sum(1)
         cost_new = gsum(cost_img_new)
-        ok = torch.isfinite(cost_new) & (cost_new < cost)
-        # converged: a step that gains less than tol of the loss (or reaches ~0), or no step is accepted any more
-        done = torch.where(ok, ((cost - cost_new) < tol * cost) | (cost_new < 1e-12), done | (lam >= 1e7))
+        ok = torch.isfinite(cost_new) & (cost_new < cost) & ~done  # a converged group stays where it stopped
+        # converged: a step that gains less than tol of the loss (or reaches ~0), or no step is accepted any more;
+        # so every group's steps depend on its own numbers only, not on what it is batched with
+        done = done | torch.where(ok, ((cost - cost_new) < tol * cost) | (cost_new < 1e-12), lam >= 1e7)
         ok_img = ok[group]
         z = torch.where(ok_img[:, None], z_new, z)
         r = torch.where(ok_img[:, None], r_new, r)

@@ -127,6 +127,67 @@ def body3d_correspondence(body: BodyModel, target_fits: FitResult, source_fits: 
     return PairGeometry(corr.flow, corr.visibility, ok, reasons, tgt, src)
 
 
+_BG_SEED_TOL = 24
+"""Border pixels within this many grey levels of the border's median seed the background fill."""
+_BG_STEP = 3
+"""The background fill's largest step between neighbouring pixels (grey levels)."""
+_MASK_REACH = 0.12
+"""A person mask reaches at most this share of the frame height from the rendered body."""
+_MASK_KEEP_BODY = 0.015
+"""Body pixels outside the mask are kept where their region is thicker than this share of the height."""
+
+
+def plain_background_mask(image: np.ndarray) -> np.ndarray | None:
+    """``bool (H, W)`` person mask of a photo on a plain background (a studio wall, white or grey, possibly a
+    soft gradient, as in DeepFashion), or ``None``: the background is what a flood fill from the top, left and
+    right borders reaches through steps of at most 3 grey levels, starting from border pixels within 24 levels
+    of the border's median colour (a photo whose border is mostly not that colour has no mask); the person is
+    the rest, opened by 3x3 (``prepare-data --person-mask plain``, ``infer.source_parsing: body3d``)."""
+    import cv2
+
+    img = cv2.GaussianBlur(np.ascontiguousarray(image[..., :3]), (3, 3), 0)
+    h, w = img.shape[:2]
+    ring = np.concatenate([img[0], img[:, 0], img[:, -1]]).astype(np.int32)
+    bg = np.median(ring, axis=0)
+    near = np.abs(ring - bg).max(1) <= _BG_SEED_TOL
+    if near.mean() < 0.5:
+        return None
+    flood = np.zeros((h + 2, w + 2), np.uint8)
+    flags = 4 | cv2.FLOODFILL_MASK_ONLY | (255 << 8)
+    step = (_BG_STEP,) * 3
+    seeds = [(x, 0) for x in range(w)] + [(0, y) for y in range(h)] + [(w - 1, y) for y in range(h)]
+    for x, y in seeds:
+        if flood[y + 1, x + 1] or np.abs(img[y, x].astype(np.int32) - bg).max() > _BG_SEED_TOL:
+            continue
+        cv2.floodFill(img, flood, (x, y), 0, step, step, flags)
+    person = (flood[1:-1, 1:-1] == 0).astype(np.uint8)
+    return cv2.morphologyEx(person, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
+
+
+def refine_person_mask(mask: np.ndarray, body: np.ndarray) -> np.ndarray:
+    """A colour mask made safe for :func:`body_parsing`: limited to 12 % of the
+    height around the rendered ``body`` (bool); the body pixels outside it are trimmed where they form thin
+    strips along the silhouette (the naked mesh a little off the person) and kept where they form thick
+    regions (white clothes that the background fill reached)."""
+    import cv2
+
+    h = mask.shape[0]
+    if not body.any():
+        return mask
+    dist_body = cv2.distanceTransform((~body).astype(np.uint8), cv2.DIST_L2, 5)
+    out = mask & (dist_body <= _MASK_REACH * h)
+    outside = (body & ~out).astype(np.uint8)
+    n, labels = cv2.connectedComponents(outside, connectivity=4)
+    if n > 1:
+        depth = cv2.distanceTransform(outside, cv2.DIST_L2, 5)
+        thickness = np.zeros(n, np.float32)
+        np.maximum.at(thickness, labels.ravel(), depth.ravel())
+        keep = thickness > _MASK_KEEP_BODY * h
+        keep[0] = False
+        out = out | keep[labels]
+    return out
+
+
 def body_parsing(part: np.ndarray | torch.Tensor, person_mask: np.ndarray | None = None) -> np.ndarray:
     """8-class parsing ``uint8 (H, W)`` from a rendered part map ``(H, W)`` (0 = background).
 

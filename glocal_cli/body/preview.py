@@ -11,7 +11,7 @@ how a body was fitted. One row per pair (:func:`pair_row`):
   (:func:`draw_points`: given in green, fitted in red);
 * *parts*: :data:`PART_PALETTE` colours of :data:`~glocal_cli.body.base.BODY_PARTS`;
 * *flow*: hue = direction, saturation = length (white = no motion), the picture of
-  ``glocal transfer --save-flow`` (:func:`glocal_cli.infer.pipeline.flow_to_rgb`);
+  ``glocal transfer --save-flow`` (:func:`glocal_cli.models.flow.flow_to_rgb`);
 * *visibility*: green visible in the source, red invisible there, grey background;
 * *warped source*: the source sampled by the flow where visible; invisible pixels darkened and
   tinted red, the background shows the target photo faded (so misplaced limbs stand out).
@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from glocal_cli.body.base import NUM_BODY_PARTS
+from glocal_cli.models.flow import flow_to_rgb
 
 __all__ = [
     "PAIR_COLUMNS",
@@ -127,8 +128,6 @@ def draw_points(picture: np.ndarray, xy: np.ndarray | torch.Tensor, colour: Sequ
 
 def flow_picture(flow: np.ndarray | torch.Tensor, visibility: np.ndarray | torch.Tensor | None = None) -> np.ndarray:
     """Pixel flow ``(H, W, 2)`` -> colour wheel picture (white where no motion or on the background)."""
-    from glocal_cli.infer.pipeline import flow_to_rgb
-
     f = torch.as_tensor(_np(flow), dtype=torch.float32)
     if visibility is not None:
         f = f * torch.as_tensor(_np(visibility) > 0)[..., None]

@@ -99,7 +99,8 @@ def eval_command(
 
     from glocal_cli.config import resolve_config
     from glocal_cli.errors import ConfigError
-    from glocal_cli.metrics.evaluate import evaluate, evaluate_model
+    from glocal_cli.evaluate import evaluate_model
+    from glocal_cli.metrics.evaluate import evaluate
     from glocal_cli.metrics.report import metric_rows
     from glocal_cli.metrics.ssim import keep_freed_memory
 

@@ -1,6 +1,6 @@
 """``glocal prepare-data deepfashion|market|folder``: real data -> the prepared dataset layout.
 
-Each command parses its options, calls ONE library function of :mod:`glocal_cli.data.prepare`
+Each command parses its options, calls ONE library function of :mod:`glocal_cli.prepare`
 and prints a summary table; the validation report lists every skipped file.
 """
 
@@ -16,7 +16,8 @@ from glocal_cli.body.config import BodyConfig
 from glocal_cli.cli.common import OutOpt, OverwriteOpt, SeedOpt, handle_errors
 from glocal_cli.console import console, is_quiet
 from glocal_cli.data.backends import BACKEND_NAMES, BackendSpec
-from glocal_cli.data.prepare import (
+from glocal_cli.errors import ConfigError
+from glocal_cli.prepare import (
     PrepareOptions,
     PrepareResult,
     parse_size,
@@ -25,7 +26,6 @@ from glocal_cli.data.prepare import (
     prepare_folder,
     prepare_market,
 )
-from glocal_cli.errors import ConfigError
 
 __all__ = ["ccp_command", "deepfashion_command", "folder_command", "market_command"]
 

@@ -1,7 +1,7 @@
 """``glocal prepare-data synthetic``: render the SynthPeople dataset (exact ground truth, any size).
 
-Parses the options, calls :func:`glocal_cli.data.synthetic.prepare_synthetic` (then, with
-``--correspondence body3d``, :func:`glocal_cli.data.prepare.body3d.add_body3d` on the result) and
+Parses the options, calls :func:`glocal_cli.synth.dataset.prepare_synthetic` (then, with
+``--correspondence body3d``, :func:`glocal_cli.prepare.body3d.add_body3d` on the result) and
 prints a summary.
 """
 
@@ -15,8 +15,8 @@ from rich.table import Table
 from glocal_cli.cli.common import OutOpt, OverwriteOpt, SeedOpt, handle_errors
 from glocal_cli.console import console, is_quiet
 from glocal_cli.data.config import AnnySynthConfig
-from glocal_cli.data.prepare.body3d import Body3dResult
-from glocal_cli.data.synthetic import SyntheticSummary, prepare_synthetic
+from glocal_cli.prepare.body3d import Body3dResult
+from glocal_cli.synth.dataset import SyntheticSummary, prepare_synthetic
 
 __all__ = ["render_summary", "synthetic_command"]
 
@@ -103,8 +103,8 @@ def synthetic_command(
     (men, women, children, elders) in clothes, with exact per-pair correspondence files.
     """
     from glocal_cli.body.config import BodyConfig
-    from glocal_cli.data.prepare.body3d import CORRESPONDENCE_CHOICES, Body3dOptions, add_body3d
     from glocal_cli.errors import ConfigError
+    from glocal_cli.prepare.body3d import CORRESPONDENCE_CHOICES, Body3dOptions, add_body3d
 
     if correspondence not in CORRESPONDENCE_CHOICES:
         raise ConfigError(f"--correspondence {correspondence!r}: use one of {', '.join(CORRESPONDENCE_CHOICES)}")

@@ -25,7 +25,7 @@ for ``torch.nn.functional.grid_sample``; :func:`warp_by_flow` warps a source ima
 File format (``format_version`` 1): ``part`` ``uint8 (H, W)``; ``u`` and ``v`` ``uint16 (H, W)`` with
 ``u = u_stored / 16384 - 1`` and ``v = v_stored / 65536`` (12-bit steps over their ranges:
 1/1024 of a part's length, 1/4096 of a turn; 0 on the background); ``frames`` ``float32 (18, 8)``
-(columns :data:`~glocal_cli.data.synth.geometry.FRAME_COLUMNS`); ``yaw`` ``float64 ()``. Written
+(columns :data:`~glocal_cli.data.geometry.FRAME_COLUMNS`); ``yaw`` ``float64 ()``. Written
 deterministically (fixed zip timestamps), so equal maps give byte-identical files.
 """
 
@@ -39,14 +39,23 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from glocal_cli.data.synth.geometry import NUM_PARTS, PART_NAMES, surface_to_pixel
+from glocal_cli.data.geometry import NUM_PARTS, PART_NAMES, surface_to_pixel
+from glocal_cli.data.layout import CORRESPONDENCE_DIR
 from glocal_cli.errors import InputError
 
 __all__ = [
+    "BACKGROUND",
+    "CORRESPONDENCE_FORMAT_VERSION",
+    "INVISIBLE",
+    "VISIBLE",
+    "CorrespondenceMaps",
+    "correspondence_path",
+    "load_correspondence",
+    "save_correspondence",
     "PART_NAMES",
     "SURFACE_FORMAT_VERSION",
     "Correspondence",
@@ -70,7 +79,7 @@ _STEP = 16
 class SurfaceMap:
     """Body-surface coordinates of one image.
 
-    ``part`` ``uint8 (H, W)`` part ids (:data:`~glocal_cli.data.synth.geometry.PART_NAMES`, 0
+    ``part`` ``uint8 (H, W)`` part ids (:data:`~glocal_cli.data.geometry.PART_NAMES`, 0
     background); ``u`` / ``v`` ``float32 (H, W)`` local coordinates (``u`` along the part, about
     ``0 .. 1``; ``v`` in ``[0, 1)``: the angle around the part, 0 = front centre line); ``frames``
     ``float32 (18, 8)`` part geometry; ``yaw`` body rotation in radians.
@@ -291,3 +300,83 @@ def warp_by_flow(source: np.ndarray, flow: np.ndarray) -> np.ndarray:
         interpolation=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_REPLICATE,
     )
+
+
+# ---- pair correspondence files (``correspondence/<target>__<source>.npz``): the 3D fits' ground truth
+
+BACKGROUND, VISIBLE, INVISIBLE = 0, 1, 2
+"""The three visibility classes (Intr-Flow's): background, visible in the source, invisible there."""
+
+CORRESPONDENCE_FORMAT_VERSION = 1
+"""Version of the ``correspondence/<target>__<source>.npz`` layout."""
+
+
+class CorrespondenceMaps(NamedTuple):
+    """One pair's flow and visibility as numpy arrays (the dataset's training format)."""
+
+    flow: np.ndarray
+    """``(H, W, 2)`` pixel offsets target -> source (``float16`` from :meth:`glocal_cli.body.correspond.BodyCorrespondence.maps`,
+    ``float32`` from :func:`load_correspondence`)."""
+    visibility: np.ndarray
+    """``uint8 (H, W)`` classes 0 background, 1 visible, 2 invisible in the source."""
+
+
+def correspondence_path(dataset: str | os.PathLike[str], target: str, source: str) -> Path:
+    """``<dataset>/correspondence/<target_stem>__<source_stem>.npz``."""
+    return Path(dataset) / CORRESPONDENCE_DIR / f"{Path(target).stem}__{Path(source).stem}.npz"
+
+
+def save_correspondence(path: str | os.PathLike[str], flow: np.ndarray | Any,
+                        visibility: np.ndarray | Any) -> None:
+    """Write one pair's ``flow (H, W, 2)`` and ``visibility (H, W)`` (module docstring) atomically.
+
+    Same maps, same bytes. Flow is stored as ``float16`` and zeroed on the background.
+    """
+    flow_np = np.asarray(flow.detach().cpu().numpy() if hasattr(flow, "detach") else flow)
+    vis_np = np.asarray(visibility.detach().cpu().numpy() if hasattr(visibility, "detach") else visibility)
+    if flow_np.ndim != 3 or flow_np.shape[-1] != 2 or vis_np.shape != flow_np.shape[:2]:
+        raise ValueError(f"flow must be (H, W, 2) and visibility (H, W): got {flow_np.shape}, {vis_np.shape}")
+    if vis_np.size and int(vis_np.max()) > INVISIBLE:
+        raise ValueError(f"visibility classes are 0, 1, 2; got {int(vis_np.max())}")
+    vis_np = np.ascontiguousarray(vis_np, dtype=np.uint8)
+    flow32 = np.asarray(flow_np, dtype=np.float32)  # no copy when it is float32 already
+    if not np.isfinite(flow32).all():
+        flow32 = np.nan_to_num(flow32, nan=0.0, posinf=0.0, neginf=0.0)
+    flow16 = flow32.astype(np.float16)
+    flow16.view(np.uint32)[..., 0] *= vis_np != BACKGROUND  # both halves of a pixel's flow to +0.0
+    arrays = {
+        "flow": np.ascontiguousarray(flow16),
+        "visibility": vis_np,
+        "format_version": np.array(CORRESPONDENCE_FORMAT_VERSION, dtype=np.int32),
+    }
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.tmp")
+    tmp.write_bytes(_zip_bytes({f"{k}.npy": _npy_bytes(a) for k, a in arrays.items()}))
+    os.replace(tmp, final)
+
+
+def load_correspondence(path: str | os.PathLike[str]) -> CorrespondenceMaps:
+    """Read a file of :func:`save_correspondence`: ``flow`` ``float32 (H, W, 2)``, ``visibility`` ``uint8 (H, W)``.
+
+    Raises :class:`~glocal_cli.errors.InputError` naming the file when it is unreadable, of another
+    format version, or inconsistent.
+    """
+    p = Path(path)
+    try:
+        with np.load(p, allow_pickle=False) as data:
+            version = int(data["format_version"]) if "format_version" in data.files else -1
+            if version != CORRESPONDENCE_FORMAT_VERSION:
+                raise InputError(f"{p}: correspondence format_version {version}, expected "
+                                 f"{CORRESPONDENCE_FORMAT_VERSION}")
+            flow = data["flow"]
+            vis = data["visibility"]
+    except InputError:
+        raise
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
+        raise InputError(f"{p}: cannot read correspondence ({e.__class__.__name__}: {e})") from None
+    if flow.ndim != 3 or flow.shape[-1] != 2 or vis.shape != flow.shape[:2] or vis.dtype != np.uint8:
+        raise InputError(f"{p}: correspondence arrays have inconsistent shapes {flow.shape}, {vis.shape}")
+    if vis.size and int(vis.max()) > INVISIBLE:
+        raise InputError(f"{p}: visibility class {int(vis.max())} is not one of 0, 1, 2")
+    return CorrespondenceMaps(flow.astype(np.float32), vis)

@@ -181,7 +181,7 @@ class PairDataset(Dataset):
     def _pair_file(self, target: str, source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """GT flow ``(2, H, W)`` (normalised), visible ``(1, H, W)`` and labelled ``(1, H, W)`` from the pair's
         correspondence file (3D body fits); all zero when the pair has no file (no ground truth)."""
-        from glocal_cli.body.correspond import INVISIBLE, VISIBLE, load_correspondence
+        from glocal_cli.data.correspondence import INVISIBLE, VISIBLE, load_correspondence
 
         path = self.dataset.correspondence_path(target, source)
         h, w = self.height, self.width

@@ -11,7 +11,7 @@
     <DIR>/pairs-train.csv, pairs-test.csv   header ``from,to``
     <DIR>/val.lst, pairs-val.csv  validation people carved from the training split (model selection;
                                   the trainer leaves their pairs out of training; pairs-test.csv is
-                                  for ``glocal eval`` only): see ``glocal_cli.data.prepare.validation``
+                                  for ``glocal eval`` only): see ``glocal_cli.prepare.validation``
     <DIR>/surface/<stem>.npz     ground-truth body-surface coordinates (synthetic only: has_surface)
     <DIR>/correspondence/<target_stem>__<source_stem>.npz   per-pair ground truth from fitted 3D bodies
                                  (has_correspondence, or the folder exists): ``flow`` float16 (H, W, 2)

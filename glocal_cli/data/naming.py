@@ -77,6 +77,11 @@ class DeepFashionName:
         return f"{self.identity}/{self.clothes}"
 
 
+MARKET_JUNK: tuple[str, ...] = ("market/-1", "market/0000")
+"""Identities that are not one person (junk boxes, distractors): never paired (``market_identity``'s
+values)."""
+
+
 def parse_deepfashion_name(name: str) -> DeepFashionName:
     """Split a community DeepFashion name into its parts; :class:`InputError` if it is not one."""
     m = _DF_NAME.match(PurePosixPath(name).name)

@@ -328,10 +328,9 @@ class BodyFlow:
 
         ``images`` (the framed photos, ``uint8 (H, W, 3)``) instead of masks: each photo on a plain studio wall
         gets the person mask ``prepare-data --parsing body3d`` makes (the wall's flood fill, kept near the
-        mesh: :func:`~glocal_cli.data.prepare.body3d.plain_background_mask` and ``refine_person_mask``), so a
+        mesh: :func:`~glocal_cli.body.pair.plain_background_mask` and ``refine_person_mask``), so a
         model fine-tuned on such data sees the same kind of parsing at inference."""
-        from glocal_cli.body.pair import body_parsing
-        from glocal_cli.data.prepare.body3d import plain_background_mask, refine_person_mask
+        from glocal_cli.body.pair import body_parsing, plain_background_mask, refine_person_mask
 
         maps = self.render(self.fit(xy, visible, hw))
         out = np.zeros((len(maps.ok), int(hw[0]), int(hw[1])), np.uint8)

@@ -185,6 +185,12 @@ DETAIL_KEYS = ("blend", "warped", "flow", "person", "backdrop")
 """The per-item maps :func:`full_res_transfer` takes after the frame picture, in its argument order."""
 
 
+def person_mask(person: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+    """A steep ramp of the person probability around 0.5 (0 below 0.35, 1 above 0.65): the parsing's soft
+    margin would otherwise leave a haze of the model's background around the person."""
+    return ((person - 0.35) / 0.3).clip(0, 1)
+
+
 def _nonzero_box(values: torch.Tensor) -> tuple[int, int, int, int] | None:
     """``(row0, row1, col0, col1)`` of the smallest box holding every non-zero of a 2-D tensor; ``None`` if none."""
     import torch
@@ -284,8 +290,6 @@ def full_res_transfer(original: np.ndarray, frame_image: np.ndarray, transform: 
         if flat is None:
             res = detail(0, rh, 0, rw)
         else:  # backdrop + 0 * (...) is the backdrop: the result is computed on the target person's box only
-            from glocal_cli.infer.pipeline import person_mask
-
             res = flat.expand(3, rh, rw).clone()
             keep = person_mask(sample("person"))
             box = _nonzero_box(keep[0])

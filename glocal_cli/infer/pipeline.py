@@ -29,6 +29,14 @@ from glocal_cli.console import warn
 from glocal_cli.data.keypoints import Pose, pose_heatmaps_torch, pose_sigma
 from glocal_cli.errors import ConfigError, InputError
 from glocal_cli.infer.body3d import FLOW_MODES, SOURCE_PARSING_MODES, BodyFlow, PreviewMaps, learned_classes
+from glocal_cli.infer.composite import (
+    DETAIL_KEYS,
+    full_res_transfer,
+    inpaint_composite,
+    mask_to_canvas,
+    paste_into,
+    person_mask,
+)
 from glocal_cli.infer.config import InferConfig
 from glocal_cli.infer.io import (
     PreparedSource,
@@ -39,6 +47,7 @@ from glocal_cli.infer.io import (
     pose_from_any,
     prepare_source,
 )
+from glocal_cli.models.flow import flow_to_rgb
 
 __all__ = ["BatchOutput", "GLocalPipeline", "PipelineResult", "resolve_device", "to_uint8_image"]
 
@@ -103,25 +112,6 @@ def _from_uint8(image: np.ndarray, kind: str) -> Any:
     if kind == "tensor":
         return torch.from_numpy(image).permute(2, 0, 1).float() / 127.5 - 1.0
     return image
-
-
-def flow_to_rgb(flow: torch.Tensor) -> torch.Tensor:
-    """``(B, 2, h, w)`` normalised flow -> ``uint8 (B, h, w, 3)``: hue = direction, saturation = length."""
-    dx, dy = flow[:, 0].float(), flow[:, 1].float()
-    mag = torch.sqrt(dx * dx + dy * dy)
-    mag = mag / mag.flatten(1).amax(1).clamp_min(1e-6)[:, None, None]
-    hue = (torch.atan2(dy, dx) / (2 * torch.pi)) % 1.0 * 6.0
-    c = mag
-    x = c * (1 - ((hue % 2) - 1).abs())
-    zeros = torch.zeros_like(c)
-    sector = hue.floor().long().clamp(0, 5)
-    r = torch.stack([c, x, zeros, zeros, x, c])
-    g = torch.stack([x, c, c, x, zeros, zeros])
-    b = torch.stack([zeros, zeros, x, c, c, x])
-    idx = sector[None]
-    rgb = torch.stack([r.gather(0, idx)[0], g.gather(0, idx)[0], b.gather(0, idx)[0]], dim=-1)
-    rgb = rgb + (1 - c)[..., None]  # white = no motion
-    return (rgb.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
 @dataclass
@@ -386,8 +376,6 @@ class GLocalPipeline:
                         maps.label = "; ".join([f"flow used: {flow_used[i]}", *notes[i]])
             detail = None
             if mode == "transfer" and "blend" in parts and self.config.full_res_blend:
-                from glocal_cli.infer.composite import DETAIL_KEYS
-
                 detail = {k: parts[k].float().cpu() for k in DETAIL_KEYS}
             return BatchOutput(result.cpu(), parsing_labels.to(torch.uint8).cpu(),
                                None if masked is None else _to_hwc_uint8(masked).cpu(),
@@ -555,14 +543,6 @@ class GLocalPipeline:
                 holes: list[np.ndarray | None] | None = None) -> list[Any]:
         """Results of one batch: in the frame, or (``paste_back``) in the photo as given; in inpainting
         the latter keeps every known pixel and takes only the holes from the model."""
-        from glocal_cli.infer.composite import (
-            DETAIL_KEYS,
-            full_res_transfer,
-            inpaint_composite,
-            mask_to_canvas,
-            paste_into,
-        )
-
         results = []
         for i, item in enumerate(items):
             frame = out.image[i].numpy()
@@ -776,12 +756,6 @@ def _ring_stats(ring: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     colour = ring.median(2).values
     spread = (ring - colour[..., None]).abs().median(2).values.amax(1) * 127.5 * 1.4826
     return colour, spread
-
-
-def person_mask(person: torch.Tensor | np.ndarray) -> Any:
-    """A steep ramp of the person probability around 0.5 (0 below 0.35, 1 above 0.65): the parsing's soft
-    margin would otherwise leave a haze of the model's background around the person."""
-    return ((person - 0.35) / 0.3).clip(0, 1)
 
 
 def apply_backdrop(image: torch.Tensor, person: torch.Tensor, backdrop: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """Evaluation metrics (SSIM, PSNR, FID, IS, LPIPS) and named protocols.
 
 The library entry points are :func:`glocal_cli.metrics.evaluate.evaluate` (generated images) and
-:func:`glocal_cli.metrics.evaluate.evaluate_model` (a model plus a prepared dataset). Names below are imported
+:func:`glocal_cli.evaluate.evaluate_model` (a model plus a prepared dataset). Names below are imported
 on first use so that reading the config (``metrics.config``) stays light.
 """
 

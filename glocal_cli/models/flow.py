@@ -135,3 +135,22 @@ class FlowEstimator(nn.Module):
             logit = logit.float() + probability_logit(resample(given_vis, logit.shape[-2:]))
         visibility = torch.sigmoid(logit)
         return flows, visibility
+
+
+def flow_to_rgb(flow: torch.Tensor) -> torch.Tensor:
+    """``(B, 2, h, w)`` normalised flow -> ``uint8 (B, h, w, 3)``: hue = direction, saturation = length."""
+    dx, dy = flow[:, 0].float(), flow[:, 1].float()
+    mag = torch.sqrt(dx * dx + dy * dy)
+    mag = mag / mag.flatten(1).amax(1).clamp_min(1e-6)[:, None, None]
+    hue = (torch.atan2(dy, dx) / (2 * torch.pi)) % 1.0 * 6.0
+    c = mag
+    x = c * (1 - ((hue % 2) - 1).abs())
+    zeros = torch.zeros_like(c)
+    sector = hue.floor().long().clamp(0, 5)
+    r = torch.stack([c, x, zeros, zeros, x, c])
+    g = torch.stack([x, c, c, x, zeros, zeros])
+    b = torch.stack([zeros, zeros, x, c, c, x])
+    idx = sector[None]
+    rgb = torch.stack([r.gather(0, idx)[0], g.gather(0, idx)[0], b.gather(0, idx)[0]], dim=-1)
+    rgb = rgb + (1 - c)[..., None]  # white = no motion
+    return (rgb.clamp(0, 1) * 255).round().to(torch.uint8)

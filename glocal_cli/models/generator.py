@@ -8,13 +8,16 @@ pipeline, for pose transfer and for texture inpainting.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from glocal_cli import __version__
+from glocal_cli.config.io import to_dict
 from glocal_cli.data.prefill import prefill_tensor
-from glocal_cli.errors import ConfigError, InputError
+from glocal_cli.errors import ConfigError, InputError, WeightsError
 from glocal_cli.models.config import ModelConfig
 from glocal_cli.models.decoder import Decoder, PixelBlend
 from glocal_cli.models.encoders import FeatureFusion, SourceEncoder, StyleEncoder, TargetEncoder
@@ -22,6 +25,15 @@ from glocal_cli.models.flow import FlowEstimator, identity_flow, resample, warp
 from glocal_cli.models.ggr import REGIONS, GlobalGraphReasoning
 from glocal_cli.models.lst import LocalStructureTransfer
 from glocal_cli.models.semantic import POSE_CHANNELS, SemanticPredictor
+from glocal_cli.models.weights import (
+    CONFIG_NAME,
+    FORMAT,
+    FORMAT_VERSION,
+    load_component,
+    read_weights_config,
+    save_component,
+    write_json,
+)
 
 
 @dataclass
@@ -195,19 +207,47 @@ class GLocalModel(nn.Module):
         self.generator = GLocalGenerator(cfg, num_classes)
 
     # -- weights folders ----------------------------------------------------------------------------
-    def save_pretrained(self, directory, discriminator: nn.Module | None = None,  # noqa: ANN001, ANN201
-                        pose_sigma: float | None = None):
-        """Write ``config.json`` + one safetensors component per network (see :mod:`.pretrained`)."""
-        from glocal_cli.models.pretrained import save_pretrained
+    def components(self) -> dict[str, nn.Module]:
+        """The networks saved as components of a weights folder, by name."""
+        parts: dict[str, nn.Module] = {"semantic": self.semantic, "generator": self.generator}
+        if self.flow is not None:
+            parts["flow"] = self.flow
+        return parts
 
-        return save_pretrained(self, directory, discriminator, pose_sigma)  # type: ignore[arg-type]
+    def save_pretrained(self, directory: str | Path, discriminator: nn.Module | None = None,
+                        pose_sigma: float | None = None) -> Path:
+        """Write ``config.json`` + one safetensors component per network (:mod:`.pretrained`); returns the folder.
+
+        ``pose_sigma`` (the ``data.pose_sigma`` the model was trained with, at a 256-pixel-high frame) is
+        recorded in ``frame`` so that inference draws the same pose heatmaps."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        parts = self.components()
+        if discriminator is not None:
+            parts["discriminator"] = discriminator
+        for name, module in parts.items():
+            save_component(module, directory, name)
+        write_json(directory / CONFIG_NAME, {
+            "format": FORMAT, "format_version": FORMAT_VERSION, "glocal_version": __version__,
+            "model": to_dict(self.cfg),
+            "frame": {"height": self.height, "width": self.width,
+                      **({"pose_sigma": float(pose_sigma)} if pose_sigma is not None else {})},
+            "num_classes": self.num_classes, "components": sorted(parts),
+        })
+        return directory
 
     @classmethod
-    def from_pretrained(cls, directory, map_location: str | torch.device = "cpu") -> GLocalModel:  # noqa: ANN001
+    def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> GLocalModel:
         """Rebuild the model from a weights folder and load it strictly (:class:`WeightsError` otherwise)."""
-        from glocal_cli.models.pretrained import from_pretrained
-
-        return from_pretrained(directory, map_location)
+        cfg, meta = read_weights_config(directory)
+        frame = meta.get("frame", {})
+        try:
+            model = cls(cfg, int(frame["height"]), int(frame["width"]), int(meta.get("num_classes", 8)))
+        except (KeyError, TypeError, ValueError, ConfigError) as exc:
+            raise WeightsError(f"{Path(directory) / CONFIG_NAME}: invalid frame/classes ({exc})") from exc
+        for name, module in model.components().items():
+            load_component(module, directory, name)
+        return model.to(map_location)
 
     # -- input validation -------------------------------------------------------------------------
     def check_inputs(self, source_image: torch.Tensor, source_pose: torch.Tensor,

@@ -860,8 +860,8 @@ def _validation_split(ds: Any, fraction: float, run_dir: Path, is_main: bool) ->
     Deterministic: every process of a DDP run computes the same split, only rank 0 writes.
     """
     from glocal_cli.data.layout import list_file, pairs_file, read_list, read_pairs_csv
-    from glocal_cli.data.prepare.validation import VAL_SPLIT, carve_validation_split, write_validation_split
     from glocal_cli.errors import InputError
+    from glocal_cli.prepare.validation import VAL_SPLIT, carve_validation_split, write_validation_split
 
     lst, csv = ds.root / list_file(VAL_SPLIT), ds.root / pairs_file(VAL_SPLIT)
     if lst.is_file() and csv.is_file():

@@ -77,8 +77,8 @@ def test_root_app_wires_eval(panels):
 
 def test_model_mode_runs_inference_then_evaluates(tmp_path):
     from glocal_cli.config import resolve_config
-    from glocal_cli.data.synthetic import prepare_synthetic
     from glocal_cli.models.generator import GLocalModel
+    from glocal_cli.synth.dataset import prepare_synthetic
 
     torch.manual_seed(0)
     GLocalModel(resolve_config("tiny").model, 32, 24).save_pretrained(tmp_path / "w")

@@ -21,7 +21,7 @@ def _one_thread():
 def make_synth(tmp_path_factory: pytest.TempPathFactory, name: str, identities: int, poses: int, seed: int,
                test_fraction: float, size: tuple[int, int] = (32, 24)) -> Path:
     """A SynthPeople set (with surface maps) in a fresh temporary folder."""
-    from glocal_cli.data.synthetic import prepare_synthetic
+    from glocal_cli.synth.dataset import prepare_synthetic
 
     out = tmp_path_factory.mktemp(name) / f"synth-{size[0]}"
     prepare_synthetic(out, identities=identities, poses_per_identity=poses, size=size, seed=seed, workers=1,

@@ -54,7 +54,7 @@ def test_prepare_folder_with_mediapipe(bench, tmp_path):
 
     from glocal_cli.data.backends import BackendSpec
     from glocal_cli.data.layout import PreparedDataset
-    from glocal_cli.data.prepare import PrepareOptions, prepare_folder
+    from glocal_cli.prepare import PrepareOptions, prepare_folder
 
     photos = {n: im for n, im in bench.load_samples().items() if "front" in n}  # "flat" shots show no person
     photos = dict(list(photos.items())[:4])

@@ -25,8 +25,8 @@ from glocal_cli.data.keypoints import read_keypoint_csv
 from glocal_cli.data.layout import PreparedDataset, read_manifest, read_pairs_csv
 from glocal_cli.data.naming import parse_deepfashion_name
 from glocal_cli.data.parsing import NUM_CLASSES, read_parsing
-from glocal_cli.data.prepare import PrepareOptions, prepare_deepfashion, prepare_market
 from glocal_cli.errors import ConfigError
+from glocal_cli.prepare import PrepareOptions, prepare_deepfashion, prepare_market
 from tests.integration.test_prepare_deepfashion import sample_photos, write_raw
 
 # shrunk fitting (the code path is the real one): a few L-BFGS iterations, so a looser RMS limit (the flagged

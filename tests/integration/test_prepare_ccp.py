@@ -11,8 +11,8 @@ from glocal_cli.data.backends import BackendSpec
 from glocal_cli.data.keypoints import Pose, write_keypoint_csv
 from glocal_cli.data.layout import PreparedDataset, read_list, read_pairs_csv
 from glocal_cli.data.parsing import CCP59_NAMES, CCP59_TO_8, SKIN, read_parsing, split_skin
-from glocal_cli.data.prepare import PrepareOptions, prepare_ccp
 from glocal_cli.errors import InputError
+from glocal_cli.prepare import PrepareOptions, prepare_ccp
 
 
 def _skeleton(w: float, h: float) -> Pose:

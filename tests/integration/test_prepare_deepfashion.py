@@ -23,9 +23,9 @@ from glocal_cli.data.keypoints import read_keypoint_csv
 from glocal_cli.data.layout import PreparedDataset, read_list, read_pairs_csv
 from glocal_cli.data.naming import deepfashion_path_from_name, identity_of
 from glocal_cli.data.parsing import LIP20_TO_8, read_parsing
-from glocal_cli.data.prepare import PrepareOptions, prepare_deepfashion
-from glocal_cli.data.prepare.engine import JOURNAL_FILE
 from glocal_cli.errors import DataError, OutputExistsError
+from glocal_cli.prepare import PrepareOptions, prepare_deepfashion
+from glocal_cli.prepare.engine import JOURNAL_FILE
 
 EMPTY_ROW = "fashionWOMENShortsid0000074801_2side.jpg"  # all -1 in the community annotation
 

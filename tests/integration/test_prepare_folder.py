@@ -12,7 +12,7 @@ from glocal_cli.data.backends import BackendSpec
 from glocal_cli.data.images import load_image
 from glocal_cli.data.keypoints import Pose, read_keypoint_csv, write_keypoint_csv, write_openpose_json
 from glocal_cli.data.layout import PreparedDataset, read_list, read_pairs_csv
-from glocal_cli.data.prepare import PrepareOptions, prepare_folder
+from glocal_cli.prepare import PrepareOptions, prepare_folder
 from tests.integration.test_prepare_deepfashion import sample_photos
 
 

@@ -14,7 +14,7 @@ from glocal_cli.data.images import load_image
 from glocal_cli.data.keypoints import read_keypoint_csv
 from glocal_cli.data.layout import PreparedDataset, read_list, read_pairs_csv
 from glocal_cli.data.naming import identity_of
-from glocal_cli.data.prepare import PrepareOptions, prepare_market
+from glocal_cli.prepare import PrepareOptions, prepare_market
 
 
 def sample_pairs(shared: Path) -> list[tuple[str, str]]:

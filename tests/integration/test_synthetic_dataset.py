@@ -11,9 +11,9 @@ import pytest
 from glocal_cli.data.correspondence import pair_correspondence_files
 from glocal_cli.data.keypoints import read_keypoint_csv
 from glocal_cli.data.layout import PreparedDataset, write_manifest
-from glocal_cli.data.synth.writer import identity_key, marker_path
-from glocal_cli.data.synthetic import PREVIEW_FILE, prepare_synthetic
 from glocal_cli.errors import ConfigError, OutputExistsError
+from glocal_cli.synth.dataset import PREVIEW_FILE, prepare_synthetic
+from glocal_cli.synth.writer import identity_key, marker_path
 
 SMALL = {"identities": 5, "poses_per_identity": 3, "size": "64x44", "seed": 7, "test_fraction": 0.4}
 

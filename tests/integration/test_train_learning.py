@@ -19,7 +19,7 @@ from glocal_cli.train.trainer import train
 
 @pytest.mark.slow
 def test_fixed_budget_learns_and_beats_copying_the_source(tmp_path: Path) -> None:
-    from glocal_cli.data.synthetic import prepare_synthetic
+    from glocal_cli.synth.dataset import prepare_synthetic
 
     torch.set_num_threads(1)
     data = tmp_path / "synth"

@@ -96,7 +96,7 @@ def test_validation_uses_people_carved_from_training_not_the_test_split(synth_da
 
     from glocal_cli.data.datasets import PairDataset
     from glocal_cli.data.layout import read_list, read_pairs_csv
-    from glocal_cli.data.prepare.pairs import person_identity
+    from glocal_cli.prepare.pairs import person_identity
 
     data = tmp_path / "data"
     shutil.copytree(synth_data, data)
@@ -126,7 +126,7 @@ def test_prepare_writes_the_validation_split(tmp_path: Path, user_photos) -> Non
     from glocal_cli.data.backends import BackendSpec
     from glocal_cli.data.keypoints import write_keypoint_csv
     from glocal_cli.data.layout import PreparedDataset, read_list, read_pairs_csv
-    from glocal_cli.data.prepare import PrepareOptions, prepare_folder
+    from glocal_cli.prepare import PrepareOptions, prepare_folder
 
     root, poses = user_photos
     ann = tmp_path / "kp.csv"

@@ -220,7 +220,7 @@ def test_mesh_source_parsing_on_a_plain_wall_follows_the_person_like_prepare_dat
     """On a plain studio wall the mesh parsing is refined by the wall's flood-fill mask, as
     ``prepare-data --parsing body3d`` makes the training parsings: a person wider than the naked mesh
     (a wide coat) is parsed as person up to its outline."""
-    from glocal_cli.data.prepare.body3d import plain_background_mask, refine_person_mask
+    from glocal_cli.body.pair import plain_background_mask, refine_person_mask
 
     model = tiny_model(3)
     from glocal_cli.infer.body3d import BodyFlow

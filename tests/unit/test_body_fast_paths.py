@@ -107,13 +107,13 @@ def test_anny_pair_correspondence_equals_full_frame_correspond() -> None:
     if not DEFAULT_ANNY_FILE.is_file():
         pytest.skip("the Anny body export is not in this checkout")
     from glocal_cli.body.render import Raster
-    from glocal_cli.data.synth.anny_people import (
+    from glocal_cli.synth.anny_people import (
         anny_pairs,
         identity_correspondence,
         load_anny_body,
         render_anny_identity,
     )
-    from glocal_cli.data.synth.anny_poses import REAL_POSES_FILE, RealPoses
+    from glocal_cli.synth.anny_poses import REAL_POSES_FILE, RealPoses
 
     ident = render_anny_identity(load_anny_body(), 4, 1, 4, 96, 64, RealPoses(REAL_POSES_FILE))
     pairs = anny_pairs(4)

@@ -190,3 +190,16 @@ def test_unknown_solver_is_refused(body: AnnyBody) -> None:
     kp, _ = _keypoints(body, [0.0])
     with pytest.raises(ValueError, match="solver"):
         fit_keypoints(body, kp, torch.ones(1, 18, dtype=torch.bool), 256, 176, BodyFitConfig(solver="adam"))
+
+
+def test_a_fit_does_not_depend_on_its_batch(body: AnnyBody) -> None:
+    """An image fitted alone and fitted among others gets the same bits (prepare-data's resumed runs refit a few
+    images and must write the bytes of the uninterrupted run)."""
+    kp, _ = _keypoints(body, [0.0, 180.0, 60.0, 20.0, -90.0], seed=6)
+    vis = torch.ones(5, 18, dtype=torch.bool)
+    vis[3, [9, 10, 12, 13]] = False
+    together = fit_keypoints(body, kp, vis, 256, 176)
+    for i in (0, 3):
+        alone = fit_keypoints(body, kp[i:i + 1], vis[i:i + 1], 256, 176)
+        for field in ("global_orient", "body_pose", "shape", "camera", "rms_px"):
+            assert torch.equal(getattr(alone, field)[0], getattr(together, field)[i]), field

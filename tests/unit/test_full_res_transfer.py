@@ -156,8 +156,7 @@ def _dense_reference(photo, frame_image, t, blend, warped, flow, person=None, ba
     import torch
     import torch.nn.functional as F
 
-    from glocal_cli.infer.composite import canvas_box
-    from glocal_cli.infer.pipeline import person_mask
+    from glocal_cli.infer.composite import canvas_box, person_mask
 
     ch, cw = photo.shape[:2]
     x0, y0, x1, y1 = canvas_box(t, (ch, cw))

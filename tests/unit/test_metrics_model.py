@@ -12,8 +12,9 @@ import torch
 from PIL import Image
 
 from glocal_cli.errors import ConfigError, DataError, OutputExistsError
+from glocal_cli.evaluate import evaluate_model
 from glocal_cli.metrics.config import EvalConfig
-from glocal_cli.metrics.evaluate import _real_set, evaluate, evaluate_model, generated_name
+from glocal_cli.metrics.evaluate import _real_set, evaluate, generated_name
 from glocal_cli.metrics.matching import match_folders
 from glocal_cli.metrics.protocol import get_protocol
 
@@ -34,8 +35,8 @@ def _one_thread():
 @pytest.fixture(scope="module")
 def model_and_data(tmp_path_factory):
     from glocal_cli.config import resolve_config
-    from glocal_cli.data.synthetic import prepare_synthetic
     from glocal_cli.models.generator import GLocalModel
+    from glocal_cli.synth.dataset import prepare_synthetic
 
     root = tmp_path_factory.mktemp("model-eval")
     with torch.random.fork_rng(devices=[]):

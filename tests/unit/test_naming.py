@@ -103,7 +103,7 @@ def test_round_trip_on_every_community_name(shared_data):
 
 def test_identity_of_synthpeople_names_matches_the_renderer():
     from glocal_cli.data.naming import identity_of
-    from glocal_cli.data.synth.writer import identity_key
+    from glocal_cli.synth.writer import identity_key
 
     for name in ("synth_id00012_03.png", "synth_id00000_00.png", "synth_id12345_17.png"):
         assert identity_of(name) == identity_key(name)

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from glocal_cli.data.layout import CORRESPONDENCE_DIR, write_pairs_csv
-from glocal_cli.data.prepare.body3d import (
+from glocal_cli.prepare.body3d import (
     _fixed_batches,
     _units,
     dataset_pairs,

@@ -13,10 +13,10 @@ from glocal_cli.data.backends.mmpose_backend import coco17_to_coco18
 from glocal_cli.data.keypoints import COCO17_NAMES, KEYPOINT_NAMES, Pose
 from glocal_cli.data.naming import identity_of
 from glocal_cli.data.parsing import LIP20_TO_8
-from glocal_cli.data.prepare.engine import parse_size, parsing_table
-from glocal_cli.data.prepare.pairs import filter_pairs, generate_pairs, split_by_identity
-from glocal_cli.data.prepare.report import ValidationReport
 from glocal_cli.errors import ConfigError, InputError
+from glocal_cli.prepare.engine import parse_size, parsing_table
+from glocal_cli.prepare.pairs import filter_pairs, generate_pairs, split_by_identity
+from glocal_cli.prepare.report import ValidationReport
 
 
 def _names() -> list[str]:
@@ -153,7 +153,7 @@ def test_backend_spec_rejects_unknown_names_and_csv_needs_a_file():
 
 
 def test_person_crop_box_centres_the_person_with_the_frame_aspect():
-    from glocal_cli.data.prepare.engine import person_crop_box
+    from glocal_cli.prepare.engine import person_crop_box
 
     xy = np.array([[300.0, 40.0], [340.0, 200.0]] + [[320.0, 120.0]] * 16)
     pose = Pose(xy, np.ones(18, bool))
@@ -169,7 +169,7 @@ def test_person_crop_box_centres_the_person_with_the_frame_aspect():
 
 
 def test_white_side_padding_is_trimmed_but_content_is_kept():
-    from glocal_cli.data.prepare.engine import _trim_side_padding
+    from glocal_cli.prepare.engine import _trim_side_padding
 
     padded = np.full((256, 256, 3), 255, np.uint8)
     padded[:, 40:216] = 90

@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from glocal_cli.data.sizes import parse_size
-from glocal_cli.data.synthetic import parse_synthetic_size
 from glocal_cli.errors import ConfigError
+from glocal_cli.synth.dataset import parse_synthetic_size
 
 
 def test_parse_size_text_and_pairs():

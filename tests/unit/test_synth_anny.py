@@ -1,4 +1,4 @@
-"""SynthPeople on Anny body shapes (glocal_cli.data.synth.anny_*, prepare_synthetic(body="anny"))."""
+"""SynthPeople on Anny body shapes (glocal_cli.synth.anny_*, prepare_synthetic(body="anny"))."""
 
 from __future__ import annotations
 
@@ -22,21 +22,21 @@ CLEAN = AnnySynthConfig(shading=False, noise=0, antialias=False, closeup=0.0)
 
 @pytest.fixture(scope="module")
 def body():
-    from glocal_cli.data.synth.anny_people import load_anny_body
+    from glocal_cli.synth.anny_people import load_anny_body
 
     return load_anny_body()
 
 
 @pytest.fixture(scope="module")
 def real():
-    from glocal_cli.data.synth.anny_poses import REAL_POSES_FILE, RealPoses
+    from glocal_cli.synth.anny_poses import REAL_POSES_FILE, RealPoses
 
     return RealPoses(REAL_POSES_FILE)
 
 
 def _standing(body, k: int, yaws=None):
     """``k`` front-facing poses: arms a little away from the body, legs straight."""
-    from glocal_cli.data.synth.anny_poses import sample_poses
+    from glocal_cli.synth.anny_poses import sample_poses
 
     orient, pose = body.zero_pose(k)
     orient = orient.numpy()
@@ -55,8 +55,8 @@ def _tree_bytes(root):
 
 
 def test_same_seed_gives_the_same_bytes_for_any_worker_count_and_resumes(tmp_path):
-    from glocal_cli.data.synth.writer import marker_path
-    from glocal_cli.data.synthetic import prepare_synthetic
+    from glocal_cli.synth.dataset import prepare_synthetic
+    from glocal_cli.synth.writer import marker_path
 
     kw = dict(identities=2, poses_per_identity=3, size=(64, 44), seed=5, show_progress=False, body="anny")
     a = prepare_synthetic(tmp_path / "a", workers=1, **kw)
@@ -64,7 +64,7 @@ def test_same_seed_gives_the_same_bytes_for_any_worker_count_and_resumes(tmp_pat
     files_a, files_b = _tree_bytes(tmp_path / "a"), _tree_bytes(tmp_path / "b")
     assert files_a.keys() == files_b.keys()
     assert [k for k in files_a if files_a[k] != files_b[k]] == []
-    from glocal_cli.data.synth.anny_people import anny_pairs
+    from glocal_cli.synth.anny_people import anny_pairs
 
     n_pairs = 2 * len(anny_pairs(3))  # each pose the target of the next one (and of the half-way one, K >= 4)
     assert a.counts["images"] == 6 and a.counts["pairs-train"] + a.counts["pairs-test"] == n_pairs == 6
@@ -88,7 +88,7 @@ def test_same_seed_gives_the_same_bytes_for_any_worker_count_and_resumes(tmp_pat
 
 
 def test_parsing_classes_are_sane_and_keypoints_land_on_the_body(body, real):
-    from glocal_cli.data.synth.anny_people import render_anny_identity
+    from glocal_cli.synth.anny_people import render_anny_identity
 
     h, w = 128, 88
     fronts = 0
@@ -116,7 +116,7 @@ def test_parsing_classes_are_sane_and_keypoints_land_on_the_body(body, real):
 
 
 def test_a_back_view_hides_the_face_keypoints(body, real):
-    from glocal_cli.data.synth.anny_people import render_anny_identity
+    from glocal_cli.synth.anny_people import render_anny_identity
 
     orient, pose = _standing(body, 2, yaws=[0.0, math.pi])
     ident = render_anny_identity(body, 0, 3, 2, 128, 88, real, CLEAN, poses=(orient, pose))
@@ -129,7 +129,7 @@ def test_a_back_view_hides_the_face_keypoints(body, real):
 
 def _plain(look):
     """The look with plain (single-colour) clothes: warped pixels then differ only at part edges."""
-    from glocal_cli.data.synth.anny_look import Pattern
+    from glocal_cli.synth.anny_look import Pattern
 
     def plain(p):
         return Pattern("plain", (np.full((1, 1, 3), p.base, np.float32),), p.size, p.base)
@@ -142,7 +142,7 @@ def test_pair_flow_warps_the_source_onto_the_target(body, real, plain):
     """Exact geometry: the surface coordinates warped by the flow match the target's on visible pixels
     (sub-centimetre), and the warped picture matches the target (unlit, noise-free)."""
     from glocal_cli.body.render import interpolate
-    from glocal_cli.data.synth.anny_people import (
+    from glocal_cli.synth.anny_people import (
         anny_pairs,
         identity_correspondence,
         render_anny_identity,
@@ -191,8 +191,8 @@ def _interior(part: np.ndarray) -> np.ndarray:
 
 
 def test_a_skirt_covers_both_legs_and_is_lower_clothes(body, real):
-    from glocal_cli.data.synth.anny_mesh import SKIRT_PART
-    from glocal_cli.data.synth.anny_people import render_anny_identity, sample_identity_look
+    from glocal_cli.synth.anny_mesh import SKIRT_PART
+    from glocal_cli.synth.anny_people import render_anny_identity, sample_identity_look
 
     look = dataclasses.replace(sample_identity_look(body, 0, 0), bottom_kind="skirt", skirt_length=1.3,
                                skirt_flare=0.2, hair_style="short")
@@ -222,10 +222,10 @@ def test_a_skirt_covers_both_legs_and_is_lower_clothes(body, real):
 
 
 def test_children_are_smaller_than_adults(body, real):
-    from glocal_cli.data.synth.anny_people import render_anny_identity, sample_identity_look
+    from glocal_cli.synth.anny_people import render_anny_identity, sample_identity_look
 
     samples = body.phenotype_samples.numpy()
-    from glocal_cli.data.synth.anny_people import _heights
+    from glocal_cli.synth.anny_people import _heights
 
     heights = _heights(body)
     child = int(np.flatnonzero((samples[:, 1] < 0.2) & (heights > 1.0) & (heights < 1.3))[0])
@@ -242,8 +242,8 @@ def test_children_are_smaller_than_adults(body, real):
 
 def test_without_the_fitted_poses_it_samples_and_says_so(tmp_path, monkeypatch):
     from glocal_cli.data.datasets import PairDataset
-    from glocal_cli.data.synth import anny_poses
-    from glocal_cli.data.synthetic import prepare_synthetic
+    from glocal_cli.synth import anny_poses
+    from glocal_cli.synth.dataset import prepare_synthetic
 
     monkeypatch.setattr(anny_poses, "REAL_POSES_FILE", tmp_path / "missing.npz")
     s = prepare_synthetic(tmp_path / "d", identities=1, poses_per_identity=4, size=(64, 44), workers=1,

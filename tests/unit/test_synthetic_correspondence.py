@@ -15,13 +15,13 @@ from glocal_cli.data.correspondence import (
     pair_correspondence,
     warp_by_flow,
 )
+from glocal_cli.data.geometry import PART_IDS, surface_to_pixel
 from glocal_cli.data.parsing import CLASS_NAMES
-from glocal_cli.data.synth.appearance import sample_appearance
-from glocal_cli.data.synth.geometry import PART_IDS, surface_to_pixel
-from glocal_cli.data.synth.poses import PoseBank, find_pose_csv, standing_pose
-from glocal_cli.data.synth.render import RenderedPerson, RenderOptions, render_person
-from glocal_cli.data.synth.writer import render_identity
 from glocal_cli.errors import InputError
+from glocal_cli.synth.appearance import sample_appearance
+from glocal_cli.synth.poses import PoseBank, find_pose_csv, standing_pose
+from glocal_cli.synth.render import RenderedPerson, RenderOptions, render_person
+from glocal_cli.synth.writer import render_identity
 
 H, W = 256, 176
 FACE = CLASS_NAMES.index("face")

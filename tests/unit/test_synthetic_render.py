@@ -8,10 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from glocal_cli.data.keypoints import KEYPOINT_NAMES
-from glocal_cli.data.parsing import CLASS_NAMES
-from glocal_cli.data.synth.appearance import Appearance, sample_appearance
-from glocal_cli.data.synth.geometry import (
+from glocal_cli.data.geometry import (
     ATTACHED_PARTS,
     PART_IDS,
     PROFILE_CAPSULE,
@@ -20,9 +17,12 @@ from glocal_cli.data.synth.geometry import (
     pixel_to_surface,
     surface_to_pixel,
 )
-from glocal_cli.data.synth.poses import PoseBank, complete_pose, find_pose_csv, standing_pose, view_of
-from glocal_cli.data.synth.render import RenderOptions, render_person
-from glocal_cli.data.synth.writer import render_identity
+from glocal_cli.data.keypoints import KEYPOINT_NAMES
+from glocal_cli.data.parsing import CLASS_NAMES
+from glocal_cli.synth.appearance import Appearance, sample_appearance
+from glocal_cli.synth.poses import PoseBank, complete_pose, find_pose_csv, standing_pose, view_of
+from glocal_cli.synth.render import RenderOptions, render_person
+from glocal_cli.synth.writer import render_identity
 
 C = {name: i for i, name in enumerate(CLASS_NAMES)}
 H, W = 256, 176

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from glocal_cli.data.prepare.pairs import carve_validation, person_identity
+from glocal_cli.prepare.pairs import carve_validation, person_identity
 
 
 def _synth_pairs(people: int, poses: int) -> list[tuple[str, str]]:

@@ -12,7 +12,7 @@ them to :func:`run_preparation`, which
 3. writes ``keypoints.csv``, the split lists, the pairs, ``manifest.json`` and the validation report;
    with ``--correspondence body3d`` / ``--parsing body3d`` it first fits the 3D body model to every image
    and writes the fits, the per-pair correspondence and the parsing maps
-   (:mod:`~glocal_cli.data.prepare.body3d`), before the manifest (so that an interrupted run resumes).
+   (:mod:`~glocal_cli.prepare.body3d`), before the manifest (so that an interrupted run resumes).
 
 Frame fitting: the image keeps its aspect ratio, is resized with ``resample`` (bicubic by
 default, antialiased: PIL's filters widen with the downscale factor) and padded with white;
@@ -67,7 +67,9 @@ from glocal_cli.data.parsing import (
     split_skin,
     write_parsing,
 )
-from glocal_cli.data.prepare.body3d import (
+from glocal_cli.data.sizes import parse_size
+from glocal_cli.errors import ConfigError, DataError, GLocalError, InputError, OutputExistsError
+from glocal_cli.prepare.body3d import (
     CORRESPONDENCE_CHOICES,
     FITS_CSV,
     Body3dOptions,
@@ -76,10 +78,8 @@ from glocal_cli.data.prepare.body3d import (
     person_key,
     run_body3d,
 )
-from glocal_cli.data.prepare.pairs import filter_pairs, generate_pairs
-from glocal_cli.data.prepare.report import REPORT_JSON, REPORT_MD, ValidationReport
-from glocal_cli.data.sizes import parse_size
-from glocal_cli.errors import ConfigError, DataError, GLocalError, InputError, OutputExistsError
+from glocal_cli.prepare.pairs import filter_pairs, generate_pairs
+from glocal_cli.prepare.report import REPORT_JSON, REPORT_MD, ValidationReport
 
 __all__ = [
     "JOURNAL_FILE",
@@ -160,7 +160,7 @@ class PrepareOptions:
     """Images per work unit (0: 8 for mmpose's batches, else 16)."""
     correspondence: str = "none"
     """``body3d``: fit the 3D body model to every image's keypoints and write per-pair correspondence
-    (``body/``, ``correspondence/``; see :mod:`glocal_cli.data.prepare.body3d`); ``none``: do not."""
+    (``body/``, ``correspondence/``; see :mod:`glocal_cli.prepare.body3d`); ``none``: do not."""
     body_parsing: bool = False
     """Parsing maps rendered from the fitted 3D body (``--parsing body3d``), for data without parsing."""
     body: BodyConfig = field(default_factory=BodyConfig)
@@ -187,7 +187,7 @@ class PrepareOptions:
         self.body3d_options()
 
     def body3d_options(self) -> Body3dOptions:
-        """The body3d stage's options (:mod:`glocal_cli.data.prepare.body3d`)."""
+        """The body3d stage's options (:mod:`glocal_cli.prepare.body3d`)."""
         return Body3dOptions(correspondence=self.correspondence == "body3d", parsing=self.body_parsing,
                              body=self.body, person_mask=self.person_mask, device=self.device,
                              overwrite=self.overwrite)
@@ -729,7 +729,7 @@ def _finish(
 
 def _write_validation(out: Path, counts: dict[str, int], checksums: dict[str, str]) -> None:
     """Carve the validation split (``val.lst``, ``pairs-val.csv``) from the training pairs just written."""
-    from glocal_cli.data.prepare.validation import (
+    from glocal_cli.prepare.validation import (
         VAL_SPLIT,
         carve_validation_split,
         remove_validation_split,

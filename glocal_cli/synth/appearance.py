@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from glocal_cli.data.synth.geometry import PART_IDS
+from glocal_cli.data.geometry import PART_IDS
 
 __all__ = [
     "HAIR_STYLES",

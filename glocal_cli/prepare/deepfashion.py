@@ -22,16 +22,16 @@ from pathlib import Path
 from glocal_cli.data.images import IMAGE_SUFFIXES
 from glocal_cli.data.layout import read_list
 from glocal_cli.data.naming import deepfashion_name_from_path, identity_of
-from glocal_cli.data.prepare.engine import PrepareOptions, PrepareResult, run_preparation
-from glocal_cli.data.prepare.pairs import split_by_identity
-from glocal_cli.data.prepare.report import ValidationReport
-from glocal_cli.data.prepare.sources import (
+from glocal_cli.errors import InputError
+from glocal_cli.prepare.engine import PrepareOptions, PrepareResult, run_preparation
+from glocal_cli.prepare.pairs import split_by_identity
+from glocal_cli.prepare.report import ValidationReport
+from glocal_cli.prepare.sources import (
     apply_annotations,
     community_pair_plans,
     find_split_files,
     source_items,
 )
-from glocal_cli.errors import InputError
 
 __all__ = ["DEEPFASHION_ANNOTATION_FRAME", "DEEPFASHION_CARD", "find_split_files", "prepare_deepfashion"]
 

@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 
 from glocal_cli.body.config import BodyConfig
+from glocal_cli.body.pair import plain_background_mask, refine_person_mask
 from glocal_cli.console import make_progress
 from glocal_cli.data import atomic_write_text
 from glocal_cli.data.keypoints import Pose
@@ -68,8 +69,9 @@ from glocal_cli.data.layout import (
     read_pairs_csv,
     write_manifest,
 )
-from glocal_cli.data.prepare.report import ValidationReport
+from glocal_cli.data.naming import MARKET_JUNK, is_deepfashion_name, parse_deepfashion_name
 from glocal_cli.errors import ConfigError, DataError, InputError, OutputExistsError
+from glocal_cli.prepare.report import ValidationReport
 
 __all__ = [
     "BODY3D_SPLITS",
@@ -99,10 +101,6 @@ STATE_FILE = "state.json"
 """What the fits in ``body/`` were made with (inside ``body/``)."""
 
 _STATE_VERSION = 1
-_BG_SEED_TOL = 24
-_BG_STEP = 3
-_MASK_REACH = 0.12
-_MASK_KEEP_BODY = 0.015
 
 
 @dataclass(frozen=True)
@@ -218,12 +216,8 @@ def person_key(kind: str, name: str, identity: str | None) -> str | None:
     ``identity`` except junk (-1) and distractor (0000) boxes; other kinds: ``identity``.
     """
     if kind == "deepfashion":
-        from glocal_cli.data.naming import is_deepfashion_name, parse_deepfashion_name
-
         return parse_deepfashion_name(name).identity if is_deepfashion_name(name) else identity
     if kind == "market":
-        from glocal_cli.data.prepare.market import MARKET_JUNK
-
         return None if identity in MARKET_JUNK else identity
     return identity
 
@@ -351,56 +345,6 @@ def _write_fits_csv(path: Path, names: Sequence[str], fits: Any) -> None:
         rms = float(fits.rms_px[i])
         w.writerow([n, f"{rms:.3f}" if np.isfinite(rms) else "nan", int(bool(fits.ok[i])), fits.reason[i]])
     atomic_write_text(path, buf.getvalue())
-
-
-# ------------------------------------------------------------------------------------- person mask
-
-
-def plain_background_mask(image: np.ndarray) -> np.ndarray | None:
-    """``bool (H, W)`` person mask of a photo on a plain background, or ``None`` (module docstring)."""
-    import cv2
-
-    img = cv2.GaussianBlur(np.ascontiguousarray(image[..., :3]), (3, 3), 0)
-    h, w = img.shape[:2]
-    ring = np.concatenate([img[0], img[:, 0], img[:, -1]]).astype(np.int32)
-    bg = np.median(ring, axis=0)
-    near = np.abs(ring - bg).max(1) <= _BG_SEED_TOL
-    if near.mean() < 0.5:
-        return None
-    flood = np.zeros((h + 2, w + 2), np.uint8)
-    flags = 4 | cv2.FLOODFILL_MASK_ONLY | (255 << 8)
-    step = (_BG_STEP,) * 3
-    seeds = [(x, 0) for x in range(w)] + [(0, y) for y in range(h)] + [(w - 1, y) for y in range(h)]
-    for x, y in seeds:
-        if flood[y + 1, x + 1] or np.abs(img[y, x].astype(np.int32) - bg).max() > _BG_SEED_TOL:
-            continue
-        cv2.floodFill(img, flood, (x, y), 0, step, step, flags)
-    person = (flood[1:-1, 1:-1] == 0).astype(np.uint8)
-    return cv2.morphologyEx(person, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
-
-
-def refine_person_mask(mask: np.ndarray, body: np.ndarray) -> np.ndarray:
-    """A colour mask made safe for :func:`~glocal_cli.body.pair.body_parsing`: limited to 12 % of the
-    height around the rendered ``body`` (bool); the body pixels outside it are trimmed where they form thin
-    strips along the silhouette (the naked mesh a little off the person) and kept where they form thick
-    regions (white clothes that the background fill reached)."""
-    import cv2
-
-    h = mask.shape[0]
-    if not body.any():
-        return mask
-    dist_body = cv2.distanceTransform((~body).astype(np.uint8), cv2.DIST_L2, 5)
-    out = mask & (dist_body <= _MASK_REACH * h)
-    outside = (body & ~out).astype(np.uint8)
-    n, labels = cv2.connectedComponents(outside, connectivity=4)
-    if n > 1:
-        depth = cv2.distanceTransform(outside, cv2.DIST_L2, 5)
-        thickness = np.zeros(n, np.float32)
-        np.maximum.at(thickness, labels.ravel(), depth.ravel())
-        keep = thickness > _MASK_KEEP_BODY * h
-        keep[0] = False
-        out = out | keep[labels]
-    return out
 
 
 # ------------------------------------------------------------------------------------------ pairs

@@ -6,7 +6,7 @@ hair (colour; bald, buzz, short, bob or long), clothes (a top with a sleeve leng
 pattern; trousers, jeans, shorts, a skirt or a dress; shoes or boots), a background and a light.
 
 :func:`colour_pixels` turns the texture channels of the pixels a mesh covers
-(:data:`~glocal_cli.data.synth.anny_mesh.CHANNELS`, interpolated from the vertices) into an unlit
+(:data:`~glocal_cli.synth.anny_mesh.CHANNELS`, interpolated from the vertices) into an unlit
 colour and one of the 8 parsing classes. Clothes are laid out on the body's own surface
 (template positions and limb coordinates): a sleeve ends at a limb coordinate, a hem at a template
 height, so every garment edge and every stripe sits on the same surface point in every pose, and
@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from glocal_cli.body.base import BODY_PARTS
-from glocal_cli.data.synth.anny_mesh import HAIR_PART, SKIRT_PART, BodyTables
+from glocal_cli.synth.anny_mesh import HAIR_PART, SKIRT_PART, BodyTables
 
 __all__ = [
     "BOTTOM_KINDS",

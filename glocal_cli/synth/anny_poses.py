@@ -10,7 +10,7 @@ and knee bend drawn inside ``joint_limits``).
 
 **Real poses** (:class:`RealPoses`): ``fit_keypoints`` run once on the rows of
 ``fasion-annotation-test.csv`` (``scripts/make_synth_anny_data.py``) and shipped as
-``glocal_cli/data/synth/data/anny_poses.npz`` (global orientation, body pose, camera, the annotated
+``glocal_cli/synth/data/anny_poses.npz`` (global orientation, body pose, camera, the annotated
 keypoints and which were seen, 256x176 frame). Limbs the annotation does not show (legs below a
 close-up crop, a hand out of the picture) take the sampler's rotations (:func:`merge_real_pose`);
 a real pose is mirrored with probability 0.5 (left and right joints swapped, rotations reflected).

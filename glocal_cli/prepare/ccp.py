@@ -18,10 +18,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from glocal_cli.data.parsing import CCP59_NAMES
-from glocal_cli.data.prepare.engine import PairPlan, PrepareOptions, PrepareResult, run_preparation
-from glocal_cli.data.prepare.report import ValidationReport
-from glocal_cli.data.prepare.sources import photo_annotations, source_items
 from glocal_cli.errors import InputError
+from glocal_cli.prepare.engine import PairPlan, PrepareOptions, PrepareResult, run_preparation
+from glocal_cli.prepare.report import ValidationReport
+from glocal_cli.prepare.sources import photo_annotations, source_items
 
 __all__ = ["CCP_CARD", "prepare_ccp"]
 

@@ -1,14 +1,14 @@
 """SynthPeople on real body shapes (``glocal prepare-data synthetic --body anny``).
 
-One identity is one Anny body shape (:mod:`~glocal_cli.data.synth.anny_look`) wearing clothes painted
+One identity is one Anny body shape (:mod:`~glocal_cli.synth.anny_look`) wearing clothes painted
 on its surface, plus a skirt or dress and long hair as meshes of their own
-(:mod:`~glocal_cli.data.synth.anny_mesh`), rendered in ``K`` poses (:mod:`~glocal_cli.data.synth.anny_poses`)
+(:mod:`~glocal_cli.synth.anny_mesh`), rendered in ``K`` poses (:mod:`~glocal_cli.synth.anny_poses`)
 as one batch through the pure-PyTorch rasteriser (:func:`glocal_cli.body.render.rasterize`):
 
 1. pose the body and the garments with the body's linear blend skinning, project them with a
    weak-perspective camera per image, rasterise all ``K`` images at once;
 2. interpolate the vertices' texture channels at every covered pixel, colour and classify them
-   (:func:`~glocal_cli.data.synth.anny_look.colour_pixels`), light them from the interpolated vertex
+   (:func:`~glocal_cli.synth.anny_look.colour_pixels`), light them from the interpolated vertex
    normals (ambient + one key light), composite over a studio background with a soft floor shadow,
    smooth the silhouettes (3x3 average at part edges) and add a little sensor noise;
 3. keypoints: the body's 18 keypoints projected; a point is missing when it is out of the frame, or
@@ -49,9 +49,9 @@ from glocal_cli.data import atomic_write_text
 from glocal_cli.data.config import AnnySynthConfig
 from glocal_cli.data.keypoints import KEYPOINT_NAMES, Pose
 from glocal_cli.data.layout import IMAGES_DIR, PARSING_DIR
-from glocal_cli.data.synth.anny_look import Look, colour_pixels, sample_look
-from glocal_cli.data.synth.anny_mesh import HAIR_PART, SKIRT_PART, Garment, body_tables, hair_mesh, skirt_mesh
-from glocal_cli.data.synth.anny_poses import (
+from glocal_cli.synth.anny_look import Look, colour_pixels, sample_look
+from glocal_cli.synth.anny_mesh import HAIR_PART, SKIRT_PART, Garment, body_tables, hair_mesh, skirt_mesh
+from glocal_cli.synth.anny_poses import (
     RealPoses,
     frame_cameras,
     merge_real_pose,
@@ -59,8 +59,8 @@ from glocal_cli.data.synth.anny_poses import (
     mirror_pose,
     sample_poses,
 )
-from glocal_cli.data.synth.poses import view_of
-from glocal_cli.data.synth.writer import image_name, marker_path, read_marker, write_png
+from glocal_cli.synth.poses import view_of
+from glocal_cli.synth.writer import image_name, marker_path, read_marker, write_png
 
 __all__ = [
     "RenderedIdentity",
@@ -160,7 +160,7 @@ class RenderedIdentity:
 
 
 def _yaw_of(orient: np.ndarray) -> float:
-    from glocal_cli.data.synth.anny_poses import _rodrigues
+    from glocal_cli.synth.anny_poses import _rodrigues
 
     f = _rodrigues(orient.astype(np.float64)) @ np.array([0.0, 0.0, -1.0])
     return float(math.atan2(-f[0], -f[2]))

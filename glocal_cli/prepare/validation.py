@@ -3,7 +3,7 @@
 ``<DIR>/val.lst`` and ``<DIR>/pairs-val.csv`` hold the validation images and pairs that model
 selection uses (periodic validation and the best checkpoint of ``glocal train``); ``pairs-test.csv``
 stays for ``glocal eval``. The validation people are drawn from the training split by
-:func:`~glocal_cli.data.prepare.pairs.carve_validation` (deterministic, no seed), and
+:func:`~glocal_cli.prepare.pairs.carve_validation` (deterministic, no seed), and
 ``pairs-train.csv`` is left as it is: the trainer trains on the training pairs that touch no
 ``val.lst`` image. ``prepare-data`` writes the split; ``glocal train`` writes it on first use into
 datasets made before it existed (and SynthPeople folders).
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from glocal_cli.data.layout import list_file, pairs_file, write_list, write_pairs_csv
-from glocal_cli.data.prepare.pairs import DEFAULT_VAL_FRACTION, carve_validation
+from glocal_cli.prepare.pairs import DEFAULT_VAL_FRACTION, carve_validation
 
 __all__ = ["VAL_SPLIT", "ValidationSplit", "carve_validation_split", "remove_validation_split",
            "write_validation_split"]
@@ -42,7 +42,7 @@ def carve_validation_split(train_pairs: list[tuple[str, str]],
     """The validation split of ``train_pairs`` (nothing is written)."""
     _, val = carve_validation(train_pairs, fraction)
     names = sorted({n for pair in val for n in pair})
-    from glocal_cli.data.prepare.pairs import person_identity
+    from glocal_cli.prepare.pairs import person_identity
 
     people = len({person_identity(n) or n for n in names}) if val else 0
     return ValidationSplit(val, names, people)

@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from glocal_cli.data.images import IMAGE_SUFFIXES
-from glocal_cli.data.prepare.engine import PairPlan, PrepareOptions, PrepareResult, run_preparation
-from glocal_cli.data.prepare.report import ValidationReport
-from glocal_cli.data.prepare.sources import photo_annotations, source_items
 from glocal_cli.errors import ConfigError, InputError
+from glocal_cli.prepare.engine import PairPlan, PrepareOptions, PrepareResult, run_preparation
+from glocal_cli.prepare.report import ValidationReport
+from glocal_cli.prepare.sources import photo_annotations, source_items
 
 __all__ = ["FOLDER_CARD", "folder_name", "prepare_folder"]
 

@@ -51,8 +51,9 @@ from glocal_cli.data.layout import (
     write_pairs_csv,
 )
 from glocal_cli.data.sizes import parse_size
-from glocal_cli.data.synth.poses import PoseBank, find_pose_csv
-from glocal_cli.data.synth.writer import (
+from glocal_cli.errors import ConfigError, DataError, InputError, OutputExistsError
+from glocal_cli.synth.poses import PoseBank, find_pose_csv
+from glocal_cli.synth.writer import (
     STATE_DIR,
     identity_key,
     init_worker,
@@ -60,7 +61,6 @@ from glocal_cli.data.synth.writer import (
     work_star,
     write_identity,
 )
-from glocal_cli.errors import ConfigError, DataError, InputError, OutputExistsError
 
 __all__ = [
     "ANNY_RENDERER_VERSION",
@@ -78,7 +78,7 @@ RENDERER_VERSION = 1
 ANNY_RENDERER_VERSION = 1
 """The same for the Anny kind (``--body anny``)."""
 BODY_KINDS: tuple[str, ...] = ("flat", "anny")
-"""``flat``: the fast procedural 2-D figures; ``anny``: real 3-D body shapes (``glocal_cli.data.synth.anny_people``)."""
+"""``flat``: the fast procedural 2-D figures; ``anny``: real 3-D body shapes (``glocal_cli.synth.anny_people``)."""
 PREVIEW_FILE = "preview.png"
 """The ``--preview`` grid."""
 META_FILE = "synthpeople.csv"
@@ -361,7 +361,7 @@ def prepare_synthetic(
     8); ``test_fraction`` of the identities go to the test split; ``pose_csv`` overrides the
     annotation file (default: found under ``$GLOCAL_SHARED_DATA`` or ``../shared/data``;
     without it poses are parametric). ``body``: ``flat`` (the fast 2-D figures, default) or
-    ``anny`` (Anny body shapes with clothes and hair meshes, :mod:`glocal_cli.data.synth.anny_people`,
+    ``anny`` (Anny body shapes with clothes and hair meshes, :mod:`glocal_cli.synth.anny_people`,
     options ``anny``; it writes per-pair ``correspondence/`` files instead of surface maps and takes
     its real poses from the shipped fits, so ``pose_csv`` does not apply). Raises
     :class:`ConfigError` for bad options, :class:`OutputExistsError` for a folder holding something
@@ -446,8 +446,8 @@ def _prepare_anny(
     start: float,
 ) -> SyntheticSummary:
     """The ``--body anny`` kind of :func:`prepare_synthetic`."""
-    from glocal_cli.data.synth.anny_people import read_anny_marker
-    from glocal_cli.data.synth.anny_poses import REAL_POSES_FILE, RealPoses
+    from glocal_cli.synth.anny_people import read_anny_marker
+    from glocal_cli.synth.anny_poses import REAL_POSES_FILE, RealPoses
 
     notes: list[str] = []
     real = RealPoses(REAL_POSES_FILE)
@@ -541,7 +541,7 @@ def _render_all_anny(out: Path, todo: list[int], seed: int, poses: int, height: 
                      show_progress: bool) -> None:
     from dataclasses import asdict
 
-    from glocal_cli.data.synth import anny_people
+    from glocal_cli.synth import anny_people
 
     body: list[Any] = []  # loaded once, on the first identity rendered in this process
 

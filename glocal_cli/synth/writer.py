@@ -20,9 +20,9 @@ import numpy as np
 from glocal_cli.data import atomic_write_text
 from glocal_cli.data.correspondence import SurfaceMap
 from glocal_cli.data.layout import IMAGES_DIR, PARSING_DIR, SURFACE_DIR
-from glocal_cli.data.synth.appearance import Appearance, sample_appearance
-from glocal_cli.data.synth.poses import PoseBank
-from glocal_cli.data.synth.render import RenderedPerson, RenderOptions, render_person
+from glocal_cli.synth.appearance import Appearance, sample_appearance
+from glocal_cli.synth.poses import PoseBank
+from glocal_cli.synth.render import RenderedPerson, RenderOptions, render_person
 
 __all__ = [
     "STATE_DIR",

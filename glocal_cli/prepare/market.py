@@ -23,16 +23,16 @@ from pathlib import Path
 
 from glocal_cli.data.images import IMAGE_SUFFIXES
 from glocal_cli.data.layout import read_pairs_csv
-from glocal_cli.data.naming import identity_of, is_market_name
-from glocal_cli.data.prepare.engine import PrepareOptions, PrepareResult, run_preparation
-from glocal_cli.data.prepare.report import ValidationReport
-from glocal_cli.data.prepare.sources import (
+from glocal_cli.data.naming import MARKET_JUNK, identity_of, is_market_name
+from glocal_cli.errors import InputError
+from glocal_cli.prepare.engine import PrepareOptions, PrepareResult, run_preparation
+from glocal_cli.prepare.report import ValidationReport
+from glocal_cli.prepare.sources import (
     apply_annotations,
     community_pair_plans,
     find_split_files,
     source_items,
 )
-from glocal_cli.errors import InputError
 
 __all__ = ["BENCHMARK_FOLDERS", "MARKET_ANNOTATION_FRAME", "MARKET_CARD", "MARKET_FOLDERS", "prepare_market"]
 
@@ -44,9 +44,6 @@ MARKET_FOLDERS: dict[str, str] = {"bounding_box_train": "train", "bounding_box_t
 
 BENCHMARK_FOLDERS: dict[str, str] = {"train": "train", "test": "test"}
 """Benchmark-layout folder -> split (``train/``, ``test/`` with the CSVs beside them)."""
-
-MARKET_JUNK: tuple[str, ...] = ("market/-1", "market/0000")
-"""Identities that are not one person (junk boxes, distractors): never paired."""
 
 MARKET_CARD = (
     "Market-1501 (Zheng et al., ICCV 2015) person crops, prepared for pose transfer at the community's "

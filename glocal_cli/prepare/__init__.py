@@ -8,14 +8,14 @@ body to every image (``--correspondence body3d``, ``--parsing body3d``).
 
 from __future__ import annotations
 
-from glocal_cli.data.prepare.body3d import Body3dOptions, Body3dResult, add_body3d
-from glocal_cli.data.prepare.ccp import prepare_ccp
-from glocal_cli.data.prepare.deepfashion import prepare_deepfashion
-from glocal_cli.data.prepare.engine import PrepareOptions, PrepareResult, parse_size
-from glocal_cli.data.prepare.folder import prepare_folder
-from glocal_cli.data.prepare.market import prepare_market
-from glocal_cli.data.prepare.pairs import generate_pairs, split_by_identity
-from glocal_cli.data.prepare.report import ValidationReport
+from glocal_cli.prepare.body3d import Body3dOptions, Body3dResult, add_body3d
+from glocal_cli.prepare.ccp import prepare_ccp
+from glocal_cli.prepare.deepfashion import prepare_deepfashion
+from glocal_cli.prepare.engine import PrepareOptions, PrepareResult, parse_size
+from glocal_cli.prepare.folder import prepare_folder
+from glocal_cli.prepare.market import prepare_market
+from glocal_cli.prepare.pairs import generate_pairs, split_by_identity
+from glocal_cli.prepare.report import ValidationReport
 
 __all__ = [
     "Body3dOptions",

@@ -1,6 +1,6 @@
 """The SynthPeople renderer: one articulated 2-D person from 18 keypoints, with exact ground truth.
 
-:func:`render_person` builds the part frames from a :class:`~glocal_cli.data.synth.poses.SampledPose`
+:func:`render_person` builds the part frames from a :class:`~glocal_cli.synth.poses.SampledPose`
 (see ``geometry`` for the primitive), orders the parts by a per-image depth that depends on the
 pose and the view (arms in front of or behind the torso, the far arm behind it in a side view,
 crossed legs in either order, long hair behind the head in front and over the back in a back view),
@@ -17,9 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from glocal_cli.data.keypoints import KEYPOINT_NAMES, Pose
-from glocal_cli.data.synth.appearance import Appearance, colour_part
-from glocal_cli.data.synth.geometry import (
+from glocal_cli.data.geometry import (
     ATTACHED_PARTS,
     NUM_PARTS,
     PART_IDS,
@@ -29,7 +27,9 @@ from glocal_cli.data.synth.geometry import (
     pixel_to_surface,
     surface_to_pixel,
 )
-from glocal_cli.data.synth.poses import K, SampledPose, view_of
+from glocal_cli.data.keypoints import KEYPOINT_NAMES, Pose
+from glocal_cli.synth.appearance import Appearance, colour_part
+from glocal_cli.synth.poses import K, SampledPose, view_of
 
 __all__ = ["RenderOptions", "RenderedPerson", "build_frames", "render_person"]
 

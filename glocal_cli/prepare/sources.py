@@ -2,7 +2,7 @@
 
 Each kind discovers its own source images; these helpers then find the community split files,
 apply the keypoint annotations (community CSVs or a folder of pose JSON files), build the
-:class:`~glocal_cli.data.prepare.engine.SourceItem` list and the pair plans.
+:class:`~glocal_cli.prepare.engine.SourceItem` list and the pair plans.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 
 from glocal_cli.data.keypoints import Pose, read_keypoint_csv
 from glocal_cli.data.layout import read_pairs_csv
-from glocal_cli.data.prepare.engine import PairPlan, PrepareOptions, SourceItem
-from glocal_cli.data.prepare.report import ValidationReport
 from glocal_cli.errors import InputError
+from glocal_cli.prepare.engine import PairPlan, PrepareOptions, SourceItem
+from glocal_cli.prepare.report import ValidationReport
 
 __all__ = [
     "apply_annotations",

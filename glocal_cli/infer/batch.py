@@ -57,6 +57,8 @@ from glocal_cli.infer.io import (
     read_pairs,
     safe_stem,
 )
+from glocal_cli.infer.prepare import ModelInput, frame_mask
+from glocal_cli.infer.prepare import collate as collate_inputs
 
 __all__ = ["BatchReport", "JobSpec", "Task", "TaskDataset", "collate", "plan_tasks", "run_job"]
 
@@ -373,23 +375,14 @@ class TaskDataset(torch.utils.data.Dataset):
                                   min_visible=cfg.min_visible_keypoints)
         prepared.raw_hw = raw_hw
         notes += prepared.notes
-        item: dict[str, Any] = {
-            "index": task.index,
-            "image": prepared.image,
-            "source_xy": prepared.pose.xy,
-            "source_vis": prepared.pose.visible,
-            "parsing": prepared.parsing if prepared.parsing is not None else np.zeros((h, w), np.uint8),
-            "has_parsing": prepared.parsing is not None,
-            "notes": notes,
-            "transform": prepared.transform,
-        }
+        target, mask = None, None
         if self.mode == "transfer":
-            tgt, more = self._target(task, prepared, raw_hw)
+            target, more = self._target(task, prepared, raw_hw)
             notes += more
-            item["target_xy"], item["target_vis"] = tgt.xy, tgt.visible
         else:
-            item["mask"], item["has_mask"] = self._mask(task, prepared, notes)
-        return item
+            mask = self._mask(task, prepared, notes)
+        return {"index": task.index, "notes": notes, "transform": prepared.transform,
+                "input": ModelInput(prepared.image, prepared.pose, prepared.transform, prepared.parsing, target, mask)}
 
     def _target(self, task: Task, prepared: PreparedSource,
                 canvas_hw: tuple[int, int] | None = None) -> tuple[Pose, list[str]]:
@@ -417,43 +410,27 @@ class TaskDataset(torch.utils.data.Dataset):
                                        recorded=recorded, source_pose=prepared.pose, ref=task.ref)
         return mapped, notes + more
 
-    def _mask(self, task: Task, prepared: Any, notes: list[str]) -> tuple[np.ndarray, bool]:
+    def _mask(self, task: Task, prepared: Any, notes: list[str]) -> np.ndarray | None:
+        """The item's frame hole; ``None`` for ``semantic`` (the model makes it from the parsing)."""
         from glocal_cli.data.masks import irregular_mask, load_mask
-        from glocal_cli.infer.pipeline import _mask_to_frame
 
         h, w = self.frame_hw
         if task.mask == "irregular":
-            m = irregular_mask(h, w, self.cfg.mask_ratio_bin, self.cfg.seed + task.index)
-            return m[None].astype(np.uint8), True
+            return irregular_mask(h, w, self.cfg.mask_ratio_bin, self.cfg.seed + task.index).astype(bool)
         if task.mask == "semantic":
-            return np.zeros((1, h, w), np.uint8), False
+            return None
         mask, more = load_mask(task.mask, prepared.canvas_hw, self.cfg.mask_invert)  # type: ignore[arg-type]
         notes += more
-        return _mask_to_frame(mask, prepared)[None].astype(np.uint8), True
+        return frame_mask(mask, prepared.transform)
 
 
 def collate(items: list[dict[str, Any]]) -> tuple[dict[str, torch.Tensor] | None, list[dict[str, Any]], list[dict]]:
-    """Stack the good items into tensors; returns ``(batch or None, metas, failures)``."""
+    """The loader's collate: the good items stacked by :func:`glocal_cli.infer.prepare.collate`; returns
+    ``(batch or None, metas, failures)``."""
     good = [it for it in items if "error" not in it]
     bad = [it for it in items if "error" in it]
     metas = [{"index": it["index"], "notes": it["notes"], "transform": it["transform"]} for it in good]
-    if not good:
-        return None, metas, bad
-    batch: dict[str, torch.Tensor] = {
-        "image": torch.from_numpy(np.stack([it["image"] for it in good])).permute(0, 3, 1, 2).contiguous(),
-        "source_xy": torch.from_numpy(np.stack([it["source_xy"] for it in good])),
-        "source_vis": torch.from_numpy(np.stack([it["source_vis"] for it in good])),
-        "parsing": torch.from_numpy(np.stack([it["parsing"] for it in good])),
-        "has_parsing": torch.tensor([bool(it["has_parsing"]) for it in good]),
-        "content_box": torch.tensor([it["transform"].content_box() for it in good]),
-    }
-    if "target_xy" in good[0]:
-        batch["target_xy"] = torch.from_numpy(np.stack([it["target_xy"] for it in good]))
-        batch["target_vis"] = torch.from_numpy(np.stack([it["target_vis"] for it in good]))
-    if "mask" in good[0]:
-        batch["mask"] = torch.from_numpy(np.stack([it["mask"] for it in good]))
-        batch["has_mask"] = torch.tensor([bool(it["has_mask"]) for it in good])
-    return batch, metas, bad
+    return (collate_inputs([it["input"] for it in good]) if good else None), metas, bad
 
 
 # --------------------------------------------------------------------------------------------- run
@@ -477,26 +454,25 @@ def _write_item(task: Task, paths: dict[str, Path], mode: str, cfg: InferConfig,
                 transform: FrameTransform) -> None:
     from glocal_cli.data.masks import load_mask
     from glocal_cli.data.parsing import colorize
-    from glocal_cli.infer.composite import full_res_transfer, inpaint_composite, mask_to_canvas, paste_into
+    from glocal_cli.infer.composite import compose, mask_to_canvas
 
     result = arrays["result"]
     final, masked = result, arrays.get("masked")
-    if mode == "inpaint" and cfg.inpaint_output == "source":
-        # the photo as given, every known pixel kept, the holes from the model (feathered seam)
+    inpainting = mode == "inpaint" and cfg.inpaint_output == "source"
+    if inpainting or (cfg.paste_back and mode == "transfer"):
         original = load_image(task.source)
-        if isinstance(task.mask, Path):
-            hole = load_mask(task.mask, original.shape[:2], cfg.mask_invert)[0]  # warnings shown by the loader
-        else:
-            hole = mask_to_canvas(arrays["mask"], transform, original.shape[:2])
-        final, notes = inpaint_composite(original, hole, result, transform, cfg.inpaint_feather, arrays.get("prefill"))
+        hole = None
+        if inpainting:  # the photo as given, every known pixel kept, the holes from the model
+            if isinstance(task.mask, Path):
+                hole = load_mask(task.mask, original.shape[:2], cfg.mask_invert)[0]  # warnings shown by the loader
+            else:
+                hole = mask_to_canvas(arrays["mask"], transform, original.shape[:2])
+            masked = original.copy()
+            masked[hole] = 255
+        final, notes = compose(result, original, transform, hole=hole, detail=arrays.get("detail"),
+                               prefill=arrays.get("prefill"), feather=cfg.inpaint_feather)
         for note in notes:
             warn(f"{task.source}: {note}")
-        masked = original.copy()
-        masked[hole] = 255
-    elif cfg.paste_back and mode == "transfer" and arrays.get("detail") is not None:
-        final = full_res_transfer(load_image(task.source), result, transform, *arrays["detail"])
-    elif cfg.paste_back and mode == "transfer":
-        final = paste_into(load_image(task.source), result, transform)
     save_image(paths["result"], final)
     if "masked" in paths:
         save_image(paths["masked"], masked)

@@ -12,6 +12,7 @@ The model runs in a fixed frame (e.g. 256x176); a source photo is fitted into it
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,7 +22,7 @@ from glocal_cli.data.images import FrameTransform, Resample, resize_image
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["canvas_box", "feather_fill", "DETAIL_KEYS", "frame_to_canvas", "full_res_transfer", "inpaint_composite", "mask_to_canvas",
+__all__ = ["canvas_box", "compose", "feather_fill", "DETAIL_KEYS", "frame_to_canvas", "full_res_transfer", "inpaint_composite", "mask_to_canvas",
            "paste_into"]
 
 
@@ -172,6 +173,24 @@ def inpaint_composite(original: np.ndarray, hole: np.ndarray, frame_result: np.n
         feather = 0.0  # the classical fill already meets the photo at the seam
     out[y0:y1, x0:x1] = feather_fill(orig[y0:y1, x0:x1], region, hole[y0:y1, x0:x1], feather * per_frame_px)
     return out, notes
+
+
+def compose(frame_image: np.ndarray, photo: np.ndarray, transform: FrameTransform, *,
+            detail: Sequence[np.ndarray] | None = None, hole: np.ndarray | None = None,
+            prefill: np.ndarray | None = None, feather: float = 2.0) -> tuple[np.ndarray, list[str]]:
+    """The inference core, part 2: a model-frame result in the photo's own canvas and resolution,
+    ``(picture, notes)``; every front end writes what this returns.
+
+    Inpainting (``hole``: ``bool`` at the photo's size): every known pixel of ``photo`` kept, the hole from the
+    model (:func:`inpaint_composite`, with the frame's ``prefill`` when the weights refine a classical fill).
+    Pose transfer with the generator's blend maps (``detail``, :data:`DETAIL_KEYS` order): what the source shows
+    copied from the photo at full resolution (:func:`full_res_transfer`). Otherwise the frame picture resized
+    into its place (:func:`paste_into`)."""
+    if hole is not None:
+        return inpaint_composite(photo, hole, frame_image, transform, feather, prefill)
+    if detail is not None:
+        return full_res_transfer(photo, frame_image, transform, *detail), []
+    return paste_into(photo, frame_image, transform), []
 
 
 def cv2_resize(values: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -31,10 +31,8 @@ from glocal_cli.errors import ConfigError, InputError
 from glocal_cli.infer.body3d import FLOW_MODES, SOURCE_PARSING_MODES, BodyFlow, PreviewMaps, learned_classes
 from glocal_cli.infer.composite import (
     DETAIL_KEYS,
-    full_res_transfer,
-    inpaint_composite,
+    compose,
     mask_to_canvas,
-    paste_into,
     person_mask,
 )
 from glocal_cli.infer.config import InferConfig
@@ -47,6 +45,8 @@ from glocal_cli.infer.io import (
     pose_from_any,
     prepare_source,
 )
+from glocal_cli.infer.prepare import ModelInput, collate
+from glocal_cli.infer.prepare import frame_mask as prepare_frame_mask
 from glocal_cli.models.flow import flow_to_rgb
 
 __all__ = ["BatchOutput", "GLocalPipeline", "PipelineResult", "resolve_device", "to_uint8_image"]
@@ -287,7 +287,7 @@ class GLocalPipeline:
     def forward_batch(self, batch: dict[str, torch.Tensor], mode: str = "transfer", want_flow: bool = False,
                       mask_classes: Sequence[str | int] = ("upper",), mask_dilate: int = 1, flow: str | None = None,
                       want_preview: bool = False) -> BatchOutput:
-        """Run one collated batch (see :func:`glocal_cli.infer.batch.collate`) and return CPU pictures.
+        """Run one collated batch (:func:`glocal_cli.infer.prepare.collate`) and return CPU pictures.
 
         Keys: ``image`` uint8 ``(B, 3, H, W)``; ``source_xy``/``source_vis``; for transfer
         ``target_xy``/``target_vis`` (model frame); ``parsing`` uint8 ``(B, H, W)`` with ``has_parsing`` ``(B,)``;
@@ -342,8 +342,10 @@ class GLocalPipeline:
             flow_used: list[str] = []
             preview = None
             if mode == "inpaint":
-                mask = batch["mask"].to(dev).float()
-                has_mask = batch["has_mask"].to(dev)
+                if "mask" in batch:
+                    mask, has_mask = batch["mask"].to(dev).float(), batch["has_mask"].to(dev)
+                else:  # no item has a hole of its own: every one gets its semantic hole
+                    mask, has_mask = image.new_zeros(b, 1, h, w), torch.zeros(b, dtype=torch.bool, device=dev)
                 if not bool(has_mask.all()):
                     sem = semantic_masks_torch(source_parsing, mask_classes)
                     if mask_dilate > 0:
@@ -518,25 +520,11 @@ class GLocalPipeline:
             raise InputError(f"{where}: the keypoint backend found no person")
         return pose
 
-    def _collate(self, items: list[PreparedSource], targets: list[Pose] | None, masks: list[np.ndarray | None] | None):
-        h, w = self.frame_hw
-        batch = {
-            "image": torch.from_numpy(np.stack([it.image for it in items])).permute(0, 3, 1, 2).contiguous(),
-            "source_xy": torch.from_numpy(np.stack([it.pose.xy for it in items])),
-            "source_vis": torch.from_numpy(np.stack([it.pose.visible for it in items])),
-            "parsing": torch.from_numpy(np.stack([it.parsing if it.parsing is not None else np.zeros((h, w), np.uint8)
-                                                  for it in items])),
-            "has_parsing": torch.tensor([it.parsing is not None for it in items]),
-            "content_box": torch.tensor([it.transform.content_box() for it in items]),
-        }
-        if targets is not None:
-            batch["target_xy"] = torch.from_numpy(np.stack([p.xy for p in targets]))
-            batch["target_vis"] = torch.from_numpy(np.stack([p.visible for p in targets]))
-        if masks is not None:
-            batch["mask"] = torch.from_numpy(np.stack([m if m is not None else np.zeros((h, w), bool)
-                                                       for m in masks])[:, None].astype(np.uint8))
-            batch["has_mask"] = torch.tensor([m is not None for m in masks])
-        return batch
+    @staticmethod
+    def _collate(items: list[PreparedSource], targets: list[Pose] | None,
+                 masks: list[np.ndarray | None] | None) -> dict[str, torch.Tensor]:
+        return collate([ModelInput(it.image, it.pose, it.transform, it.parsing, targets[i] if targets else None,
+                                   masks[i] if masks else None) for i, it in enumerate(items)])
 
     def _finish(self, out: BatchOutput, items: list[PreparedSource], kinds: list[str], paste_back: bool,
                 targets: list[Pose] | None, return_details: bool, notes: list[list[str]],
@@ -548,20 +536,18 @@ class GLocalPipeline:
             frame = out.image[i].numpy()
             final = frame
             if paste_back and item.original is not None:
+                hole = None
                 if out.mask is not None:
                     hole = holes[i] if holes is not None and holes[i] is not None else \
                         mask_to_canvas(out.mask[i].numpy(), item.transform, item.canvas_hw)
-                    final, more = inpaint_composite(item.original, hole, frame, item.transform,
-                                                    self.config.inpaint_feather,
-                                                    None if out.prefill is None else out.prefill[i].numpy())
-                    for note in more:
-                        warn(f"source {i}: {note}")
-                    notes[i] += more
-                elif out.detail is not None:
-                    final = full_res_transfer(item.original, frame, item.transform,
-                                              *(out.detail[k][i].numpy() for k in DETAIL_KEYS))
-                else:
-                    final = paste_into(item.original, frame, item.transform)
+                final, more = compose(frame, item.original, item.transform, hole=hole,
+                                      detail=None if out.detail is None else [out.detail[k][i].numpy()
+                                                                             for k in DETAIL_KEYS],
+                                      prefill=None if out.prefill is None else out.prefill[i].numpy(),
+                                      feather=self.config.inpaint_feather)
+                for note in more:
+                    warn(f"source {i}: {note}")
+                notes[i] += more
             img = _from_uint8(final, kinds[i])
             if return_details:
                 picture = None
@@ -679,7 +665,7 @@ class GLocalPipeline:
                         item_notes += more
                     else:
                         hole = _mask_array(spec, prepared.canvas_hw, item_notes, f"mask {i}")
-                    frame_mask = _mask_to_frame(hole, prepared)
+                    frame_mask = prepare_frame_mask(hole, prepared.transform)
                 for note in item_notes:
                     if note not in shown:
                         shown.add(note)
@@ -833,19 +819,3 @@ def _mask_array(value: Any, size: tuple[int, int], notes: list[str], where: str)
         notes.append(f"{where}: mask is {mask.shape[0]}x{mask.shape[1]}, resized to {size[0]}x{size[1]}")
         mask = cv2.resize(mask.astype(np.uint8), (size[1], size[0]), interpolation=cv2.INTER_NEAREST).astype(bool)
     return mask
-
-
-def _mask_to_frame(mask: np.ndarray, prepared: PreparedSource) -> np.ndarray:
-    """A hole mask of the photo (as given, or its downscaled copy) -> the model frame, by the image's fit.
-
-    A frame pixel is a hole when any part of it is: the model never sees a pixel of the hole's content,
-    and every hole pixel of the photo lies on a frame pixel the model fills. Padding is never a hole.
-    """
-    from glocal_cli.data.images import resize_image
-
-    t = prepared.transform
-    resized = resize_image(np.asarray(mask, bool).astype(np.uint8) * 255, t.resized_height, t.resized_width, "area")
-    frame = np.zeros((t.frame_height, t.frame_width), np.uint8)
-    x0, y0, x1, y1 = t.content_box()
-    frame[y0:y1, x0:x1] = resized[y0 - t.offset_y:y1 - t.offset_y, x0 - t.offset_x:x1 - t.offset_x]
-    return frame > 0

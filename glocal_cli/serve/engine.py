@@ -484,72 +484,53 @@ class ServeEngine:
         return path
 
     # -- model calls --------------------------------------------------------------------------
-    def _prepared(self, entry: ImageEntry, source_pose: Pose) -> Any:
-        """The photo fitted into the frame for ``source_pose``, with parsing (sidecar or estimated once)."""
+    def _prepared(self, entry: ImageEntry, source_pose: Pose, pipeline: Any = None) -> Any:
+        """The photo fitted into the frame for ``source_pose``, with parsing (sidecar, or estimated once by the
+        network of ``pipeline``, the one that will run: the transfer weights', or the inpainting weights')."""
         from glocal_cli.infer.io import prepare_source
 
-        key = source_pose.xy.tobytes() + source_pose.visible.tobytes()
+        pipe = pipeline or self.pipeline
+        key = source_pose.xy.tobytes() + source_pose.visible.tobytes() + str(id(pipe)).encode()
         hit = entry.prepared.get(key)
         if hit is not None:
             entry.prepared.move_to_end(key)
             return hit
-        pipe = self.pipeline
         prepared = prepare_source(entry.image, source_pose, entry.parsing, pipe.frame_hw, entry.name,
                                   margin=pipe.config.fit_margin, min_visible=pipe.config.min_visible_keypoints)
         if prepared.parsing is None:
-            prepared.parsing = self._estimate_parsing(prepared)
+            prepared.parsing = self._estimate_parsing(prepared, pipe)
         entry.prepared[key] = prepared
         while len(entry.prepared) > 4:
             entry.prepared.popitem(last=False)
         return prepared
 
-    def _autocast(self) -> Any:
+    @staticmethod
+    def _tensors(prepared: Any, pipe: Any) -> tuple[Any, Any]:
         import torch
 
-        pipe = self.pipeline  # the same rule as GLocalPipeline: bf16/fp16 autocast on CUDA, bf16 on the CPU
-        low = (pipe.device.type == "cuda" and pipe.dtype in (torch.bfloat16, torch.float16)) or \
-            (pipe.device.type == "cpu" and pipe.dtype == torch.bfloat16)
-        return torch.autocast(pipe.device.type, dtype=pipe.dtype if low else None, enabled=low)
-
-    def _tensors(self, prepared: Any) -> tuple[Any, Any]:
-        import torch
-
-        pipe = self.pipeline
         image = torch.from_numpy(prepared.image).permute(2, 0, 1)[None].to(pipe.device).float() / 127.5 - 1.0
         pose = prepared.pose
         maps = pipe.heatmaps(torch.from_numpy(pose.xy)[None], torch.from_numpy(pose.visible)[None])
         return image, maps
 
-    def _estimate_parsing(self, prepared: Any) -> np.ndarray:
-        """Source parsing labels predicted by the semantic network (``Pt = Ps``), computed once per pose."""
+    def _estimate_parsing(self, prepared: Any, pipe: Any) -> np.ndarray:
+        """Source parsing labels predicted by ``pipe``'s semantic network (``Pt = Ps``), computed once per pose."""
         import torch
 
-        with torch.inference_mode(), self._autocast():
-            image, maps = self._tensors(prepared)
-            onehot = self.pipeline.estimate_source_parsing(image, maps)
+        with torch.inference_mode(), pipe._autocast():
+            image, maps = self._tensors(prepared, pipe)
+            onehot = pipe.estimate_source_parsing(image, maps)
         return onehot.argmax(1)[0].to(torch.uint8).cpu().numpy()
 
-    def _batch(self, prepared: Any, count: int, targets: Sequence[Pose] | None = None,
+    @staticmethod
+    def _batch(prepared: Any, count: int, targets: Sequence[Pose] | None = None,
                mask: np.ndarray | None = None) -> dict[str, Any]:
-        """The collated batch :meth:`GLocalPipeline.forward_batch` takes: one photo, ``count`` items."""
-        import torch
+        """The batch :meth:`GLocalPipeline.forward_batch` takes: one photo, ``count`` items
+        (:func:`glocal_cli.infer.prepare.collate`, as the CLI and the API make it)."""
+        from glocal_cli.infer.prepare import ModelInput, collate
 
-        def rep(a: np.ndarray) -> Any:
-            return torch.from_numpy(np.ascontiguousarray(a))[None].expand(count, *a.shape).contiguous()
-
-        batch = {
-            "image": rep(prepared.image.transpose(2, 0, 1)),
-            "source_xy": rep(prepared.pose.xy), "source_vis": rep(prepared.pose.visible),
-            "parsing": rep(prepared.parsing), "has_parsing": torch.ones(count, dtype=torch.bool),
-            "content_box": torch.tensor([prepared.transform.content_box()] * count),
-        }
-        if targets is not None:
-            batch["target_xy"] = torch.from_numpy(np.stack([p.xy for p in targets]))
-            batch["target_vis"] = torch.from_numpy(np.stack([p.visible for p in targets]))
-        if mask is not None:
-            batch["mask"] = rep(mask.astype(np.uint8)[None])
-            batch["has_mask"] = torch.ones(count, dtype=torch.bool)
-        return batch
+        return collate([ModelInput(prepared.image, prepared.pose, prepared.transform, prepared.parsing,
+                                   targets[i] if targets is not None else None, mask) for i in range(count)])
 
     def _map_targets(self, prepared: Any, poses: Sequence[Pose]) -> tuple[list[Pose], list[str]]:
         from glocal_cli.infer.io import map_target_pose
@@ -584,12 +565,12 @@ class ServeEngine:
         """Transfer result ``index`` of a batch in the photo's canvas as ``glocal transfer`` writes it: with the
         weights' pixel blend redone at the photo's resolution (``infer.full_res_blend``), else upsampled."""
         frame = out.image[index].numpy()
-        if out.detail is not None and (self.config.paste_back if paste_back is None else paste_back):
-            from glocal_cli.infer.composite import DETAIL_KEYS, full_res_transfer
+        if not (self.config.paste_back if paste_back is None else paste_back):
+            return frame
+        from glocal_cli.infer.composite import DETAIL_KEYS, compose
 
-            return full_res_transfer(entry.image, frame, prepared.transform,
-                                     *(out.detail[k][index].numpy() for k in DETAIL_KEYS))
-        return self._to_canvas(frame, prepared, entry, paste_back=paste_back)
+        detail = None if out.detail is None else [out.detail[k][index].numpy() for k in DETAIL_KEYS]
+        return compose(frame, entry.image, prepared.transform, detail=detail)[0]
 
     def transfer(self, image_id: str, target_pose: Pose, source_pose: Pose | None = None,
                  layers: Sequence[str] = (), paste_back: bool | None = None, save: bool = False) -> dict[str, Any]:
@@ -617,8 +598,8 @@ class ServeEngine:
             response["layers"]["flow"] = png_data_url(self._to_canvas(out.flow[0].numpy(), prepared, entry,
                                                                       paste_back=paste_back))
         if "visibility" in layers:
-            with torch.inference_mode(), self._autocast():
-                image, maps = self._tensors(prepared)
+            with torch.inference_mode(), self.pipeline._autocast():
+                image, maps = self._tensors(prepared, self.pipeline)
                 tmaps = self.pipeline.heatmaps(torch.from_numpy(target.xy)[None], torch.from_numpy(target.visible)[None])
                 _, vis = self.pipeline.model.estimate_flow(image, maps, tmaps)
             gray = (vis[0, 0].float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
@@ -636,26 +617,26 @@ class ServeEngine:
         """Fill a hole of the photo ``image_id``: a brush ``mask`` (``bool`` in the photo's pixels) and/or
         the parsing ``classes`` (grown by ``dilate`` frame pixels). Outside the hole the photo is kept.
         ``mask`` may also be a PNG data URL (see :func:`decode_mask`)."""
-        from glocal_cli.data.images import fit_to_frame
         from glocal_cli.data.masks import semantic_mask
+        from glocal_cli.infer.prepare import frame_mask
 
         t0 = time.perf_counter()
         entry = self.get(image_id)
         if isinstance(mask, str):
             mask = decode_mask(mask, entry.image.shape[:2])
         pose = entry.pose if source_pose is None else source_pose
-        prepared = self._prepared(entry, pose)
-        h, w = self.pipeline.frame_hw
+        prepared = self._prepared(entry, pose, self.inpaint_pipeline)
+        h, w = self.inpaint_pipeline.frame_hw
         hole = np.zeros((h, w), bool)
         if mask is not None:
             if mask.shape != entry.image.shape[:2]:
                 raise InputError(f"mask: {mask.shape[0]}x{mask.shape[1]}, expected the photo's "
                                  f"{entry.image.shape[0]}x{entry.image.shape[1]}")
-            rgb = np.repeat(mask.astype(np.uint8)[..., None] * 255, 3, axis=2)
-            fitted, _ = fit_to_frame(rgb, h, w, "nearest", pose=pose, pad_value=0, margin=self.pipeline.config.fit_margin)
-            hole |= fitted[..., 0] > 127
+            hole |= frame_mask(mask, prepared.transform)  # as `glocal inpaint --mask FILE` makes it
+        class_hole = None
         if classes:
-            hole |= semantic_mask(prepared.parsing, list(classes), max(0, int(dilate)))
+            class_hole = semantic_mask(prepared.parsing, list(classes), max(0, int(dilate)))
+            hole |= class_hole
         if not hole.any():
             raise InputError("inpaint: the mask is empty (paint over the photo or pick a class present in it)")
         out = self.inpaint_pipeline.forward_batch(self._batch(prepared, 1, mask=hole), "inpaint")
@@ -663,14 +644,15 @@ class ServeEngine:
         use_canvas = self.config.paste_back if paste_back is None else paste_back
         result = frame
         if use_canvas:  # as `glocal inpaint` writes it: every known pixel kept, the seam feathered
-            from glocal_cli.infer.composite import inpaint_composite, mask_to_canvas
+            from glocal_cli.infer.composite import compose, mask_to_canvas
 
-            hole_canvas = mask_to_canvas(hole, prepared.transform, entry.image.shape[:2])
-            if mask is not None:
-                hole_canvas |= mask
-            result, _ = inpaint_composite(entry.image, hole_canvas, frame, prepared.transform,
-                                          self.inpaint_pipeline.config.inpaint_feather,
-                                          None if out.prefill is None else out.prefill[0].numpy())
+            # the drawn mask as drawn (the CLI's rule for a mask file), the classes' hole from the frame
+            hole_canvas = np.zeros(entry.image.shape[:2], bool) if mask is None else np.asarray(mask, bool).copy()
+            if class_hole is not None:
+                hole_canvas |= mask_to_canvas(class_hole, prepared.transform, entry.image.shape[:2])
+            result, _ = compose(frame, entry.image, prepared.transform, hole=hole_canvas,
+                                prefill=None if out.prefill is None else out.prefill[0].numpy(),
+                                feather=self.inpaint_pipeline.config.inpaint_feather)
         response: dict[str, Any] = {
             "image": png_data_url(result), "width": int(result.shape[1]), "height": int(result.shape[0]),
             "masked": png_data_url(self._to_canvas(out.masked[0].numpy(), prepared, entry, paste_back=paste_back))

@@ -350,7 +350,7 @@ def test_source_keypoint_csv_is_read_in_its_frame(tmp_path):
     item = TaskDataset(tasks, "transfer", cfg, (H, W))[0]
     assert "error" not in item, item
     expect = (np.stack([xs - 40, ys], 1) + 0.5) * (H / 256) - 0.5  # pixel centres scale about the corner
-    np.testing.assert_allclose(item["source_xy"], expect, atol=1e-4)
+    np.testing.assert_allclose(item["input"].source.xy, expect, atol=1e-4)
 
 
 def test_warm_started_fits_follow_a_dragged_joint():

@@ -278,7 +278,6 @@ def test_inpainting_weights_of_their_own_refine_the_photos_classical_fill(serve_
     fill at the photo's resolution and every known pixel is the photo's; other frames are refused."""
     from glocal_cli.data.prefill import telea_fill
     from glocal_cli.errors import ConfigError
-    from glocal_cli.infer.composite import mask_to_canvas
     from glocal_cli.infer.config import InferConfig
     from glocal_cli.infer.pipeline import GLocalPipeline
     from glocal_cli.serve.config import ServeConfig
@@ -297,14 +296,7 @@ def test_inpainting_weights_of_their_own_refine_the_photos_classical_fill(serve_
     mask[100:130, 60:110] = True
     out = engine.inpaint(image_id, mask=mask)
     result = from_data_url(out["image"])
-    prepared = engine._prepared(engine.get(image_id), engine.get(image_id).pose)
-    h, w = inpaint.frame_hw
-    from glocal_cli.data.images import fit_to_frame
-
-    rgb = np.repeat(mask.astype(np.uint8)[..., None] * 255, 3, axis=2)
-    fitted, _ = fit_to_frame(rgb, h, w, "nearest", pose=engine.get(image_id).pose, pad_value=0,
-                             margin=inpaint.config.fit_margin)
-    hole = mask_to_canvas(fitted[..., 0] > 127, prepared.transform, photo.shape[:2]) | mask
+    hole = mask  # the drawn mask as drawn, as `glocal inpaint --mask FILE` takes it
     np.testing.assert_array_equal(result[~hole], photo[~hole])
     classical = telea_fill(photo, hole)
     assert np.abs(result[hole].astype(int) - classical[hole].astype(int)).mean() < 3.0

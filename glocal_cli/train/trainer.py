@@ -26,7 +26,7 @@ import math
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -419,33 +419,7 @@ class _Trainer:
             stats.append(fs.mean_cov())
         return float(frechet_distance(*stats[0], *stats[1]))
 
-    # -- checkpoint state
-
-    def _state(self, stage: Stage, step: int, total: int, epoch: int, position: int, opts: dict[str, Any],
-               scheds: dict[str, Any], scaler: Any, best: float | None, complete: bool,
-               schedule: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "format_version": CHECKPOINT_VERSION,
-            "stage": stage.name,
-            "step": step,
-            "total_steps": total,
-            "complete": complete,
-            "epoch": epoch,
-            "position": position,
-            "global_batch": self.cfg.train.batch_size * self.cfg.train.grad_accum * self.info.world_size,
-            "world_size": self.info.world_size,
-            "best_score": best,
-            "model": unwrap(self.model).state_dict(),
-            "discriminator": unwrap(self.D).state_dict(),
-            "optimizers": {k: o.state_dict() for k, o in opts.items()},
-            "schedulers": {k: s.state_dict() for k, s in scheds.items()},
-            "schedule": dict(schedule),
-            "scaler": scaler.state_dict() if scaler is not None else {},
-            "rng": capture_rng_state(),
-            "config": to_dict(self.cfg),
-            "trained": dict(self.trained),
-        }
+    # -- the learning-rate schedule
 
     def _schedule(self, name: str, total: int, state: dict[str, Any] | None) -> dict[str, Any]:
         """The learning-rate schedule of this stage: a property of the run, saved in every checkpoint.
@@ -476,26 +450,39 @@ class _Trainer:
         self.log.warn(note + "; pass --reschedule to apply the new schedule from here")
         return saved
 
-    # -- one stage
+    # -- one stage: prepare it, run the step loop with its hooks, report
 
     def run_stage(self, name: str) -> StageResult:
-        t = self.cfg.train
+        """Train one stage (or skip it when a resumed run already completed it)."""
         total = self.total_steps(name)
-        mgr = CheckpointManager(self.run_dir, name, t.keep_last)
-        state: dict[str, Any] | None = None
-        if self.resume:
-            latest = mgr.latest()
-            if latest is not None:
-                state = load_checkpoint(latest, self.device)
-                self.trained = _provenance(state)
-                if state.get("stage") != name:
-                    raise TrainingError(f"{latest}: holds stage {state.get('stage')!r}, expected {name!r}")
-                if int(state["step"]) >= total:
-                    src = mgr.weights_source() or latest
-                    self._load_weights(load_checkpoint(src, self.device) if src != latest else state)
-                    self.log.message(f"{name}: already complete at step {state['step']} ({src.name}); skipped")
-                    return StageResult(name, int(state["step"]), int(state["step"]), total, skipped=True,
-                                       best_score=state.get("best_score"))
+        ckpt = _CheckpointHook(self, CheckpointManager(self.run_dir, name, self.cfg.train.keep_last))
+        state, skipped = ckpt.resume_state(name, total)
+        if skipped is not None:
+            return skipped
+        run, val_loader = self._prepare(name, total, ckpt, state)
+        if run.step >= total:
+            return run.result
+        self.trained[_TRAINS[name]] = f"the {name} stage of run {self.run_dir.name}"
+        self._loop(run, self._hooks(ckpt, val_loader))
+        return self._finish(run)
+
+    def _hooks(self, ckpt: _CheckpointHook, val_loader: Any) -> list[_Hook]:
+        """The hooks of a stage, in the order they run at every point of the loop (see :class:`_Hook`): the
+        learning rate follows the step before anything reads it; the log line (and its non-finite check)
+        comes before the stop decision, the validation and the checkpoint of the same step."""
+        return [
+            _ScheduleHook(),
+            _LogHook(self),
+            _StopHook(self),
+            _ValidationHook(self, val_loader, ckpt.save_best),
+            ckpt,
+        ]
+
+    def _prepare(self, name: str, total: int, ckpt: _CheckpointHook,
+                 state: dict[str, Any] | None) -> tuple[_StageRun, Any]:
+        """The stage, its optimisers and schedulers, resumed from ``state`` (a checkpoint) or started fresh,
+        and its data; returns the stage's run state and the validation loader (None: no validation)."""
+        t = self.cfg.train
         if state is None:
             torch.manual_seed(t.seed + STAGES.index(name))
             origin = self._init_from_previous(name)
@@ -521,211 +508,438 @@ class _Trainer:
         scheds = {key: torch.optim.lr_scheduler.LambdaLR(
                       o, _lr_lambda(schedule["total"], schedule["warmup"], schedule["kind"]))
                   for key, o in opts.items()}
-        scaler = None
-        step, epoch, position, best = 0, 0, 0, None
+        run = _StageRun(name, stage, total, opts, scheds, schedule, ckpt.mgr)
         if state is not None:
-            self._load_weights(state)
-            for key, o in opts.items():
-                o.load_state_dict(state["optimizers"][key])
-            for key, s in scheds.items():
-                s.load_state_dict(state["schedulers"][key])
-            step, epoch, position = int(state["step"]), int(state["epoch"]), int(state["position"])
-            best = state.get("best_score")
-            gb = t.batch_size * t.grad_accum * self.info.world_size
-            if int(state.get("global_batch", gb)) != gb:
-                position = position * int(state["global_batch"]) // gb
-                self.log.warn(f"{name}: global batch changed ({state['global_batch']} -> {gb}); the data order "
-                              "after the resume differs from an uninterrupted run")
-            restore_rng_state(state["rng"])
-            self.log.message(f"{name}: resumed at step {step}/{total}")
+            ckpt.restore(run, state)
         stage.wrap()
         train_ds, sampler, loader, val_loader = self._loaders(stage)
         if val_loader is None and self.info.is_main and t.val_pairs > 0 and not self.validation.pairs:
             self.log.warn("no validation split (see the 'validation:' line above): the last checkpoint is used "
                           "as the best")
-        result = StageResult(name, step, step, total, best_score=best)
-        if step >= total:
-            return result
-        self.trained[_TRAINS[name]] = f"the {name} stage of run {self.run_dir.name}"
-        self.log.message(f"{name}: {total - step} steps, {len(train_ds)} training pairs, global batch "
-                         f"{t.batch_size * t.grad_accum * self.info.world_size} "
-                         f"({self.info.world_size} x {t.grad_accum} x {t.batch_size}), device {self.device}, "
-                         f"precision {self.amp_dtype or torch.float32}")
-        baseline_done = False
-        vis_batch = None
-        if val_loader is not None:
-            vis_batch = next(iter(val_loader))
-            if step == 0 and t.val_every:
-                metrics = self.validate(stage, val_loader, with_baseline=True)
-                baseline_done = True
-                result.initial_metrics = {f"val/{k}": v for k, v in metrics.items()}
-                self.log.message(f"{name} validation at step 0: " + " ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
-                self.log.scalars(0, metrics, f"{name}/val")
-                self.log.validation(name, 0, metrics)
+        run.train_pairs = len(train_ds)
+        run.stream = _batches(run, sampler, loader)
+        run.window = _LossWindow(run.step)
+        run.result = StageResult(name, run.step, run.step, total, best_score=run.best)
+        return run, val_loader
 
-        # -- the data stream (position/epoch are the resume point)
-        pos = {"epoch": epoch, "position": position}
-
-        def batches() -> Iterator[dict[str, Any]]:
-            while True:
-                sampler.set_epoch(pos["epoch"])
-                sampler.set_position(pos["position"])
-                for b in loader:
-                    pos["position"] += 1
-                    yield b
-                pos["epoch"] += 1
-                pos["position"] = 0
-
-        stream = batches()
+    def _loop(self, run: _StageRun, hooks: Sequence[_Hook]) -> None:
+        """The step loop: the next batches, forward and losses (in the stage, under autocast), backward
+        (``train.grad_accum`` micro-batches, DDP's all-reduce on the last one only), the optimiser step;
+        everything else happens in the hooks."""
+        t = self.cfg.train
         accum = t.grad_accum
 
         def backward(loss: torch.Tensor) -> None:
             (loss / accum).backward()
 
-        sums: dict[str, torch.Tensor] = {}
-        steps_in_window = 0
-        nan_skips = 0
-        last_log_step = step
-        last_ckpt: Path | None = None
-        stage.train_mode()
-        self.log.start_stage(name, step, total)
-        t_start = time.perf_counter()
-        start_step = step
-        stop_now = False
-
-        def save(kind: str, complete: bool = False) -> Path | None:
-            if not self.info.is_main:
-                return None
-            st = self._state(stage, step, total, pos["epoch"], pos["position"], opts, scheds, scaler, best, complete,
-                             schedule)
-            if kind == "periodic":
-                return mgr.save_periodic(st, step)
-            if kind == "best":
-                return mgr.save_best(st)
-            return mgr.save_last(st)
-
-        def check_window(values: dict[str, float], first: int, last: int) -> None:
-            bad = [k for k, v in values.items() if not math.isfinite(v)]
-            if bad:
-                good = mgr.latest()
-                where = f"the last good checkpoint is {good}" if good else "no checkpoint was written yet"
-                raise TrainingError(f"{name}: non-finite {', '.join(bad)} loss between steps {first + 1} and "
-                                    f"{last}; training stopped ({where})")
-
+        for hook in hooks:
+            hook.before_stage(run)
+        run.stage.train_mode()
         try:
-            while step < total:
-                for o in opts.values():
+            while run.step < run.total and not run.stop_now:
+                for hook in hooks:
+                    hook.before_step(run)
+                for o in run.opts.values():
                     o.zero_grad(set_to_none=True)
                 step_losses: dict[str, torch.Tensor] = {}
                 for micro in range(accum):
-                    batch = self._to_device(next(stream))
-                    with no_sync(stage.ddp_modules(), enabled=micro < accum - 1):
-                        losses = stage.train_step(batch, backward)
+                    batch = self._to_device(next(run.stream))
+                    with no_sync(run.stage.ddp_modules(), enabled=micro < accum - 1):
+                        losses = run.stage.train_step(batch, backward)
                     for k, v in losses.items():
                         step_losses[k] = step_losses.get(k, 0) + v / accum
-                if t.max_nan_skips > 0:
-                    finite = torch.stack([torch.isfinite(v).all() for v in step_losses.values()]).all()
-                    if not bool(all_reduce_max((~finite).float()) == 0):  # one host sync per step
-                        nan_skips += 1
-                        bad = [k for k, v in step_losses.items() if not bool(torch.isfinite(v).all())]
-                        self.log.warn(f"{name}: non-finite {', '.join(bad) or 'loss'} at step {step + 1}; "
-                                      f"update skipped ({nan_skips}/{t.max_nan_skips})")
-                        if nan_skips > t.max_nan_skips:
-                            check_window({k: float("nan") for k in bad or ["total"]}, step, step + 1)
-                        continue
+                if t.max_nan_skips > 0 and self._skip_nonfinite(run, step_losses):
+                    continue
                 if t.grad_clip > 0:
-                    for o in opts.values():
+                    for o in run.opts.values():
                         params = [p for g in o.param_groups for p in g["params"] if p.grad is not None]
                         torch.nn.utils.clip_grad_norm_(params, t.grad_clip, foreach=True)
-                for o in opts.values():
+                for o in run.opts.values():
                     o.step()
-                for s in scheds.values():
-                    s.step()
-                step += 1
-                steps_in_window += 1
-                for k, v in step_losses.items():
-                    sums[k] = sums.get(k, 0) + v
-                self.log.update(step)
-
-                # -- log interval: the one host sync of the loop
-                if step % t.log_every == 0 or step == total:
-                    keys = sorted(sums)
-                    stacked = all_reduce_mean(torch.stack([sums[k].float() for k in keys]) / steps_in_window)
-                    values = dict(zip(keys, stacked.tolist()))
-                    check_window(values, last_log_step, step)
-                    rate = self.log.rate(step)
-                    ips = rate * t.batch_size * accum * self.info.world_size
-                    if self.info.is_main:
-                        ordered = {"total": values.pop("total"), **values} if "total" in values else values
-                        self.log.update(step, ordered)
-                        self.log.message(f"{name} step {step}/{total} | {rate:.2f} it/s {ips:.1f} img/s | "
-                                         f"{format_losses(ordered, limit=12)}", console_too=False)
-                        self.log.scalars(step, ordered, f"{name}/train")
-                        self.log.scalars(step, {"images_per_second": ips,
-                                                "lr": next(iter(opts.values())).param_groups[0]["lr"]},
-                                         f"{name}/speed")
-                    sums, steps_in_window, last_log_step = {}, 0, step
-                    if self.info.distributed:  # every rank must stop at the same step
-                        flag = all_reduce_max(torch.tensor(float(self.stop.requested), device=self.device))
-                        stop_now = bool(flag.item() > 0)
-                if not self.info.distributed:
-                    stop_now = self.stop.requested
-
-                if self.info.is_main and vis_batch is not None and (step % t.image_every == 0 or step == total):
-                    self.model.eval()
-                    with torch.no_grad():
-                        grid = visual_grid(stage.visuals(self._to_device(vis_batch)))
-                    stage.train_mode()
-                    self.log.image(step, f"{name}/images", grid)
-
-                if val_loader is not None and ((t.val_every and step % t.val_every == 0) or step == total):
-                    metrics = self.validate(stage, val_loader, with_baseline=not baseline_done)
-                    baseline_done = True
-                    result.metrics.update({f"val/{k}": v for k, v in metrics.items()})
-                    score = metrics.get(stage.score_name)
-                    msg = " ".join(f"{k} {v:.4g}" for k, v in metrics.items())
-                    self.log.message(f"{name} validation at step {step}: {msg}")
-                    self.log.scalars(step, metrics, f"{name}/val")
-                    self.log.validation(name, step, metrics)
-                    if score is not None and math.isfinite(score) and (best is None or score < best):
-                        best = score
-                        save("best")
-                    self.log.flush()
-
-                if step % t.ckpt_every == 0 and step < total:
-                    if sums:  # never checkpoint weights that a non-finite step may have touched
-                        keys = sorted(sums)
-                        stacked = all_reduce_mean(torch.stack([sums[k].float() for k in keys]))
-                        check_window(dict(zip(keys, stacked.tolist())), last_log_step, step)
-                    last_ckpt = save("periodic")
-                    if last_ckpt is not None:
-                        self.log.message(f"{name}: checkpoint {last_ckpt}", console_too=False)
-
-                if stop_now:
-                    path = save("last")
-                    self.log.end_stage()
-                    self.log.message(f"{name}: interrupted at step {step}/{total}; state saved to {path}; "
-                                     "continue with --resume auto")
-                    result.step, result.interrupted, result.best_score = step, True, best
-                    return result
+                run.step += 1
+                run.losses = step_losses
+                for hook in hooks:
+                    hook.after_step(run)
+            run.outcome = "interrupted" if run.stop_now else "done"
         except torch.OutOfMemoryError as exc:
-            self.log.end_stage()
-            raise TrainingError(f"{name} step {step + 1}: " + _oom_hint(t.batch_size, accum, self.device)) from exc
+            hint = _oom_hint(t.batch_size, accum, self.device)
+            raise TrainingError(f"{run.name} step {run.step + 1}: {hint}") from exc
         finally:
-            self.log.end_stage()
-        elapsed = max(time.perf_counter() - t_start, 1e-9)
-        result.images_per_second = (step - start_step) * t.batch_size * accum * self.info.world_size / elapsed
-        last_path = save("last", complete=True)
-        if self.info.is_main and best is None and last_path is not None:
-            mgr.copy_to_best(last_path)
-        barrier()
-        src = mgr.weights_source()
-        if src is not None:
-            self._load_weights(load_checkpoint(src, self.device))
-        result.step, result.best_score = step, best
-        self.log.message(f"{name}: done at step {step}; {result.images_per_second:.1f} images/s; best "
-                         f"{stage.score_name} {best if best is not None else 'n/a'}")
+            if run.outcome == "running":  # an exception ends the loop
+                run.outcome = "error"
+            for hook in hooks:
+                hook.after_stage(run)
+
+    def _skip_nonfinite(self, run: _StageRun, step_losses: dict[str, torch.Tensor]) -> bool:
+        """With ``train.max_nan_skips``: True (and a warning) when a loss of this step is not finite on any
+        process, so that the update is skipped; stops the stage after too many skips."""
+        t = self.cfg.train
+        finite = torch.stack([torch.isfinite(v).all() for v in step_losses.values()]).all()
+        if bool(all_reduce_max((~finite).float()) == 0):  # one host sync per step
+            return False
+        run.nan_skips += 1
+        bad = [k for k, v in step_losses.items() if not bool(torch.isfinite(v).all())]
+        self.log.warn(f"{run.name}: non-finite {', '.join(bad) or 'loss'} at step {run.step + 1}; "
+                      f"update skipped ({run.nan_skips}/{t.max_nan_skips})")
+        if run.nan_skips > t.max_nan_skips:
+            _check_finite(run, {k: float("nan") for k in bad or ["total"]}, run.step, run.step + 1)
+        return True
+
+    def _finish(self, run: _StageRun) -> StageResult:
+        """The stage's result and its closing log line."""
+        result = run.result
+        result.step, result.best_score = run.step, run.best
+        if run.outcome == "interrupted":
+            result.interrupted = True
+            self.log.message(f"{run.name}: interrupted at step {run.step}/{run.total}; state saved to "
+                             f"{run.last_path}; continue with --resume auto")
+            return result
+        best = run.best if run.best is not None else "n/a"
+        self.log.message(f"{run.name}: done at step {run.step}; {result.images_per_second:.1f} images/s; "
+                         f"best {run.stage.score_name} {best}")
         return result
+
+
+# ---------------------------------------------------------------------------- a stage's shared state
+
+
+@dataclass
+class _StageRun:
+    """What the step loop and the hooks of one stage share."""
+
+    name: str
+    stage: Stage
+    total: int
+    """The step the stage ends at."""
+    opts: dict[str, torch.optim.Optimizer]
+    scheds: dict[str, torch.optim.lr_scheduler.LRScheduler]
+    schedule: dict[str, Any]
+    """The learning-rate schedule (``kind``, ``warmup``, ``total``), saved in every checkpoint."""
+    mgr: CheckpointManager
+    step: int = 0
+    """The last completed optimiser step."""
+    epoch: int = 0
+    position: int = 0
+    """The data stream's resume point: the epoch, and the batches of it already drawn."""
+    best: float | None = None
+    """The best validation score so far (lower is better)."""
+    losses: dict[str, torch.Tensor] = field(default_factory=dict)
+    """The losses of the last step (on the device; the mean over its micro-batches)."""
+    nan_skips: int = 0
+    scaler: Any = None
+    """A gradient scaler (none: bf16 needs none); its state is saved in the checkpoints."""
+    stop_now: bool = False
+    """Set by the stop hook: the loop ends after this step."""
+    outcome: str = "running"
+    """How the loop ended: ``done``, ``interrupted`` (stop request) or ``error``."""
+    last_path: Path | None = None
+    """The ``last.pt`` written when the loop ended (None on the other processes of a DDP run)."""
+    train_pairs: int = 0
+    stream: Iterator[dict[str, Any]] = field(init=False)
+    """The training batches (see :func:`_batches`)."""
+    window: _LossWindow = field(init=False)
+    result: StageResult = field(init=False)
+
+
+def _batches(run: _StageRun, sampler: PairSampler, loader: Any) -> Iterator[dict[str, Any]]:
+    """The endless stream of training batches from ``run.epoch``/``run.position`` on, kept up to date there
+    (the resume point a checkpoint saves)."""
+    while True:
+        sampler.set_epoch(run.epoch)
+        sampler.set_position(run.position)
+        for b in loader:
+            run.position += 1
+            yield b
+        run.epoch += 1
+        run.position = 0
+
+
+class _LossWindow:
+    """The losses summed on the device since the last log line (no host sync per step)."""
+
+    def __init__(self, step: int) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.steps = 0
+        self.first = step
+        """The step before the window's first step."""
+
+    def add(self, losses: dict[str, torch.Tensor]) -> None:
+        self.steps += 1
+        for k, v in losses.items():
+            self.sums[k] = self.sums.get(k, 0) + v
+
+    def reduced(self, mean: bool) -> dict[str, float]:
+        """The sums (or the means over the window's steps), averaged over the processes: a host sync."""
+        keys = sorted(self.sums)
+        stacked = torch.stack([self.sums[k].float() for k in keys])
+        return dict(zip(keys, all_reduce_mean(stacked / self.steps if mean else stacked).tolist()))
+
+    def reset(self, step: int) -> None:
+        self.sums, self.steps, self.first = {}, 0, step
+
+
+def _check_finite(run: _StageRun, values: dict[str, float], first: int, last: int) -> None:
+    """Stop the stage on a non-finite loss of the steps ``first + 1 .. last``, naming the last good
+    checkpoint."""
+    bad = [k for k, v in values.items() if not math.isfinite(v)]
+    if bad:
+        good = run.mgr.latest()
+        where = f"the last good checkpoint is {good}" if good else "no checkpoint was written yet"
+        raise TrainingError(f"{run.name}: non-finite {', '.join(bad)} loss between steps {first + 1} and "
+                            f"{last}; training stopped ({where})")
+
+
+# ------------------------------------------------------------------------------------- the hooks
+
+
+class _Hook:
+    """One concern of a training stage around :meth:`_Trainer._loop`. The loop calls every hook of the
+    stage's list, in list order, at each of these points; all get the stage's :class:`_StageRun`."""
+
+    def before_stage(self, run: _StageRun) -> None:
+        """Once, before the loop (a resumed stage starts at ``run.step`` > 0)."""
+
+    def before_step(self, run: _StageRun) -> None:
+        """Before each step's forward pass (also for a step whose update a non-finite loss skips)."""
+
+    def after_step(self, run: _StageRun) -> None:
+        """After each optimiser update: ``run.step`` is the step just completed, ``run.losses`` its losses."""
+
+    def after_stage(self, run: _StageRun) -> None:
+        """Once, when the loop has ended (``run.outcome``: ``done``, ``interrupted`` or ``error``; also
+        after an exception, which then goes on)."""
+
+
+class _ScheduleHook(_Hook):
+    """The learning-rate schedulers follow the optimiser steps."""
+
+    def after_step(self, run: _StageRun) -> None:
+        for s in run.scheds.values():
+            s.step()
+
+
+class _LogHook(_Hook):
+    """The progress bar; every ``train.log_every`` steps the losses averaged over the interval (the one host
+    sync of the loop, which also stops the stage on a non-finite loss) to train.log and TensorBoard with the
+    speed and the learning rate; the stage's throughput (``StageResult.images_per_second``)."""
+
+    def __init__(self, trainer: _Trainer) -> None:
+        self.tr = trainer
+        self.t_start: float | None = None
+        self.start_step = 0
+
+    def _images_per_step(self) -> int:
+        t = self.tr.cfg.train
+        return t.batch_size * t.grad_accum * self.tr.info.world_size
+
+    def before_stage(self, run: _StageRun) -> None:
+        t, info = self.tr.cfg.train, self.tr.info
+        self.tr.log.message(f"{run.name}: {run.total - run.step} steps, {run.train_pairs} training pairs, "
+                            f"global batch {self._images_per_step()} ({info.world_size} x {t.grad_accum} x "
+                            f"{t.batch_size}), device {self.tr.device}, precision "
+                            f"{self.tr.amp_dtype or torch.float32}")
+
+    def before_step(self, run: _StageRun) -> None:
+        if self.t_start is None:  # the clocks start at the first step: the step-0 validation is not timed
+            self.tr.log.start_stage(run.name, run.step, run.total)
+            self.t_start, self.start_step = time.perf_counter(), run.step
+
+    def after_step(self, run: _StageRun) -> None:
+        log, step = self.tr.log, run.step
+        run.window.add(run.losses)
+        log.update(step)
+        if step % self.tr.cfg.train.log_every != 0 and step != run.total:
+            return
+        values = run.window.reduced(mean=True)
+        _check_finite(run, values, run.window.first, step)
+        rate = log.rate(step)
+        ips = rate * self._images_per_step()
+        if self.tr.info.is_main:
+            ordered = {"total": values.pop("total"), **values} if "total" in values else values
+            log.update(step, ordered)
+            log.message(f"{run.name} step {step}/{run.total} | {rate:.2f} it/s {ips:.1f} img/s | "
+                        f"{format_losses(ordered, limit=12)}", console_too=False)
+            log.scalars(step, ordered, f"{run.name}/train")
+            lr = next(iter(run.opts.values())).param_groups[0]["lr"]
+            log.scalars(step, {"images_per_second": ips, "lr": lr}, f"{run.name}/speed")
+        run.window.reset(step)
+
+    def after_stage(self, run: _StageRun) -> None:
+        self.tr.log.end_stage()
+        if run.outcome == "done" and self.t_start is not None:
+            elapsed = max(time.perf_counter() - self.t_start, 1e-9)
+            run.result.images_per_second = (run.step - self.start_step) * self._images_per_step() / elapsed
+
+
+class _StopHook(_Hook):
+    """Ctrl-C (SIGINT/SIGTERM, see :class:`_StopFlag`) ends the loop after the current step; every process
+    of a DDP run stops at the same step (the flag is reduced at the log interval)."""
+
+    def __init__(self, trainer: _Trainer) -> None:
+        self.tr = trainer
+
+    def after_step(self, run: _StageRun) -> None:
+        tr = self.tr
+        if not tr.info.distributed:
+            run.stop_now = tr.stop.requested
+        elif run.step % tr.cfg.train.log_every == 0 or run.step == run.total:
+            flag = all_reduce_max(torch.tensor(float(tr.stop.requested), device=tr.device))
+            run.stop_now = bool(flag.item() > 0)
+
+
+class _ValidationHook(_Hook):
+    """Validation at step 0 of a fresh stage, every ``train.val_every`` steps and at the end (train.log,
+    TensorBoard, ``<run>/validation.jsonl``; a better score saves best.pt), and the image grid of the first
+    validation batch every ``train.image_every`` steps. Rank 0 only (the other ranks have no loader)."""
+
+    def __init__(self, trainer: _Trainer, loader: Any, save_best: Callable[[_StageRun], Any]) -> None:
+        self.tr, self.loader, self.save_best = trainer, loader, save_best
+        self.vis_batch: dict[str, Any] | None = None
+        self.baseline_done = False
+        """The copy-the-source baseline is computed once per call (at the first validation)."""
+
+    def _report(self, run: _StageRun, step: int, metrics: dict[str, float]) -> None:
+        log = self.tr.log
+        text = " ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+        log.message(f"{run.name} validation at step {step}: {text}")
+        log.scalars(step, metrics, f"{run.name}/val")
+        log.validation(run.name, step, metrics)
+
+    def before_stage(self, run: _StageRun) -> None:
+        if self.loader is None:
+            return
+        self.vis_batch = next(iter(self.loader))
+        if run.step == 0 and self.tr.cfg.train.val_every:
+            metrics = self.tr.validate(run.stage, self.loader, with_baseline=True)
+            self.baseline_done = True
+            run.result.initial_metrics = {f"val/{k}": v for k, v in metrics.items()}
+            self._report(run, 0, metrics)
+
+    def after_step(self, run: _StageRun) -> None:
+        tr, t, step = self.tr, self.tr.cfg.train, run.step
+        due = step % t.image_every == 0 or step == run.total
+        if tr.info.is_main and self.vis_batch is not None and due:
+            tr.model.eval()
+            with torch.no_grad():
+                grid = visual_grid(run.stage.visuals(tr._to_device(self.vis_batch)))
+            run.stage.train_mode()
+            tr.log.image(step, f"{run.name}/images", grid)
+        if self.loader is None or not ((t.val_every and step % t.val_every == 0) or step == run.total):
+            return
+        metrics = tr.validate(run.stage, self.loader, with_baseline=not self.baseline_done)
+        self.baseline_done = True
+        run.result.metrics.update({f"val/{k}": v for k, v in metrics.items()})
+        score = metrics.get(run.stage.score_name)
+        self._report(run, step, metrics)
+        if score is not None and math.isfinite(score) and (run.best is None or score < run.best):
+            run.best = score
+            self.save_best(run)
+        tr.log.flush()
+
+
+class _CheckpointHook(_Hook):
+    """Checkpoints and resume: ``step-*.pt`` every ``train.ckpt_every`` steps (never after a non-finite loss),
+    ``best.pt`` (:meth:`save_best`, called by validation), ``last.pt`` when the loop ends (complete or
+    stopped); at the end of a complete stage the best weights are loaded for the next stage. The state to
+    resume from is read before the stage is built (:meth:`resume_state`) and restored into it
+    (:meth:`restore`)."""
+
+    def __init__(self, trainer: _Trainer, mgr: CheckpointManager) -> None:
+        self.tr, self.mgr = trainer, mgr
+
+    # -- resume
+
+    def resume_state(self, name: str, total: int) -> tuple[dict[str, Any] | None, StageResult | None]:
+        """With ``resume``: the latest checkpoint's state, or the result of a stage it shows complete (its
+        best weights loaded)."""
+        tr = self.tr
+        latest = self.mgr.latest() if tr.resume else None
+        if latest is None:
+            return None, None
+        state = load_checkpoint(latest, tr.device)
+        tr.trained = _provenance(state)
+        if state.get("stage") != name:
+            raise TrainingError(f"{latest}: holds stage {state.get('stage')!r}, expected {name!r}")
+        if int(state["step"]) < total:
+            return state, None
+        src = self.mgr.weights_source() or latest
+        tr._load_weights(load_checkpoint(src, tr.device) if src != latest else state)
+        tr.log.message(f"{name}: already complete at step {state['step']} ({src.name}); skipped")
+        return state, StageResult(name, int(state["step"]), int(state["step"]), total, skipped=True,
+                                  best_score=state.get("best_score"))
+
+    def restore(self, run: _StageRun, state: dict[str, Any]) -> None:
+        """Weights, optimisers, schedulers, the data position and the RNG of ``state``."""
+        tr, t = self.tr, self.tr.cfg.train
+        tr._load_weights(state)
+        for key, o in run.opts.items():
+            o.load_state_dict(state["optimizers"][key])
+        for key, s in run.scheds.items():
+            s.load_state_dict(state["schedulers"][key])
+        run.step, run.epoch, run.position = int(state["step"]), int(state["epoch"]), int(state["position"])
+        run.best = state.get("best_score")
+        gb = t.batch_size * t.grad_accum * tr.info.world_size
+        if int(state.get("global_batch", gb)) != gb:
+            run.position = run.position * int(state["global_batch"]) // gb
+            tr.log.warn(f"{run.name}: global batch changed ({state['global_batch']} -> {gb}); the data order "
+                        "after the resume differs from an uninterrupted run")
+        restore_rng_state(state["rng"])
+        tr.log.message(f"{run.name}: resumed at step {run.step}/{run.total}")
+
+    # -- saving
+
+    def state(self, run: _StageRun, complete: bool) -> dict[str, Any]:
+        """The full training state (weights_only-loadable)."""
+        tr = self.tr
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "format_version": CHECKPOINT_VERSION,
+            "stage": run.name,
+            "step": run.step,
+            "total_steps": run.total,
+            "complete": complete,
+            "epoch": run.epoch,
+            "position": run.position,
+            "global_batch": tr.cfg.train.batch_size * tr.cfg.train.grad_accum * tr.info.world_size,
+            "world_size": tr.info.world_size,
+            "best_score": run.best,
+            "model": unwrap(tr.model).state_dict(),
+            "discriminator": unwrap(tr.D).state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in run.opts.items()},
+            "schedulers": {k: s.state_dict() for k, s in run.scheds.items()},
+            "schedule": dict(run.schedule),
+            "scaler": run.scaler.state_dict() if run.scaler is not None else {},
+            "rng": capture_rng_state(),
+            "config": to_dict(tr.cfg),
+            "trained": dict(tr.trained),
+        }
+
+    def save_best(self, run: _StageRun) -> Path | None:
+        return self.mgr.save_best(self.state(run, False)) if self.tr.info.is_main else None
+
+    def after_step(self, run: _StageRun) -> None:
+        if run.step % self.tr.cfg.train.ckpt_every != 0 or run.step >= run.total:
+            return
+        if run.window.sums:  # never checkpoint weights that a non-finite step may have touched
+            _check_finite(run, run.window.reduced(mean=False), run.window.first, run.step)
+        if self.tr.info.is_main:
+            path = self.mgr.save_periodic(self.state(run, False), run.step)
+            self.tr.log.message(f"{run.name}: checkpoint {path}", console_too=False)
+
+    def after_stage(self, run: _StageRun) -> None:
+        if run.outcome == "error":
+            return
+        complete = run.outcome == "done"
+        if self.tr.info.is_main:
+            run.last_path = self.mgr.save_last(self.state(run, complete))
+        if not complete:
+            return
+        if self.tr.info.is_main and run.best is None and run.last_path is not None:
+            self.mgr.copy_to_best(run.last_path)
+        barrier()
+        src = self.mgr.weights_source()
+        if src is not None:
+            self.tr._load_weights(load_checkpoint(src, self.tr.device))
 
 
 # ------------------------------------------------------------------------------------- public API
@@ -895,23 +1109,99 @@ def _validation_split(ds: Any, fraction: float, run_dir: Path, is_main: bool) ->
     return _Validation(split.pairs, frozenset(split.names), note)
 
 
+def _resumed_run_dir(runs_dir: Path, name: str | None, resume: str | Path | None) -> Path | None:
+    """The run folder that ``resume`` names (None: no resume, or ``auto`` with no run in ``runs_dir``)."""
+    if resume is None:
+        return None
+    rp = Path(str(resume))
+    if str(resume) == "auto":
+        return runs_dir / name if name else _latest_run(runs_dir)
+    if rp.is_file():
+        return rp.parents[2] if rp.parent.parent.name == "checkpoints" else rp.parent
+    if rp.is_dir():
+        return rp
+    raise ConfigError(f"--resume {resume}: expected 'auto', a run folder or a checkpoint file")
+
+
+def _stages_to_train(cfg: GLocalConfig, ds: Any, stage: str) -> list[str]:
+    """``stage``, or for ``all`` the configured stages this dataset and model can train."""
+    stages = list(cfg.train.stages) if stage == "all" else [stage]
+    if stage == "all" and "semantic" in stages and not ds.has_parsing:
+        stages.remove("semantic")
+    if stage == "all" and "flow" in stages and cfg.model.flow == "none":
+        stages.remove("flow")
+    if not stages:
+        raise ConfigError("train.stages leaves nothing to train on this dataset")
+    return stages
+
+
+def _open_run_dir(info: DistInfo, run_dir: Path, cfg: GLocalConfig, resuming: bool, overwrite: bool) -> None:
+    """Create (or, with ``overwrite``, replace) the run folder and write its config.yaml (rank 0)."""
+    if info.is_main:
+        has_ckpt = (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir())
+        if has_ckpt and not resuming:
+            if not overwrite:
+                raise OutputExistsError(f"{run_dir}: a run with this name exists; continue it with --resume "
+                                        "auto or start over with --overwrite")
+            import shutil
+
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+    barrier()
+
+
+def _init_from_weights(trainer: _Trainer, weights: str | Path) -> None:
+    """``--weights``: every network that the weights folder holds."""
+    from glocal_cli.models.pretrained import load_component, read_weights_config
+
+    _, meta = read_weights_config(weights)
+    for comp in meta.get("components", []):
+        target = {"semantic": trainer.model.semantic, "flow": trainer.model.flow,
+                  "generator": trainer.model.generator, "discriminator": trainer.D}.get(comp)
+        if target is not None:
+            load_component(target, weights, comp)
+            trainer.trained[comp] = f"weights {weights}"
+    trainer.log.message(f"initialised from weights {weights}")
+
+
+def _train_stages(trainer: _Trainer, stages: Sequence[str]) -> TrainResult:
+    """Run the stages in order, exporting the weights after each complete one; results.json at the end."""
+    cfg, run_dir, logger = trainer.cfg, trainer.run_dir, trainer.log
+    results: list[StageResult] = []
+    weights_dir: Path | None = None
+    inpaint_dir: Path | None = None
+    interrupted = False
+    for name_ in stages:
+        res = trainer.run_stage(name_)
+        results.append(res)
+        if res.interrupted:
+            interrupted = True
+            break
+        if trainer.info.is_main:  # the transfer model, and the inpainting model beside it
+            folder = run_dir / ("weights-inpaint" if name_ == "inpaint" else "weights")
+            d = unwrap(trainer.D) if cfg.train.export_discriminator else None
+            unwrap(trainer.model).save_pretrained(folder, discriminator=d, pose_sigma=cfg.data.pose_sigma)
+            save_config(cfg, folder / "training-config.yaml")  # the whole resolved config, for the record
+            logger.message(f"{name_}: weights exported to {folder}")
+            if name_ == "inpaint":
+                inpaint_dir = folder
+            else:
+                weights_dir = folder
+    if trainer.info.is_main and results:
+        summary = {r.stage: {"step": r.step, "best_score": r.best_score, "images_per_second":
+                             r.images_per_second, **r.metrics} for r in results}
+        (run_dir / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return TrainResult(run_dir, results, weights_dir, interrupted, inpaint_dir)
+
+
 def _train(info: DistInfo, data: str | Path, config: str | Path | None, overrides: Sequence[str], stage: str,
            runs_dir: Path, name: str | None, resume: str | Path | None, workers: int | None,
            batch_size: int | None, seed: int | None, max_steps: int | None, overwrite: bool,
            weights: str | Path | None, reschedule: bool = False) -> TrainResult:
     # -- where the run lives (resume may name it)
-    run_dir: Path | None = None
     resuming = resume is not None
-    if resuming:
-        rp = Path(str(resume))
-        if str(resume) == "auto":
-            run_dir = runs_dir / name if name else _latest_run(runs_dir)
-        elif rp.is_file():
-            run_dir = rp.parents[2] if rp.parent.parent.name == "checkpoints" else rp.parent
-        elif rp.is_dir():
-            run_dir = rp
-        else:
-            raise ConfigError(f"--resume {resume}: expected 'auto', a run folder or a checkpoint file")
+    run_dir = _resumed_run_dir(runs_dir, name, resume)
     extra = list(overrides)
     if batch_size is not None:
         extra.append(f"train.batch_size={batch_size}")
@@ -932,26 +1222,8 @@ def _train(info: DistInfo, data: str | Path, config: str | Path | None, override
     counts = ds.check(("train", "val", "test"))
     if not counts.get("train"):
         raise DataError(f"{ds.root / 'train.lst'}: no training images")
-    stages = list(cfg.train.stages) if stage == "all" else [stage]
-    if stage == "all" and "semantic" in stages and not ds.has_parsing:
-        stages.remove("semantic")
-    if stage == "all" and "flow" in stages and cfg.model.flow == "none":
-        stages.remove("flow")
-    if not stages:
-        raise ConfigError("train.stages leaves nothing to train on this dataset")
-
-    if info.is_main:
-        has_ckpt = (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir())
-        if has_ckpt and not resuming:
-            if not overwrite:
-                raise OutputExistsError(f"{run_dir}: a run with this name exists; continue it with --resume auto "
-                                        "or start over with --overwrite")
-            import shutil
-
-            shutil.rmtree(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / "config.yaml")
-    barrier()
+    stages = _stages_to_train(cfg, ds, stage)
+    _open_run_dir(info, run_dir, cfg, resuming, overwrite)
     logger = RunLogger(run_dir, enabled=info.is_main)
     try:
         validation = _validation_split(ds, cfg.train.val_fraction, run_dir, info.is_main)
@@ -961,46 +1233,14 @@ def _train(info: DistInfo, data: str | Path, config: str | Path | None, override
     logger.message(f"run {run_dir} | data {ds.root} ({ds.kind}, {counts}) | {frame_note} | stages "
                    f"{', '.join(stages)} | {info.world_size} process(es), backend {info.backend or 'none'}")
     logger.message(validation.note)
-    results: list[StageResult] = []
-    weights_dir: Path | None = None
-    inpaint_dir: Path | None = None
-    interrupted = False
     try:
         with _StopFlag() as stop:
             trainer = _Trainer(cfg, info, ds, run_dir, logger, max_steps, resuming, stop, reschedule, validation)
             if weights is not None:
-                from glocal_cli.models.pretrained import load_component, read_weights_config
-
-                _, meta = read_weights_config(weights)
-                for comp in meta.get("components", []):
-                    target = {"semantic": trainer.model.semantic, "flow": trainer.model.flow,
-                              "generator": trainer.model.generator, "discriminator": trainer.D}.get(comp)
-                    if target is not None:
-                        load_component(target, weights, comp)
-                        trainer.trained[comp] = f"weights {weights}"
-                logger.message(f"initialised from weights {weights}")
+                _init_from_weights(trainer, weights)
             _check_semantic_before_generator(trainer, stages, ds, resuming)
-            for name_ in stages:
-                res = trainer.run_stage(name_)
-                results.append(res)
-                if res.interrupted:
-                    interrupted = True
-                    break
-                if info.is_main:  # the transfer model, and the inpainting model beside it
-                    folder = run_dir / ("weights-inpaint" if name_ == "inpaint" else "weights")
-                    d = unwrap(trainer.D) if cfg.train.export_discriminator else None
-                    unwrap(trainer.model).save_pretrained(folder, discriminator=d, pose_sigma=cfg.data.pose_sigma)
-                    save_config(cfg, folder / "training-config.yaml")  # the whole resolved config, for the record
-                    logger.message(f"{name_}: weights exported to {folder}")
-                    if name_ == "inpaint":
-                        inpaint_dir = folder
-                    else:
-                        weights_dir = folder
-            if info.is_main and results:
-                summary = {r.stage: {"step": r.step, "best_score": r.best_score, "images_per_second":
-                                     r.images_per_second, **r.metrics} for r in results}
-                (run_dir / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+            result = _train_stages(trainer, stages)
             barrier()
     finally:
         logger.close()
-    return TrainResult(run_dir, results, weights_dir, interrupted, inpaint_dir)
+    return result

@@ -38,13 +38,9 @@ from glocal_cli.body.correspond import BACKGROUND, INVISIBLE, VISIBLE, flow_to_n
 from glocal_cli.body.fit import FitResult, project
 from glocal_cli.data.keypoints import Pose
 
-__all__ = ["FLOW_MODES", "SOURCE_PARSING_MODES", "BodyFlow", "FitMaps", "PairMaps", "PreviewMaps",
+__all__ = ["BodyFlow", "FitMaps", "PairMaps", "PreviewMaps",
            "preview_picture", "stack_fits"]
 
-FLOW_MODES = ("body3d", "learned", "hybrid")
-"""``infer.flow`` values: the 3D body's flow, the learned estimator's, or the 3D flow refined by the estimator."""
-SOURCE_PARSING_MODES = ("auto", "estimate", "body3d")
-"""``infer.source_parsing`` values (see :class:`glocal_cli.infer.config.InferConfig`)."""
 
 
 def stack_fits(fits: Sequence[FitResult]) -> FitResult:

@@ -1,9 +1,48 @@
-"""Configuration of inference (transfer / inpaint pipelines)."""
+"""Configuration of inference (transfer / inpaint pipelines).
+
+Every set of choices is one ``Literal`` alias below, read by the config loader (YAML, ``--set``), by
+:class:`InferConfig` itself (a config made in Python is checked the same way) and by the code that branches on
+it. :data:`GROUPS` sorts the keys for the docs (``docs/inference.md``) and ``glocal info``: most users need the
+first groups; ``experiment`` holds the variants the benchmarks compare, whose defaults won on the real pairs
+(``docs/results.md``).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import typing
 from dataclasses import dataclass
 from typing import Literal
+
+FlowMode = Literal["body3d", "learned", "hybrid"]
+"""``infer.flow``: the 3D body's flow, the learned estimator's, or the 3D flow refined by the estimator."""
+SourceParsing = Literal["auto", "estimate", "body3d"]
+"""``infer.source_parsing``: the given file else estimated, always estimated, or the fitted body's parsing."""
+Precision = Literal["auto", "bf16", "fp16", "fp32"]
+PoseFrame = Literal["auto", "source", "fit", "model"]
+ImageFormat = Literal["png", "jpg"]
+Background = Literal["auto", "plain", "generated"]
+CopyVisible = Literal["model", "mesh"]
+UnseenFill = Literal["model", "part_mean", "mirror"]
+GhostFill = Literal["plate", "model"]
+InpaintOutput = Literal["source", "frame"]
+
+FLOW_MODES: tuple[str, ...] = typing.get_args(FlowMode)
+SOURCE_PARSING_MODES: tuple[str, ...] = typing.get_args(SourceParsing)
+
+GROUPS: dict[str, tuple[str, ...]] = {
+    "run": ("batch_size", "workers", "device", "precision", "writer_threads", "seed"),
+    "input": ("keypoints", "pose_frame", "pose_csv_frame", "fit_margin", "max_input_side", "min_visible_keypoints",
+              "source_parsing", "source_parser"),
+    "output": ("image_format", "paste_back", "grid", "save_parsing", "save_flow", "preview", "fps"),
+    "transfer": ("flow", "background"),
+    "inpaint": ("mask", "mask_ratio_bin", "mask_classes", "mask_dilate", "mask_invert", "inpaint_output",
+                "inpaint_feather"),
+    "experiment": ("plain_background_spread", "copy_visible", "unseen_fill", "mirror_strength", "ghost_gate",
+                   "ghost_fill", "full_res_blend"),
+}
+"""Every ``infer.*`` key in one group (a test checks that none is missing)."""
 
 
 @dataclass(frozen=True)
@@ -16,11 +55,11 @@ class InferConfig:
     """DataLoader worker processes that decode images and poses while the model runs (0: in the main process)."""
     device: str = "auto"
     """cpu, cuda, cuda:N, or auto (CUDA when available). Under torchrun each rank uses cuda:LOCAL_RANK."""
-    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    precision: Precision = "auto"
     """Autocast precision: auto = bf16 on CUDA, fp32 on CPU."""
     keypoints: str = "auto"
     """Keypoint backend for photos without a pose (--pose-from, sources without --source-pose or sidecar)."""
-    pose_frame: Literal["auto", "source", "fit", "model"] = "auto"
+    pose_frame: PoseFrame = "auto"
     """How target-pose JSON coordinates map into the model frame: source = pixels of the source image;
     fit = the pose's own box fitted into the frame (one shared box for a --video sequence); model =
     already in the model frame; auto = the frame the pose file records (canvas_width/canvas_height,
@@ -36,7 +75,7 @@ class InferConfig:
     """Images whose longer side exceeds this are downscaled on load (warned)."""
     min_visible_keypoints: int = 9
     """Warn when fewer keypoints than this are visible in the model frame."""
-    image_format: Literal["png", "jpg"] = "png"
+    image_format: ImageFormat = "png"
     """File format of the result pictures."""
     grid: bool = False
     """Also write a grid: source | source pose | target pose | predicted parsing | result."""
@@ -44,13 +83,13 @@ class InferConfig:
     """Also write the (predicted) target parsing as a colour picture."""
     save_flow: bool = False
     """Also write the flow the model used as a colour picture (hue = direction, saturation = length)."""
-    flow: Literal["body3d", "learned", "hybrid"] = "body3d"
+    flow: FlowMode = "body3d"
     """Where the geometry of a transfer comes from: body3d = the 3D body model (``body.model``) fitted to the
     source and target keypoints in the model frame, rendered and corresponded (flow and visibility given to the
     model); learned = the model's own flow estimator; hybrid = the 3D flow as the starting point that the
     learned estimator refines (needs weights trained with ``model.flow_refine: true``). A pair whose body fit
     is flagged (too few keypoints, no torso, high RMS) uses the learned flow, with a warning (docs/inference.md)."""
-    source_parsing: Literal["auto", "estimate", "body3d"] = "auto"
+    source_parsing: SourceParsing = "auto"
     """Source parsing of photos: auto = the given file (--source-parsing or the sidecar), else estimated by the
     semantic network (Pt = Ps); estimate = always estimated (given files ignored); body3d = the given file,
     else the parsing of the fitted 3D body (torso = upper clothes, upper legs = lower clothes, head = face),
@@ -66,7 +105,7 @@ class InferConfig:
     paste_back: bool = True
     """Write results in the source photo's own canvas and resolution (the model frame is internal); off =
     the model-frame picture."""
-    background: Literal["auto", "plain", "generated"] = "auto"
+    background: Background = "auto"
     """Pose transfer: where the predicted target parsing says background, 'plain' paints the source photo's
     backdrop colour (the median of its border) and copies nothing from the source there (so the source's person
     never shows through); 'generated' keeps the model's pixels; 'auto' = plain when the source's border is a
@@ -74,11 +113,11 @@ class InferConfig:
     plain_background_spread: float = 25.0
     """'auto' background: the largest per-channel spread (0-255; median absolute deviation scaled as a standard
     deviation) of the source border called plain."""
-    copy_visible: Literal["model", "mesh"] = "mesh"
+    copy_visible: CopyVisible = "mesh"
     """Pose transfer with a usable 3D flow (``flow: body3d``): 'mesh' copies every target pixel the 3D
     correspondence marks visible from the source (the pixel blend's m raised to 1 there); 'model' keeps the
     blend head's m. See :mod:`glocal_cli.infer.mesh_guide`."""
-    unseen_fill: Literal["model", "part_mean", "mirror"] = "mirror"
+    unseen_fill: UnseenFill = "mirror"
     """Pose transfer with a usable 3D flow: what fills the body pixels the source does not show. 'part_mean' =
     the mean colour the source shows of the same body part (flat, right-coloured); 'mirror' = the source's
     texture of the other side of the body point where the source shows it (the front of a shirt from its
@@ -93,7 +132,7 @@ class InferConfig:
     decoder's own picture fills it). Without it a textured (non-plain) backdrop shows a ghost of the source
     person where the target shows the wall: the flow is zero on the background, so the blend copies the source
     photo as it is, person included. Needs weights with model.pixel_blend."""
-    ghost_fill: Literal["plate", "model"] = "plate"
+    ghost_fill: GhostFill = "plate"
     """With ghost_gate: what fills a target background pixel where the source person stood. 'plate' = the source
     photo without its person (the person of the source parsing removed and filled from the background around it,
     OpenCV Telea): a street stays a street, with no ghost and no wall; 'model' = the decoder's own picture."""
@@ -115,7 +154,7 @@ class InferConfig:
     """Pixels by which semantic masks are grown (at the model frame)."""
     mask_invert: bool = False
     """Mask files use black = hole instead of white = hole."""
-    inpaint_output: Literal["source", "frame"] = "source"
+    inpaint_output: InpaintOutput = "source"
     """Inpainting result: source = the photo at its own size with only the holes replaced by the model's
     fill (every known pixel kept); frame = the model-frame picture (a low-resolution reconstruction)."""
     inpaint_feather: float = 2.0
@@ -135,14 +174,16 @@ class InferConfig:
             raise ValueError("fps must be > 0, max_input_side >= 64 and fit_margin >= 0")
         if self.inpaint_feather < 0:
             raise ValueError(f"inpaint_feather = {self.inpaint_feather} must be >= 0")
-        if self.flow not in ("body3d", "learned", "hybrid"):
-            raise ValueError(f"flow = {self.flow!r}: expected body3d, learned or hybrid")
-        if self.copy_visible not in ("model", "mesh") or self.unseen_fill not in ("model", "part_mean", "mirror"):
-            raise ValueError(f"copy_visible = {self.copy_visible!r} (model|mesh), unseen_fill = {self.unseen_fill!r} "
-                             "(model|part_mean|mirror)")
         if not 0.0 <= self.mirror_strength <= 1.0:
             raise ValueError(f"mirror_strength = {self.mirror_strength} must be in [0, 1]")
-        if self.ghost_fill not in ("plate", "model"):
-            raise ValueError(f"ghost_fill = {self.ghost_fill!r}: expected plate or model")
-        if self.source_parsing not in ("auto", "estimate", "body3d"):
-            raise ValueError(f"source_parsing = {self.source_parsing!r}: expected auto, estimate or body3d")
+        for name, choices in _choices().items():  # every Literal key, from its one definition above
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} = {getattr(self, name)!r}: expected one of {', '.join(choices)}")
+
+
+@functools.cache
+def _choices() -> dict[str, tuple[str, ...]]:
+    """``{key: allowed values}`` of the ``Literal`` keys of :class:`InferConfig`."""
+    hints = typing.get_type_hints(InferConfig)
+    return {f.name: typing.get_args(hints[f.name]) for f in dataclasses.fields(InferConfig)
+            if typing.get_origin(hints[f.name]) is Literal}

@@ -28,14 +28,14 @@ from glocal_cli.body.config import BodyConfig
 from glocal_cli.console import warn
 from glocal_cli.data.keypoints import Pose, pose_heatmaps_torch, pose_sigma
 from glocal_cli.errors import ConfigError, InputError
-from glocal_cli.infer.body3d import FLOW_MODES, SOURCE_PARSING_MODES, BodyFlow, PreviewMaps, learned_classes
+from glocal_cli.infer.body3d import BodyFlow, PreviewMaps, learned_classes
 from glocal_cli.infer.composite import (
     DETAIL_KEYS,
     compose,
     mask_to_canvas,
     person_mask,
 )
-from glocal_cli.infer.config import InferConfig
+from glocal_cli.infer.config import FLOW_MODES, SOURCE_PARSING_MODES, InferConfig
 from glocal_cli.infer.io import (
     PreparedSource,
     limit_size,

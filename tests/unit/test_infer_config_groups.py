@@ -1,0 +1,43 @@
+"""``infer.*``: every key in one documented group, every set of choices defined once and checked the same way
+whether the config comes from YAML/``--set`` or from Python."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from glocal_cli.config import resolve_config
+from glocal_cli.errors import ConfigError
+from glocal_cli.infer.config import FLOW_MODES, GROUPS, InferConfig
+
+
+def test_every_key_is_in_exactly_one_group() -> None:
+    keys = [f.name for f in dataclasses.fields(InferConfig)]
+    grouped = [k for names in GROUPS.values() for k in names]
+    assert sorted(grouped) == sorted(keys)
+    assert len(grouped) == len(set(grouped))
+
+
+@pytest.mark.parametrize("key,bad", [("flow", "optical"), ("unseen_fill", "blur"), ("ghost_fill", "wall"),
+                                     ("source_parsing", "guess"), ("pose_frame", "box")])
+def test_a_choice_is_refused_from_python_and_from_set(key: str, bad: str) -> None:
+    with pytest.raises(ValueError, match=key):
+        InferConfig(**{key: bad})
+    with pytest.raises(ConfigError):
+        resolve_config(None, [f"infer.{key}={bad}"])
+
+
+def test_the_flow_modes_are_the_config_choices() -> None:
+    assert FLOW_MODES == ("body3d", "learned", "hybrid")
+    for mode in FLOW_MODES:
+        assert InferConfig(flow=mode).flow == mode
+
+
+def test_the_inference_docs_list_every_key() -> None:
+    from glocal_cli.paths import REPO_DIR
+
+    text = (REPO_DIR / "docs" / "inference.md").read_text()
+    section = text[text.index("## Settings (`infer.*`)"):]
+    missing = [f.name for f in dataclasses.fields(InferConfig) if f"| `{f.name}` |" not in section]
+    assert not missing, f"docs/inference.md lacks {missing}"

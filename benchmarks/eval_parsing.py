@@ -1,14 +1,15 @@
 """Source-parsing estimate on real photos: per-class IoU, mIoU and person IoU on held-out labelled photos.
 
     python benchmarks/eval_parsing.py [--weights weights/default ...] [--data data/ccp-128] [--split test]
-        [--json out.json] [--picture docs/pictures/ccp_parsing.png]
+        [--flip] [--json out.json] [--picture docs/pictures/ccp_parsing.png]
 
 The estimate is what ``glocal transfer``/``inpaint`` use for a photo without a parsing file: the semantic
 network with ``Pt = Ps`` (:meth:`GLocalModel.estimate_source_parsing`), on the prepared photo (the frame of
 ``prepare-data ccp``, which must be the weights' frame) and its keypoints. Scored against the dataset's
 8-class maps (CCP's labels mapped, skin split by the keypoints): IoU per class over the whole split (pixels
 summed, classes absent from both left out of the mean), mIoU over the 8 classes, and person-vs-background IoU.
-Several ``--weights`` are scored side by side in one run.
+Several ``--weights`` are scored side by side in one run; ``--flip`` scores each also with
+``infer.parsing_flip`` (the photo and its mirror image).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=REPO_DIR / "data" / "ccp-128")
     ap.add_argument("--split", default="test")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--flip", action="store_true", help="also score each weights with infer.parsing_flip")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--picture", type=Path)
     args = ap.parse_args()
@@ -61,8 +63,11 @@ def main() -> None:
     report: dict = {"data": str(args.data), "split": args.split, "photos": len(names)}
     rows = [images[:8], colorize(truth[:8].reshape(-1, truth.shape[2])).reshape(8, *truth.shape[1:], 3)]
     k = len(CLASS_NAMES)
-    for w in weights:
-        pipe = GLocalPipeline.from_pretrained(w, device="cpu")
+    from glocal_cli.infer.config import InferConfig
+
+    runs = [(w, False) for w in weights] + ([(w, True) for w in weights] if args.flip else [])
+    for w, flip in runs:
+        pipe = GLocalPipeline.from_pretrained(w, device="cpu", config=InferConfig(workers=0, parsing_flip=flip))
         if pipe.frame_hw != (ds.height, ds.width):
             raise SystemExit(f"{w}: frame {pipe.frame_hw} but {args.data} is {ds.height}x{ds.width}")
         preds = []
@@ -73,11 +78,12 @@ def main() -> None:
                 xy = torch.from_numpy(np.stack([kp[n].xy for n in chunk])).float()
                 vis = torch.from_numpy(np.stack([kp[n].visible for n in chunk]))
                 pose = pipe.heatmaps(xy, vis)
-                preds.append(pipe.model.estimate_source_parsing(img, pose).argmax(1).numpy())
+                preds.append(pipe.estimate_source_parsing(img, pose).argmax(1).numpy())
         pred = np.concatenate(preds).astype(np.int64)
         confusion = np.bincount(truth.astype(np.int64).ravel() * k + pred.ravel(), minlength=k * k).reshape(k, k)
-        report[str(w)] = iou_table(confusion)
-        print(w, json.dumps({key: round(v, 4) for key, v in report[str(w)].items()}), flush=True)
+        label = f"{w} (parsing_flip)" if flip else str(w)
+        report[label] = iou_table(confusion)
+        print(label, json.dumps({key: round(v, 4) for key, v in report[label].items()}), flush=True)
         rows.append(colorize(pred[:8].reshape(-1, pred.shape[2]).astype(np.uint8)).reshape(8, *pred.shape[1:], 3))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

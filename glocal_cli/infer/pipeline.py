@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from glocal_cli.body.config import BodyConfig
 from glocal_cli.console import warn
-from glocal_cli.data.keypoints import Pose, pose_heatmaps_torch, pose_sigma
+from glocal_cli.data.keypoints import FLIP_PERMUTATION, Pose, pose_heatmaps_torch, pose_sigma
 from glocal_cli.errors import ConfigError, InputError
 from glocal_cli.infer.body3d import BodyFlow, PreviewMaps, learned_classes
 from glocal_cli.infer.composite import (
@@ -203,9 +203,21 @@ class GLocalPipeline:
 
     def estimate_source_parsing(self, image: torch.Tensor, pose: torch.Tensor) -> torch.Tensor:
         """One-hot source parsing ``(B, 8, H, W)`` of framed photos: the semantic network with ``Pt = Ps`` of
-        ``config.source_parser`` when set (loaded on first use), else of the weights."""
-        if not self.config.source_parser:
-            return self.model.estimate_source_parsing(image, pose)
+        ``config.source_parser`` when set (loaded on first use), else of the weights; with ``config.parsing_flip``
+        the mean of its probabilities on the photo and on its mirror image."""
+        net = self.model
+        if self.config.source_parser:
+            net = self._source_parser()
+        if not self.config.parsing_flip:
+            return net.estimate_source_parsing(image, pose)
+        # the photo and its mirror image (poses mirrored and left/right swapped): the 8 classes have no sides
+        probs = net.predict_target_parsing(image, pose, pose).float().softmax(1)
+        flipped = pose[:, list(FLIP_PERMUTATION)].flip(-1)
+        probs = probs + net.predict_target_parsing(image.flip(-1), flipped, flipped).float().softmax(1).flip(-1)
+        return F.one_hot(probs.argmax(1), net.num_classes).permute(0, 3, 1, 2).to(image.dtype)
+
+    def _source_parser(self) -> Any:
+        """The network of ``config.source_parser`` (loaded on first use; its frame must be the weights')."""
         if self._parser is None:
             from glocal_cli.models.pretrained import from_pretrained
 
@@ -214,7 +226,7 @@ class GLocalPipeline:
                 raise ConfigError(f"infer.source_parser {self.config.source_parser}: frame {parser.height}x"
                                   f"{parser.width}, the weights' is {self.frame_hw[0]}x{self.frame_hw[1]}")
             self._parser = parser.to(self.device).eval()
-        return self._parser.estimate_source_parsing(image, pose)
+        return self._parser
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod

@@ -1,6 +1,6 @@
 """Shared option types and the error edge of every subcommand.
 
-One vocabulary across subcommands (see docs/cli.md): ``--config``, ``--set``, ``--data``,
+One vocabulary across subcommands (each one's ``--help`` lists its options): ``--config``, ``--set``, ``--data``,
 ``--out``, ``--weights``, ``--overwrite``, ``--batch-size``, ``--workers``, ``--device``, ``--seed``.
 """
 

@@ -1,4 +1,4 @@
-"""Weights from a training checkpoint: ``glocal train --export CKPT --out DIR``.
+"""Weights from a training checkpoint (the recipes' ``EXPORT_ONLY=1``; :func:`export_checkpoint` in Python).
 
 A stage exports its weights folder when it ends; a long run stopped part-way (a CPU recipe resumed over
 several sessions) has only checkpoints. :func:`export_checkpoint` rebuilds the model from the config the

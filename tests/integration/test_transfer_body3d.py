@@ -307,7 +307,7 @@ def test_cli_body3d_preview_and_fallback_note(tmp_path, weights, inputs):
 def test_cli_option_errors(tmp_path, weights, inputs):
     src, poses = inputs
     r = run("--source", src, "--pose", poses, "--out", tmp_path / "o", "--weights", weights, "--flow", "bogus")
-    assert r.exit_code == 2 and "expected body3d, learned or hybrid" in " ".join(r.output.split())
+    assert r.exit_code == 2 and "expected one of body3d, learned, hybrid" in " ".join(r.output.split())
     r = run("--source", src, "--pose", poses, "--out", tmp_path / "o", "--weights", weights, "--flow", "hybrid")
     text = " ".join(r.output.split())
     assert r.exit_code == 2 and "model.flow_refine" in text and "--flow body3d" in text

@@ -29,16 +29,19 @@ is flagged (the learned flow was used) are left as the model made them.
 
 from __future__ import annotations
 
+import typing
+
 import torch
 import torch.nn.functional as F
 
 from glocal_cli.body.correspond import INVISIBLE, VISIBLE
+from glocal_cli.infer.config import CopyVisible, UnseenFill
 
 __all__ = ["COPY_VISIBLE_MODES", "UNSEEN_FILL_MODES", "guide_blend", "part_mean_fill"]
 
-COPY_VISIBLE_MODES = ("model", "mesh")
+COPY_VISIBLE_MODES: tuple[str, ...] = typing.get_args(CopyVisible)
 _FACE, _ARMS = 5, 6  # parsing classes (glocal_cli.data.parsing.CLASS_NAMES)
-UNSEEN_FILL_MODES = ("model", "part_mean", "mirror")
+UNSEEN_FILL_MODES: tuple[str, ...] = typing.get_args(UnseenFill)
 
 
 def part_mean_fill(source: torch.Tensor, source_part: torch.Tensor, target_part: torch.Tensor,

@@ -271,8 +271,11 @@ def full_res_transfer(original: np.ndarray, frame_image: np.ndarray, transform: 
     for r0 in range(y0, y1, band):
         r1 = min(y1, r0 + band)
         fy = (np.arange(r0, r1) + 0.5) / ky - 0.5 + transform.offset_y
-        gy, gx = np.meshgrid(fy, fx, indexing="ij")
-        grid = torch.from_numpy(np.stack([(gx + 0.5) / fw * 2 - 1, (gy + 0.5) / fh * 2 - 1], -1)).float()[None]
+        # the sampling grid is separable: each column's x and each row's y computed once (float64, as a meshgrid
+        # would), then broadcast; gx, gy are views, not full-size arrays
+        gx, gy = np.broadcast_to(fx[None, :], (r1 - r0, fx.size)), np.broadcast_to(fy[:, None], (r1 - r0, fx.size))
+        grid = torch.stack([torch.from_numpy((fx + 0.5) / fw * 2 - 1).float().expand(r1 - r0, -1),
+                            torch.from_numpy((fy + 0.5) / fh * 2 - 1).float()[:, None].expand(-1, fx.size)], -1)[None]
 
         def sample(key: str, g: torch.Tensor = grid) -> torch.Tensor:
             return F.grid_sample(maps[key], g, mode="bilinear", padding_mode="border", align_corners=False)[0]

@@ -102,14 +102,16 @@ class AnnyBody(BodyModel):
         self.register_buffer("kp_weight", kp_weight, persistent=False)
         # Keypoints-only fast path, exact: a regressed keypoint is sum_n w_n sum_j s_nj (R_j v_n + t_j)
         # = sum_j R_j a_kj + c_kj t_j with a_kj = sum_n w_n s_nj v_n linear in shape. Precompute a, c.
-        reg = torch.zeros(kp_index.shape[0], self.v_template.shape[0], dtype=torch.float64)
-        reg.scatter_add_(1, kp_index, kp_weight.double())
-        skin = self.skin_weights.double()
-        ws = reg[:, :, None] * skin[None]  # (K, V, J)
+        # (only the vertices the regressor reads: a few hundred of the mesh's, so loading stays fast)
+        used = torch.unique(kp_index)
+        reg = torch.zeros(kp_index.shape[0], used.numel(), dtype=torch.float64)
+        reg.scatter_add_(1, torch.searchsorted(used, kp_index), kp_weight.double())
+        skin = self.skin_weights[used].double()
+        ws = reg[:, :, None] * skin[None]  # (K, used V, J)
         self.register_buffer("kp_c", ws.sum(1).float(), persistent=False)  # (K, J)
-        self.register_buffer("kp_a", torch.einsum("kvj,vc->kjc", ws, self.v_template.double()).float(),
+        self.register_buffer("kp_a", torch.einsum("kvj,vc->kjc", ws, self.v_template[used].double()).float(),
                              persistent=False)
-        self.register_buffer("kp_adirs", torch.einsum("kvj,svc->skjc", ws, self.shapedirs.double()).float(),
+        self.register_buffer("kp_adirs", torch.einsum("kvj,svc->skjc", ws, self.shapedirs[:, used].double()).float(),
                              persistent=False)
         for key in ("uv", "face_uv", "phenotype_samples", "phenotype_coeffs"):
             if key in tensors:

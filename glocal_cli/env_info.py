@@ -10,6 +10,8 @@ from importlib import metadata
 from pathlib import Path
 
 from glocal_cli import __version__
+from glocal_cli.errors import GLocalError
+from glocal_cli.metrics.lpips import find_lpips_weights
 from glocal_cli.paths import default_weights_dir, shared_data_dir, torch_hub_checkpoints
 
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
@@ -60,9 +62,6 @@ def keypoint_backend_status() -> dict[str, tuple[bool, str]]:
 
 def lpips_weights_status() -> dict[str, str]:
     """``{"LPIPS (<net>)": location or 'missing (...)'}`` for both LPIPS nets (file look-ups only)."""
-    from glocal_cli.errors import GLocalError
-    from glocal_cli.metrics.lpips import find_lpips_weights
-
     out: dict[str, str] = {}
     for net in ("alex", "vgg"):
         label = f"LPIPS {net} (eval)"

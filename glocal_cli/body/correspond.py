@@ -56,6 +56,7 @@ from glocal_cli.data.correspondence import (
     save_correspondence,
 )
 from glocal_cli.data.layout import CORRESPONDENCE_DIR
+from glocal_cli.models.flow import warp
 
 __all__ = [
     "BACKGROUND",
@@ -319,8 +320,6 @@ def warp_image(source: torch.Tensor, flow_px: torch.Tensor, padding_mode: str = 
     Output pixel ``(col, row)`` samples the source at ``(col, row) + flow``; the same sampling as
     :func:`glocal_cli.models.flow.warp` (which it calls) and :func:`glocal_cli.data.correspondence.warp_by_flow`.
     """
-    from glocal_cli.models.flow import warp
-
     if tuple(source.shape[-2:]) != tuple(flow_px.shape[1:3]):
         raise ValueError(f"source {tuple(source.shape[-2:])} and flow {tuple(flow_px.shape[1:3])} sizes differ")
     return warp(source, flow_to_normalised(flow_px.to(source.dtype)), padding_mode=padding_mode)

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from glocal_cli.body.base import NUM_BODY_PARTS
+from glocal_cli.data.parsing import colorize
 from glocal_cli.models.flow import flow_to_rgb
 
 __all__ = [
@@ -84,8 +85,6 @@ def _rgb(photo: np.ndarray | torch.Tensor) -> np.ndarray:
 
 def part_picture(part: np.ndarray | torch.Tensor) -> np.ndarray:
     """``(H, W)`` body-part ids -> ``uint8 (H, W, 3)`` in :data:`PART_PALETTE` (unknown ids white)."""
-    from glocal_cli.data.parsing import colorize
-
     pal = np.concatenate([PART_PALETTE, np.full((1, 3), 255, np.uint8)])
     return colorize(np.clip(_np(part).astype(np.int64), 0, len(PART_PALETTE)), pal)
 

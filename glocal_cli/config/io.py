@@ -19,6 +19,7 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 
+from glocal_cli.config.docs import field_docs
 from glocal_cli.errors import ConfigError
 
 T = TypeVar("T")
@@ -253,8 +254,6 @@ def save_config(cfg: Any, path: str | Path) -> Path:
 
 def describe_fields(cls: type, prefix: str = "") -> list[tuple[str, str, Any, str]]:
     """(dotted key, type, default, docstring) for every leaf field: used by ``glocal info --config``."""
-    from glocal_cli.config.docs import field_docs
-
     rows: list[tuple[str, str, Any, str]] = []
     hints = typing.get_type_hints(cls)
     docs = field_docs(cls)

@@ -25,9 +25,17 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from glocal_cli.data.correspondence import (
+    INVISIBLE,
+    VISIBLE,
+    load_correspondence,
+    load_surface,
+    pair_correspondence,
+)
 from glocal_cli.data.images import load_image
 from glocal_cli.data.keypoints import pose_heatmaps_torch
 from glocal_cli.data.layout import PreparedDataset
+from glocal_cli.data.masks import irregular_mask, sample_training_mask
 from glocal_cli.data.parsing import NUM_CLASSES, one_hot_torch, read_parsing
 from glocal_cli.errors import DataError, InputError
 
@@ -168,8 +176,6 @@ class PairDataset(Dataset):
 
     def _flow(self, target: str, source: str) -> tuple[np.ndarray, np.ndarray]:
         """GT flow target -> source ``(2, H, W)`` in normalised offsets and validity ``(1, H, W)``."""
-        from glocal_cli.data.correspondence import load_surface, pair_correspondence
-
         try:
             surf_t = load_surface(self.dataset.surface_path(target))
             surf_s = load_surface(self.dataset.surface_path(source))
@@ -181,8 +187,6 @@ class PairDataset(Dataset):
     def _pair_file(self, target: str, source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """GT flow ``(2, H, W)`` (normalised), visible ``(1, H, W)`` and labelled ``(1, H, W)`` from the pair's
         correspondence file (3D body fits); all zero when the pair has no file (no ground truth)."""
-        from glocal_cli.data.correspondence import INVISIBLE, VISIBLE, load_correspondence
-
         path = self.dataset.correspondence_path(target, source)
         h, w = self.height, self.width
         if not path.is_file():
@@ -243,8 +247,6 @@ class PairDataset(Dataset):
         return item
 
     def _mask(self, rng: np.random.Generator, labels: torch.Tensor | None) -> np.ndarray:
-        from glocal_cli.data.masks import irregular_mask, sample_training_mask
-
         parsing = labels.numpy() if labels is not None else None
         if self.mask_kind == "irregular" or parsing is None:
             return irregular_mask(self.height, self.width, None, rng)

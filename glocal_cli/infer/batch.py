@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from glocal_cli.console import debug, info, make_progress, warn
+from glocal_cli.data import atomic_output
 from glocal_cli.data.images import FrameTransform, fit_to_frame, load_image, save_image
 from glocal_cli.data.keypoints import (
     Pose,
@@ -35,7 +36,10 @@ from glocal_cli.data.keypoints import (
     read_pose_file,
     read_pose_file_frame,
 )
+from glocal_cli.data.masks import irregular_mask, load_mask
+from glocal_cli.data.parsing import colorize, read_parsing
 from glocal_cli.errors import GLocalError, InputError
+from glocal_cli.infer.composite import compose, mask_to_canvas
 from glocal_cli.infer.config import InferConfig
 from glocal_cli.infer.io import (
     PoseRef,
@@ -59,6 +63,7 @@ from glocal_cli.infer.io import (
 )
 from glocal_cli.infer.prepare import ModelInput, frame_mask
 from glocal_cli.infer.prepare import collate as collate_inputs
+from glocal_cli.infer.video import FrameWriter
 
 __all__ = ["BatchReport", "JobSpec", "Task", "TaskDataset", "collate", "plan_tasks", "run_job"]
 
@@ -350,8 +355,6 @@ class TaskDataset(torch.utils.data.Dataset):
             return {"index": task.index, "error": f"{task.source}: {exc.__class__.__name__}: {exc}", "stage": "input"}
 
     def _prepare(self, task: Task) -> dict[str, Any]:
-        from glocal_cli.data.parsing import read_parsing
-
         cfg, h, w = self.cfg, *self.frame_hw
         raw_image = load_image(task.source)
         image, notes = limit_size(raw_image, cfg.max_input_side, str(task.source))
@@ -412,8 +415,6 @@ class TaskDataset(torch.utils.data.Dataset):
 
     def _mask(self, task: Task, prepared: Any, notes: list[str]) -> np.ndarray | None:
         """The item's frame hole; ``None`` for ``semantic`` (the model makes it from the parsing)."""
-        from glocal_cli.data.masks import irregular_mask, load_mask
-
         h, w = self.frame_hw
         if task.mask == "irregular":
             return irregular_mask(h, w, self.cfg.mask_ratio_bin, self.cfg.seed + task.index).astype(bool)
@@ -438,8 +439,6 @@ def collate(items: list[dict[str, Any]]) -> tuple[dict[str, torch.Tensor] | None
 
 def _grid(task_mode: str, source: np.ndarray, src_xy: np.ndarray, src_vis: np.ndarray, tgt: tuple | None,
           parsing: np.ndarray, result: np.ndarray, masked: np.ndarray | None) -> np.ndarray:
-    from glocal_cli.data.parsing import colorize
-
     white = np.full_like(source, 255)
     panels = [source, draw_skeleton(white, Pose(src_xy, src_vis), radius=1, thickness=1)]
     if tgt is not None:
@@ -452,10 +451,6 @@ def _grid(task_mode: str, source: np.ndarray, src_xy: np.ndarray, src_vis: np.nd
 
 def _write_item(task: Task, paths: dict[str, Path], mode: str, cfg: InferConfig, arrays: dict[str, Any],
                 transform: FrameTransform) -> None:
-    from glocal_cli.data.masks import load_mask
-    from glocal_cli.data.parsing import colorize
-    from glocal_cli.infer.composite import compose, mask_to_canvas
-
     result = arrays["result"]
     final, masked = result, arrays.get("masked")
     inpainting = mode == "inpaint" and cfg.inpaint_output == "source"
@@ -496,8 +491,6 @@ def _write_failures(out: Path, failures: list[Failure], rank: int, world: int) -
     """``failures.csv`` (or ``failures.rank<r>.csv``): failures, then notes (stage ``note``)."""
     name = "failures.csv" if world == 1 else f"failures.rank{rank}.csv"
     path = out / name
-    from glocal_cli.data import atomic_output
-
     with atomic_output(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["source", "target", "stage", "error"])
@@ -637,9 +630,6 @@ def _barrier(world: int) -> None:
 
 def _write_videos(spec: JobSpec, tasks: list[Task], out: Path, cfg: InferConfig) -> list[Path]:
     """One animation per source from its result frames on disk (in pose order; missing frames skipped)."""
-    from glocal_cli.data.images import load_image
-    from glocal_cli.infer.video import FrameWriter
-
     assert spec.video is not None
     groups: dict[Path, list[Task]] = {}
     for t in tasks:

@@ -36,6 +36,23 @@ import torch
 from glocal_cli.body.config import BodyConfig
 from glocal_cli.body.correspond import BACKGROUND, INVISIBLE, VISIBLE, flow_to_normalised
 from glocal_cli.body.fit import FitResult, project
+from glocal_cli.body.pair import (
+    body3d_correspondence,
+    body_parsing,
+    fit_poses,
+    plain_background_mask,
+    refine_person_mask,
+    render_fits,
+)
+from glocal_cli.body.preview import (
+    compose_rows,
+    draw_points,
+    flow_picture,
+    mesh_overlay,
+    part_picture,
+    visibility_picture,
+    warped_picture,
+)
 from glocal_cli.data.keypoints import Pose
 
 __all__ = ["BodyFlow", "FitMaps", "PairMaps", "PreviewMaps",
@@ -181,8 +198,6 @@ class BodyFlow:
     def fit(self, xy: np.ndarray | torch.Tensor, visible: np.ndarray | torch.Tensor, hw: tuple[int, int]) -> FitResult:
         """Fits of ``N`` poses (``xy (N, 18, 2)``, ``visible (N, 18)``, frame ``hw``): the uncached ones in
         one batched :func:`fit_poses` call, each distinct pose once."""
-        from glocal_cli.body.pair import fit_poses
-
         xy_np = np.asarray(xy.cpu() if torch.is_tensor(xy) else xy, np.float32)
         vis_np = np.asarray(visible.cpu() if torch.is_tensor(visible) else visible, bool)
         keys = [self._key(xy_np[i], vis_np[i], hw) for i in range(len(xy_np))]
@@ -263,8 +278,6 @@ class BodyFlow:
 
     def render(self, fits: FitResult, shading: bool = False) -> FitMaps:
         """Render fits in their frame (:func:`~glocal_cli.body.pair.render_fits`)."""
-        from glocal_cli.body.pair import render_fits
-
         fits = _finite(fits)
         rendered = render_fits(self.body, fits)
         return self._maps(fits, rendered.raster.part, rendered.raster, shading)
@@ -286,8 +299,6 @@ class BodyFlow:
               target_xy: np.ndarray | torch.Tensor, target_visible: np.ndarray | torch.Tensor,
               hw: tuple[int, int], shading: bool = False, mirror: bool = False) -> PairMaps:
         """3D flow and visibility of ``B`` pairs (keypoints in the ``hw`` model frame), see the module docstring."""
-        from glocal_cli.body.pair import body3d_correspondence
-
         n = len(source_xy)
         xy = np.concatenate([np.asarray(source_xy, np.float32), np.asarray(target_xy, np.float32)])
         vis = np.concatenate([np.asarray(source_visible, bool), np.asarray(target_visible, bool)])
@@ -326,8 +337,6 @@ class BodyFlow:
         gets the person mask ``prepare-data --parsing body3d`` makes (the wall's flood fill, kept near the
         mesh: :func:`~glocal_cli.body.pair.plain_background_mask` and ``refine_person_mask``), so a
         model fine-tuned on such data sees the same kind of parsing at inference."""
-        from glocal_cli.body.pair import body_parsing, plain_background_mask, refine_person_mask
-
         maps = self.render(self.fit(xy, visible, hw))
         out = np.zeros((len(maps.ok), int(hw[0]), int(hw[1])), np.uint8)
         notes = []
@@ -362,16 +371,6 @@ def preview_picture(source: np.ndarray, result: np.ndarray, maps: PreviewMaps, m
     Given keypoints are drawn green, the fitted body's red; frames under ``min_height`` pixels are
     enlarged (nearest) so that a small model frame stays readable.
     """
-    from glocal_cli.body.preview import (
-        compose_rows,
-        draw_points,
-        flow_picture,
-        mesh_overlay,
-        part_picture,
-        visibility_picture,
-        warped_picture,
-    )
-
     h, w = source.shape[:2]
     k = max(1, math.ceil(min_height / h))
 

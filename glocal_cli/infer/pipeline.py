@@ -25,8 +25,12 @@ import torch
 import torch.nn.functional as F
 
 from glocal_cli.body.config import BodyConfig
+from glocal_cli.config import resolve_config
 from glocal_cli.console import warn
+from glocal_cli.data.backends import BackendSpec, make_backend
 from glocal_cli.data.keypoints import FLIP_PERMUTATION, Pose, pose_heatmaps_torch, pose_sigma
+from glocal_cli.data.masks import irregular_mask, load_mask, semantic_masks_torch
+from glocal_cli.data.prefill import prefill_tensor
 from glocal_cli.errors import ConfigError, InputError
 from glocal_cli.infer.body3d import BodyFlow, PreviewMaps, learned_classes
 from glocal_cli.infer.composite import (
@@ -47,7 +51,9 @@ from glocal_cli.infer.io import (
 )
 from glocal_cli.infer.prepare import ModelInput, collate
 from glocal_cli.infer.prepare import frame_mask as prepare_frame_mask
-from glocal_cli.models.flow import flow_to_rgb
+from glocal_cli.models.flow import flow_to_rgb, resample
+from glocal_cli.models.generator import GLocalModel
+from glocal_cli.models.pretrained import from_pretrained, read_weights_config
 
 __all__ = ["BatchOutput", "GLocalPipeline", "PipelineResult", "resolve_device", "to_uint8_image"]
 
@@ -239,8 +245,6 @@ class GLocalPipeline:
         ``sigma_at_256`` defaults to the pose-map sigma recorded in the weights (6 px if absent);
         ``flow`` (``body3d``, ``learned``, ``hybrid``) overrides ``config.flow``.
         """
-        from glocal_cli.models.pretrained import from_pretrained, read_weights_config
-
         if sigma_at_256 is None:
             _, meta = read_weights_config(directory)
             sigma_at_256 = float(meta.get("frame", {}).get("pose_sigma", 6.0))
@@ -253,9 +257,6 @@ class GLocalPipeline:
                     dtype: torch.dtype | None = None, config: InferConfig | None = None,
                     body_config: BodyConfig | None = None, flow: str | None = None) -> GLocalPipeline:
         """A freshly (randomly, seeded) initialised model of a config preset: for demos and tests only."""
-        from glocal_cli.config import resolve_config
-        from glocal_cli.models.generator import GLocalModel
-
         cfg = resolve_config(preset)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -308,8 +309,6 @@ class GLocalPipeline:
         pipeline's flow mode (transfer); with ``body3d``/``hybrid`` the bodies are fitted first (outside
         inference mode: fitting needs autograd), pairs with a flagged fit run the learned flow and get a note.
         """
-        from glocal_cli.data.masks import semantic_masks_torch
-
         dev = self.device
         b = int(batch["image"].shape[0])
         h, w = self.frame_hw
@@ -402,8 +401,6 @@ class GLocalPipeline:
         """The model on the items with a usable 3D flow (given ``flow=``/``visibility=``) and, separately, on the
         others (learned flow); per item: image, parsing labels, the flow used and its visibility at the frame
         (normalised), and the warped source."""
-        from glocal_cli.models.flow import resample
-
         b = image.shape[0]
         h, w = self.frame_hw
         groups = [(use, True), (~use, False)]
@@ -524,8 +521,6 @@ class GLocalPipeline:
         return prepared, kind
 
     def _detect(self, image: np.ndarray, where: str) -> Pose:
-        from glocal_cli.data.backends import BackendSpec, make_backend
-
         with make_backend(BackendSpec(self.config.keypoints, device=str(self.device))) as backend:
             pose = backend.detect(image)
         if pose is None:
@@ -646,8 +641,6 @@ class GLocalPipeline:
                       source_parsings: Sequence[Any] | None = None, paste_back: bool | None = None,
                       return_details: bool = False) -> list[Any]:
         """:meth:`inpaint` for lists."""
-        from glocal_cli.data.masks import irregular_mask, load_mask
-
         n = len(sources)
         if len(masks) != n:
             raise InputError(f"inpaint_batch: {n} sources but {len(masks)} masks")
@@ -773,8 +766,6 @@ def clean_plate(image: torch.Tensor, source_parsing: torch.Tensor, grow: int = 2
     background, grown by ``grow`` pixels so that its outline goes too) filled classically from the background
     around it (OpenCV Telea, :func:`glocal_cli.data.prefill.prefill_tensor`). What a static background shows
     where the source person stood (``infer.ghost_fill: plate``)."""
-    from glocal_cli.data.prefill import prefill_tensor
-
     person = (1.0 - source_parsing[:, :1]).clamp(0, 1)
     hole = (person > 0.5).float()
     if grow > 0:

@@ -63,7 +63,7 @@ from glocal_cli.metrics.protocol import (
 )
 from glocal_cli.metrics.psnr import psnr, psnr_uint8_wraparound
 from glocal_cli.metrics.report import EvalResult, MetricResult, check_outputs, write_reports
-from glocal_cli.metrics.ssim import ssim
+from glocal_cli.metrics.ssim import COMPILE_MIN_IMAGES, ssim
 
 
 def resolve_device(name: str) -> torch.device:
@@ -412,8 +412,6 @@ def evaluate(
     fid_real_info: dict[str, object] = {}
     real_mu = real_sigma = None
     n = len(pairs)
-    from glocal_cli.metrics.ssim import COMPILE_MIN_IMAGES
-
     # fused kernels: decided once for the whole set (a batch alone never reaches the threshold)
     fused = {"on": True, "off": False}.get(cfg.compile, dev.type == "cpu" and n >= COMPILE_MIN_IMAGES)
     per_image = {k: np.full(n, np.nan) for k in wanted if k in PER_IMAGE_METRICS and results[k].status == "ok"}

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from glocal_cli.errors import NotAvailableError, WeightsError
+from glocal_cli.metrics.fid import hub_checkpoint_dir
 
 LPIPSNet = Literal["alex", "vgg"]
 
@@ -168,8 +169,6 @@ def _package_heads(net: LPIPSNet) -> Path | None:
 
 def missing_lpips_message(net: LPIPSNet) -> str:
     """One line telling the user which files to put where."""
-    from glocal_cli.metrics.fid import hub_checkpoint_dir
-
     hub = hub_checkpoint_dir()
     return (
         f"LPIPS ({net}) needs lpips v0.1 linear heads ({net}.pth from the lpips package, "
@@ -185,8 +184,6 @@ def find_lpips_weights(net: LPIPSNet, path: str | Path | None = None) -> LPIPSWe
     ``lpips_v0.1_<net>.pth``) and optionally the backbone file. Otherwise the heads are looked up in
     the hub cache (``lpips_v0.1_<net>.pth``) and in an installed ``lpips`` package.
     """
-    from glocal_cli.metrics.fid import hub_checkpoint_dir
-
     hub = hub_checkpoint_dir()
     heads: Path | None = None
     folders: list[Path] = []

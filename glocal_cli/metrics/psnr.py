@@ -17,6 +17,7 @@ import functools
 import torch
 
 from glocal_cli.errors import InputError
+from glocal_cli.metrics.ssim import COMPILE_MIN_IMAGES
 
 WRAPAROUND_LABEL = "PSNR (uint8-wraparound: PISE-lineage bug, not a true PSNR)"
 """Label shown wherever the wrap-around variant appears."""
@@ -51,8 +52,6 @@ def mse(generated: torch.Tensor, reference: torch.Tensor, *, compile: bool | Non
     ``compile`` (uint8 on CPU): True uses a ``torch.compile``'d single pass (the first call per shape
     compiles for a few seconds), None only from ``COMPILE_MIN_IMAGES`` images up, False never.
     """
-    from glocal_cli.metrics.ssim import COMPILE_MIN_IMAGES
-
     _check(generated, reference)
     key = (tuple(generated.shape), tuple(generated.stride()), tuple(reference.stride()))
     if (

@@ -54,10 +54,22 @@ from typing import Any
 
 import numpy as np
 
+from glocal_cli.body import load_body_model
 from glocal_cli.body.config import BodyConfig
-from glocal_cli.body.pair import plain_background_mask, refine_person_mask
+from glocal_cli.body.correspond import INVISIBLE, VISIBLE, correspondence_path, save_correspondence
+from glocal_cli.body.fit import FitResult
+from glocal_cli.body.pair import (
+    body3d_correspondence,
+    body_parsing,
+    fit_poses,
+    plain_background_mask,
+    refine_person_mask,
+    render_fits,
+)
 from glocal_cli.console import make_progress
 from glocal_cli.data import atomic_write_text
+from glocal_cli.data.correspondence import _npy_bytes, _zip_bytes
+from glocal_cli.data.images import load_image
 from glocal_cli.data.keypoints import Pose
 from glocal_cli.data.layout import (
     BODY_DIR,
@@ -66,10 +78,12 @@ from glocal_cli.data.layout import (
     PARSING_DIR,
     PreparedDataset,
     pairs_file,
+    read_manifest,
     read_pairs_csv,
     write_manifest,
 )
-from glocal_cli.data.naming import MARKET_JUNK, is_deepfashion_name, parse_deepfashion_name
+from glocal_cli.data.naming import MARKET_JUNK, identity_of, is_deepfashion_name, parse_deepfashion_name
+from glocal_cli.data.parsing import write_parsing
 from glocal_cli.errors import ConfigError, DataError, InputError, OutputExistsError
 from glocal_cli.prepare.report import ValidationReport
 
@@ -258,8 +272,6 @@ def fit_path(root: Path, name: str) -> Path:
 
 def _save_fit(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """One fit as a deterministic ``.npz`` (fixed zip timestamps), written atomically."""
-    from glocal_cli.data.correspondence import _npy_bytes, _zip_bytes
-
     members = {}
     for k, v in arrays.items():
         arr = np.asarray(v)  # 0-d stays 0-d (np.ascontiguousarray would make it 1-d)
@@ -285,8 +297,6 @@ def _load_fit(path: Path) -> dict[str, np.ndarray]:
 def _take(fits: Any, idx: Sequence[int]) -> Any:
     """The fits at ``idx`` as a new batch."""
     import torch
-
-    from glocal_cli.body.fit import FitResult
 
     i = torch.as_tensor(list(idx), dtype=torch.long)
     return FitResult(fits.global_orient[i], fits.body_pose[i], fits.shape[i], fits.camera[i], fits.rms_px[i],
@@ -387,8 +397,6 @@ def run_body3d(
     """
     import torch
 
-    from glocal_cli.body import load_body_model
-
     names = sorted(names)
     stems: dict[str, str] = {}
     for n in names:
@@ -434,8 +442,6 @@ def run_body3d(
 def _fit_all(root: Path, body: Any, names: Sequence[str], poses: Mapping[str, Pose],
              persons: Mapping[str, str | None], height: int, width: int, options: Body3dOptions,
              progress: Any) -> tuple[set[str], float]:
-    from glocal_cli.body.pair import fit_poses
-
     units = _units(names, persons, options.body.fit_batch_size)
     todo = [u for u in units if options.overwrite or not all(fit_path(root, n).is_file() for n in u)]
     bar = progress.add_task("body3d fits", total=len(names), status=f"{options.body.model}")
@@ -458,8 +464,6 @@ def _fit_all(root: Path, body: Any, names: Sequence[str], poses: Mapping[str, Po
 
 
 def _load_all(root: Path, names: Sequence[str]) -> Any:
-    from glocal_cli.body.fit import FitResult
-
     items = [_load_fit(fit_path(root, n)) for n in names]
     frames = {tuple(int(v) for v in d["frame"]) for d in items}
     if len(frames) != 1:
@@ -469,10 +473,6 @@ def _load_all(root: Path, names: Sequence[str]) -> Any:
 
 def _parsing_all(root: Path, body: Any, names: Sequence[str], fits: Any, refit: set[str], options: Body3dOptions,
                  res: Body3dResult, report: ValidationReport, progress: Any) -> None:
-    from glocal_cli.body.pair import body_parsing, render_fits
-    from glocal_cli.data.images import load_image
-    from glocal_cli.data.parsing import write_parsing
-
     out_dir = root / PARSING_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     need = [options.overwrite or n in refit or not (out_dir / f"{_stem(n)}.png").is_file() for n in names]
@@ -505,9 +505,6 @@ def _parsing_all(root: Path, body: Any, names: Sequence[str], fits: Any, refit: 
 def _pairs_all(root: Path, body: Any, pairs: Sequence[tuple[str, str]], index: Mapping[str, int], fits: Any,
                refit: set[str], options: Body3dOptions, res: Body3dResult, report: ValidationReport,
                progress: Any) -> None:
-    from glocal_cli.body.correspond import INVISIBLE, VISIBLE, correspondence_path, save_correspondence
-    from glocal_cli.body.pair import body3d_correspondence
-
     out_dir = root / CORRESPONDENCE_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     wanted: set[str] = set()
@@ -581,8 +578,6 @@ def _pair_counts(n_vis: Any, n_body: Any) -> list[tuple[int, int]]:
 
 def _identity_guess(kind: str, name: str) -> str | None:
     """The identity of an image of a finished dataset, from its name (folder: the sub-folder prefix)."""
-    from glocal_cli.data.naming import identity_of
-
     if kind == "folder":
         head, sep, _ = name.rpartition("__")
         return head if sep else None
@@ -627,8 +622,6 @@ def add_body3d(root: str | os.PathLike[str], options: Body3dOptions, report: Val
 
 def record_body3d(root: Path, result: Body3dResult) -> None:
     """Update ``manifest.json`` with a body3d result (``has_correspondence``, parsing, ``options.body3d``)."""
-    from glocal_cli.data.layout import read_manifest
-
     m = read_manifest(root)
     changes: dict[str, Any] = {"options": {**m.options, "body3d": result.to_json()}}
     if result.correspondence:

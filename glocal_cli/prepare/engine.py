@@ -80,6 +80,12 @@ from glocal_cli.prepare.body3d import (
 )
 from glocal_cli.prepare.pairs import filter_pairs, generate_pairs
 from glocal_cli.prepare.report import REPORT_JSON, REPORT_MD, ValidationReport
+from glocal_cli.prepare.validation import (
+    VAL_SPLIT,
+    carve_validation_split,
+    remove_validation_split,
+    write_validation_split,
+)
 
 __all__ = [
     "JOURNAL_FILE",
@@ -729,13 +735,6 @@ def _finish(
 
 def _write_validation(out: Path, counts: dict[str, int], checksums: dict[str, str]) -> None:
     """Carve the validation split (``val.lst``, ``pairs-val.csv``) from the training pairs just written."""
-    from glocal_cli.prepare.validation import (
-        VAL_SPLIT,
-        carve_validation_split,
-        remove_validation_split,
-        write_validation_split,
-    )
-
     remove_validation_split(out)
     if not (out / pairs_file("train")).is_file():
         return

@@ -14,6 +14,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from glocal_cli.data.keypoints import Pose
+from glocal_cli.data.naming import identity_of, is_deepfashion_name, parse_deepfashion_name
+from glocal_cli.errors import InputError
 
 __all__ = [
     "DEFAULT_VAL_FRACTION",
@@ -119,9 +121,6 @@ def person_identity(name: str) -> str | None:
     Market-1501: the person id; SynthPeople: the identity. ``None`` for other names (a user's folder),
     where the pairs themselves say which photos belong together.
     """
-    from glocal_cli.data.naming import identity_of, is_deepfashion_name, parse_deepfashion_name
-    from glocal_cli.errors import InputError
-
     if is_deepfashion_name(name):
         return parse_deepfashion_name(name).identity
     try:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from glocal_cli.data.layout import list_file, pairs_file, write_list, write_pairs_csv
-from glocal_cli.prepare.pairs import DEFAULT_VAL_FRACTION, carve_validation
+from glocal_cli.prepare.pairs import DEFAULT_VAL_FRACTION, carve_validation, person_identity
 
 __all__ = ["VAL_SPLIT", "ValidationSplit", "carve_validation_split", "remove_validation_split",
            "write_validation_split"]
@@ -42,8 +42,6 @@ def carve_validation_split(train_pairs: list[tuple[str, str]],
     """The validation split of ``train_pairs`` (nothing is written)."""
     _, val = carve_validation(train_pairs, fraction)
     names = sorted({n for pair in val for n in pair})
-    from glocal_cli.prepare.pairs import person_identity
-
     people = len({person_identity(n) or n for n in names}) if val else 0
     return ValidationSplit(val, names, people)
 

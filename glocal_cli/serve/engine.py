@@ -29,8 +29,26 @@ from typing import Any
 
 import numpy as np
 
-from glocal_cli.data.keypoints import Pose
-from glocal_cli.errors import ConfigError, GLocalError, InputError
+from glocal_cli import __version__
+from glocal_cli.data.backends import BackendSpec, make_backend
+from glocal_cli.data.images import IMAGE_SUFFIXES, pil_to_rgb, resize_image, save_image
+from glocal_cli.data.keypoints import Pose, read_pose_file, write_openpose_json
+from glocal_cli.data.masks import semantic_mask
+from glocal_cli.data.parsing import CLASS_NAMES, colorize, read_parsing
+from glocal_cli.errors import ConfigError, GLocalError, InputError, NotAvailableError
+from glocal_cli.infer.composite import DETAIL_KEYS, compose
+from glocal_cli.infer.io import (
+    check_out_dir,
+    find_sidecar,
+    limit_size,
+    list_images,
+    load_source_image,
+    map_target_pose,
+    prepare_source,
+    safe_stem,
+)
+from glocal_cli.infer.prepare import ModelInput, collate, frame_mask
+from glocal_cli.infer.video import write_video
 from glocal_cli.serve.config import ServeConfig
 from glocal_cli.serve.poses import align_pose, default_pose, interpolation_sequence, pose_to_wire
 
@@ -109,8 +127,6 @@ def decode_image(data: bytes, max_pixels: int, where: str = "upload") -> np.ndar
 
     from PIL import Image, UnidentifiedImageError
 
-    from glocal_cli.data.images import pil_to_rgb
-
     if not data:
         raise InputError(f"{where}: empty request body; send the image file's bytes")
     try:
@@ -174,8 +190,6 @@ class OutputFolder:
     """The one folder the server writes into; new files get fresh names (nothing is ever replaced)."""
 
     def __init__(self, root: str | Path) -> None:
-        from glocal_cli.infer.io import check_out_dir
-
         self.root = check_out_dir(root).resolve()
         self._counter = itertools.count(1)
 
@@ -271,8 +285,6 @@ class ServeEngine:
     # -- status -------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
         """Model, detector, limits: what ``/api/health`` returns."""
-        from glocal_cli import __version__
-
         pipe = self.pipeline
         return {
             "status": "ok",
@@ -308,8 +320,6 @@ class ServeEngine:
         if name == "none":
             self._detector_reason = "disabled (serve.keypoints = none)"
             return
-        from glocal_cli.data.backends import BackendSpec, make_backend
-
         try:
             self._detector = make_backend(BackendSpec(name, device=str(self.pipeline.device)))
             self._detector_name = self._detector.name
@@ -348,8 +358,6 @@ class ServeEngine:
         return entry
 
     def _limit(self, image: np.ndarray, where: str) -> tuple[np.ndarray, list[str]]:
-        from glocal_cli.infer.io import limit_size
-
         return limit_size(image, self.pipeline.config.max_input_side, where)
 
     def add_upload(self, data: bytes, name: str = "upload", detect: bool = True) -> ImageEntry:
@@ -362,8 +370,6 @@ class ServeEngine:
 
     def list_examples(self) -> dict[str, Any]:
         """Example photos (``<examples>/sources``) and poses (``<examples>/poses``) by name."""
-        from glocal_cli.infer.io import list_images
-
         sources, poses = [], []
         if self.examples is not None:
             src_dir, pose_dir = self.examples / "sources", self.examples / "poses"
@@ -375,8 +381,6 @@ class ServeEngine:
 
     def example_path(self, name: str) -> Path:
         """The example photo ``name`` (a stem listed by :meth:`list_examples`)."""
-        from glocal_cli.infer.io import list_images
-
         if self.examples is None or not (self.examples / "sources").is_dir():
             raise UnknownItemError("no examples folder (set serve.examples)")
         for path in list_images(self.examples / "sources"):
@@ -386,10 +390,6 @@ class ServeEngine:
 
     def add_example(self, name: str) -> ImageEntry:
         """Keep an example photo with its sidecars (pose ``<stem>.json``, parsing ``<stem>_parsing.png``)."""
-        from glocal_cli.data.keypoints import read_pose_file
-        from glocal_cli.data.parsing import read_parsing
-        from glocal_cli.infer.io import find_sidecar, load_source_image
-
         path = self.example_path(name)
         image, notes = load_source_image(path, self.pipeline.config.max_input_side)
         pose_file, parsing_file = find_sidecar(path, "pose"), find_sidecar(path, "parsing")
@@ -406,9 +406,6 @@ class ServeEngine:
     def pose_library(self, align_to: str | None = None) -> list[dict[str, Any]]:
         """Library poses: the example poses and the example photos' poses, in the photo ``align_to``'s pixels
         when given (moved onto its person), else in their own canvas."""
-        from glocal_cli.data.images import IMAGE_SUFFIXES
-        from glocal_cli.data.keypoints import read_pose_file
-
         entry = self.get(align_to) if align_to else None
         items: list[dict[str, Any]] = []
         files: list[tuple[str, Path, tuple[int, int] | None]] = []
@@ -441,8 +438,6 @@ class ServeEngine:
 
     def pose_from_file(self, data: bytes, align_to: str | None = None) -> dict[str, Any]:
         """Read an uploaded pose file (OpenPose / COCO / mmpose JSON) with the library's reader."""
-        from glocal_cli.data.keypoints import read_pose_file
-
         if not data:
             raise InputError("pose file: empty request body")
         scratch = self.out.scratch()
@@ -475,8 +470,6 @@ class ServeEngine:
 
     def export_pose(self, pose: Pose, width: int | None = None, height: int | None = None) -> Path:
         """Write ``pose`` as OpenPose JSON (COCO-18) into the output folder."""
-        from glocal_cli.data.keypoints import write_openpose_json
-
         path = self.out.new_path("pose", ".json")
         if width is not None and height is not None:
             pose = pose.clip_to_frame(height, width)
@@ -487,8 +480,6 @@ class ServeEngine:
     def _prepared(self, entry: ImageEntry, source_pose: Pose, pipeline: Any = None) -> Any:
         """The photo fitted into the frame for ``source_pose``, with parsing (sidecar, or estimated once by the
         network of ``pipeline``, the one that will run: the transfer weights', or the inpainting weights')."""
-        from glocal_cli.infer.io import prepare_source
-
         pipe = pipeline or self.pipeline
         key = source_pose.xy.tobytes() + source_pose.visible.tobytes() + str(id(pipe)).encode()
         hit = entry.prepared.get(key)
@@ -527,14 +518,10 @@ class ServeEngine:
                mask: np.ndarray | None = None) -> dict[str, Any]:
         """The batch :meth:`GLocalPipeline.forward_batch` takes: one photo, ``count`` items
         (:func:`glocal_cli.infer.prepare.collate`, as the CLI and the API make it)."""
-        from glocal_cli.infer.prepare import ModelInput, collate
-
         return collate([ModelInput(prepared.image, prepared.pose, prepared.transform, prepared.parsing,
                                    targets[i] if targets is not None else None, mask) for i in range(count)])
 
     def _map_targets(self, prepared: Any, poses: Sequence[Pose]) -> tuple[list[Pose], list[str]]:
-        from glocal_cli.infer.io import map_target_pose
-
         pipe, out, notes = self.pipeline, [], []
         for i, pose in enumerate(poses):
             where = "target pose" if len(poses) == 1 else f"target pose {i}"
@@ -549,8 +536,6 @@ class ServeEngine:
         """A frame-sized picture in the photo's canvas (or unchanged without paste-back)."""
         if not (self.config.paste_back if paste_back is None else paste_back):
             return frame
-        from glocal_cli.data.images import resize_image
-
         t = prepared.transform
         if frame.shape[:2] != (t.frame_height, t.frame_width):
             frame = resize_image(frame, t.frame_height, t.frame_width, "nearest" if nearest else "bilinear")
@@ -567,8 +552,6 @@ class ServeEngine:
         frame = out.image[index].numpy()
         if not (self.config.paste_back if paste_back is None else paste_back):
             return frame
-        from glocal_cli.infer.composite import DETAIL_KEYS, compose
-
         detail = None if out.detail is None else [out.detail[k][index].numpy() for k in DETAIL_KEYS]
         return compose(frame, entry.image, prepared.transform, detail=detail)[0]
 
@@ -576,8 +559,6 @@ class ServeEngine:
                  layers: Sequence[str] = (), paste_back: bool | None = None, save: bool = False) -> dict[str, Any]:
         """Re-pose the photo ``image_id`` to ``target_pose`` (both poses in the photo's pixels)."""
         import torch
-
-        from glocal_cli.data.parsing import colorize
 
         unknown = sorted(set(layers) - set(LAYERS))
         if unknown:
@@ -617,9 +598,6 @@ class ServeEngine:
         """Fill a hole of the photo ``image_id``: a brush ``mask`` (``bool`` in the photo's pixels) and/or
         the parsing ``classes`` (grown by ``dilate`` frame pixels). Outside the hole the photo is kept.
         ``mask`` may also be a PNG data URL (see :func:`decode_mask`)."""
-        from glocal_cli.data.masks import semantic_mask
-        from glocal_cli.infer.prepare import frame_mask
-
         t0 = time.perf_counter()
         entry = self.get(image_id)
         if isinstance(mask, str):
@@ -668,8 +646,6 @@ class ServeEngine:
     def animation(self, image_id: str, poses: Sequence[Pose], frames: int = 12, fps: float | None = None,
                   source_pose: Pose | None = None, fmt: str = "gif", bounce: bool = False) -> dict[str, Any]:
         """Results along the path through ``poses`` (``frames`` in all) written as a GIF or MP4 in the output folder."""
-        from glocal_cli.infer.video import write_video
-
         if fmt not in ("gif", "mp4"):
             raise InputError(f"animation: format {fmt!r}; use gif or mp4")
         limit = self.config.animation_max_frames
@@ -694,8 +670,6 @@ class ServeEngine:
         return {"file": path.name, "url": f"/files/{path.name}", "frames": len(pictures)}
 
     def _save(self, image: np.ndarray, prefix: str) -> dict[str, str]:
-        from glocal_cli.data.images import save_image
-
         path = self.out.new_path(prefix, ".png")
         save_image(path, image)
         return {"file": path.name, "url": f"/files/{path.name}"}
@@ -713,8 +687,6 @@ def _display_name(name: str) -> str:
 
 
 def _file_stem(name: str) -> str:
-    from glocal_cli.infer.io import safe_stem
-
     return safe_stem(name)[:60]
 
 
@@ -736,14 +708,10 @@ def _canvas_of(pose_file: Path, folder: Path, suffixes: Sequence[str]) -> tuple[
 
 
 def _class_names() -> list[str]:
-    from glocal_cli.data.parsing import CLASS_NAMES
-
     return list(CLASS_NAMES)
 
 
 def _not_available(message: str) -> GLocalError:
-    from glocal_cli.errors import NotAvailableError
-
     err = NotAvailableError(message)
     err.http_status = 503  # type: ignore[attr-defined]
     return err

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from glocal_cli.body.base import BODY_PARTS, BodyModel
+from glocal_cli.data.keypoints import KEYPOINT_NAMES
 
 __all__ = [
     "CHANNELS",
@@ -156,8 +157,6 @@ def _tables_cached(key: int, body: BodyModel) -> BodyTables:  # noqa: ARG001 - k
         verts = out.vertices[0].cpu().double().numpy()
         kp = out.keypoints[0].cpu().double().numpy()
         joints = body.rest(shape)[1][0].cpu().double().numpy()
-    from glocal_cli.data.keypoints import KEYPOINT_NAMES
-
     names = list(body.joint_names)
     jidx = {n: i for i, n in enumerate(names)}
     kpn = {n: kp[i] for i, n in enumerate(KEYPOINT_NAMES)}

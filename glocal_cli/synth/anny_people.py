@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 import torch
 
+from glocal_cli.body import load_body_model
 from glocal_cli.body.base import BODY_PARTS, BodyModel
 from glocal_cli.body.correspond import (
     INVISIBLE,
@@ -49,10 +50,12 @@ from glocal_cli.data import atomic_write_text
 from glocal_cli.data.config import AnnySynthConfig
 from glocal_cli.data.keypoints import KEYPOINT_NAMES, Pose
 from glocal_cli.data.layout import IMAGES_DIR, PARSING_DIR
+from glocal_cli.errors import InputError
 from glocal_cli.synth.anny_look import Look, colour_pixels, sample_look
 from glocal_cli.synth.anny_mesh import HAIR_PART, SKIRT_PART, Garment, body_tables, hair_mesh, skirt_mesh
 from glocal_cli.synth.anny_poses import (
     RealPoses,
+    _rodrigues,
     frame_cameras,
     merge_real_pose,
     mirror_keypoints,
@@ -104,9 +107,6 @@ _SKIRT_EXTRA = 0.2  # a skirt hangs further in front of the hips and knees than 
 @functools.lru_cache(maxsize=2)
 def load_anny_body(spec: str = "anny") -> BodyModel:
     """The Anny body (cached per process), checked for what SynthPeople needs."""
-    from glocal_cli.body import load_body_model
-    from glocal_cli.errors import InputError
-
     body = load_body_model(spec)
     for key in ("phenotype_samples", "phenotype_coeffs", "skin_weights"):
         if not hasattr(body, key):
@@ -160,8 +160,6 @@ class RenderedIdentity:
 
 
 def _yaw_of(orient: np.ndarray) -> float:
-    from glocal_cli.synth.anny_poses import _rodrigues
-
     f = _rodrigues(orient.astype(np.float64)) @ np.array([0.0, 0.0, -1.0])
     return float(math.atan2(-f[0], -f[2]))
 

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from glocal_cli.body.base import BodyModel
+from glocal_cli.data.keypoints import FLIP_PERMUTATION, KEYPOINT_NAMES
 
 __all__ = [
     "REAL_POSES_FILE",
@@ -291,8 +292,6 @@ def merge_real_pose(body: BodyModel, sampled: np.ndarray, fitted: np.ndarray, vi
     """A fitted body pose ``(P, 3)``, its spine, neck and head turns softened (x0.6, at most 0.25-0.3
     rad per axis), whose limbs the annotation does not show (``visible (18,)``) take the ``sampled``
     pose's rotations (legs below a close-up crop stand or walk instead of drifting)."""
-    from glocal_cli.data.keypoints import KEYPOINT_NAMES
-
     names = list(body.pose_joints)
     out = fitted.copy()
     # keypoints barely tell the spine, neck and head apart: fits drift to the joint limits there;
@@ -308,8 +307,6 @@ def merge_real_pose(body: BodyModel, sampled: np.ndarray, fitted: np.ndarray, vi
 
 def mirror_keypoints(xy: np.ndarray, visible: np.ndarray, width: float = 176.0) -> tuple[np.ndarray, np.ndarray]:
     """Keypoints ``(18, 2)`` of a mirrored picture ``width`` wide: x flipped, left and right swapped."""
-    from glocal_cli.data.keypoints import FLIP_PERMUTATION
-
     perm = list(FLIP_PERMUTATION)
     out = xy[perm].copy()
     out[:, 0] = (width - 1.0) - out[:, 0]

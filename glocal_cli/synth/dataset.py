@@ -35,7 +35,8 @@ from glocal_cli import __version__
 from glocal_cli.console import make_progress, warn
 from glocal_cli.data import atomic_write_text
 from glocal_cli.data.config import AnnySynthConfig
-from glocal_cli.data.keypoints import Pose, write_keypoint_csv
+from glocal_cli.data.images import load_image, save_image
+from glocal_cli.data.keypoints import Pose, draw_skeleton, write_keypoint_csv
 from glocal_cli.data.layout import (
     CORRESPONDENCE_DIR,
     IMAGES_DIR,
@@ -50,8 +51,12 @@ from glocal_cli.data.layout import (
     write_manifest,
     write_pairs_csv,
 )
+from glocal_cli.data.parsing import colorize, read_parsing
 from glocal_cli.data.sizes import parse_size
 from glocal_cli.errors import ConfigError, DataError, InputError, OutputExistsError
+from glocal_cli.synth import anny_people
+from glocal_cli.synth.anny_people import read_anny_marker
+from glocal_cli.synth.anny_poses import REAL_POSES_FILE, RealPoses
 from glocal_cli.synth.poses import PoseBank, find_pose_csv
 from glocal_cli.synth.writer import (
     STATE_DIR,
@@ -446,9 +451,6 @@ def _prepare_anny(
     start: float,
 ) -> SyntheticSummary:
     """The ``--body anny`` kind of :func:`prepare_synthetic`."""
-    from glocal_cli.synth.anny_people import read_anny_marker
-    from glocal_cli.synth.anny_poses import REAL_POSES_FILE, RealPoses
-
     notes: list[str] = []
     real = RealPoses(REAL_POSES_FILE)
     if len(real) == 0:
@@ -540,8 +542,6 @@ def _render_all_anny(out: Path, todo: list[int], seed: int, poses: int, height: 
                      cfg: AnnySynthConfig, n_workers: int, records: dict[int, dict[str, Any]],
                      show_progress: bool) -> None:
     from dataclasses import asdict
-
-    from glocal_cli.synth import anny_people
 
     body: list[Any] = []  # loaded once, on the first identity rendered in this process
 
@@ -658,10 +658,6 @@ def _write_index(
 
 def _write_preview(out: Path, records: dict[int, dict[str, Any]], height: int, width: int, count: int = 8) -> Path:
     """A grid of samples: each tile is ``[image | parsing | skeleton]``, two tiles per row."""
-    from glocal_cli.data.images import load_image, save_image
-    from glocal_cli.data.keypoints import draw_skeleton
-    from glocal_cli.data.parsing import colorize, read_parsing
-
     items = [item for i in sorted(records) for item in records[i]["images"][:2]][:count]
     tiles = []
     radius = max(1, round(height / 96))

@@ -32,6 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from glocal_cli.config.schema import GLocalConfig
+from glocal_cli.data.keypoints import KEYPOINT_COLORS
+from glocal_cli.data.parsing import PALETTE
 from glocal_cli.errors import DataError
 from glocal_cli.losses import (
     AdversarialLoss,
@@ -44,6 +46,7 @@ from glocal_cli.losses import (
 )
 from glocal_cli.losses.flow import photometric_visibility_target, visibility_loss
 from glocal_cli.models.discriminator import Discriminator
+from glocal_cli.models.flow import resize_flow, warp
 from glocal_cli.models.generator import GLocalModel
 from glocal_cli.train.distributed import DistInfo, unwrap, wrap_ddp
 
@@ -391,8 +394,6 @@ class FlowStage(FlowLossMixin, Stage):
 
     @torch.no_grad()
     def val_outputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        from glocal_cli.models.flow import resize_flow, warp
-
         with self.ctx.autocast():
             flows, vis = self.model.flow(batch["source_image"], batch["source_pose"], batch["target_pose"])
         flow = flows[-1].float()
@@ -636,16 +637,12 @@ def _img(x: torch.Tensor) -> torch.Tensor:
 
 def _pose_rgb(pose: torch.Tensor) -> torch.Tensor:
     """``(B, 18, H, W)`` heatmaps -> ``(B, 3, H, W)`` coloured dots on black."""
-    from glocal_cli.data.keypoints import KEYPOINT_COLORS
-
     colors = torch.tensor(KEYPOINT_COLORS, dtype=torch.float32, device=pose.device) / 255.0  # (18, 3)
     return torch.einsum("bkhw,kc->bchw", pose.float(), colors).clamp(0, 1)
 
 
 def _parsing_rgb(labels: torch.Tensor) -> torch.Tensor:
     """``(B, H, W)`` labels -> ``(B, 3, H, W)`` palette colours."""
-    from glocal_cli.data.parsing import PALETTE
-
     pal = torch.tensor(PALETTE, dtype=torch.float32, device=labels.device) / 255.0
     return pal[labels.long().clamp(0, len(pal) - 1)].permute(0, 3, 1, 2)
 

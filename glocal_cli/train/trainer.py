@@ -37,7 +37,22 @@ from torch import nn
 
 from glocal_cli.config import GLocalConfig, resolve_config, save_config, to_dict
 from glocal_cli.data.datasets import PairDataset, PairSampler, batch_to_device, make_loader, open_dataset
-from glocal_cli.errors import ConfigError, DataError, OutputExistsError, TrainingError
+from glocal_cli.data.layout import list_file, pairs_file, read_list, read_pairs_csv
+from glocal_cli.errors import (
+    ConfigError,
+    DataError,
+    InputError,
+    OutputExistsError,
+    TrainingError,
+    WeightsError,
+)
+from glocal_cli.metrics.fid import FeatureStats, FIDInceptionV3, find_inception_weights, frechet_distance
+from glocal_cli.metrics.psnr import psnr
+from glocal_cli.metrics.ssim import ssim
+from glocal_cli.models.discriminator import Discriminator
+from glocal_cli.models.generator import GLocalModel
+from glocal_cli.models.pretrained import load_component, read_weights_config
+from glocal_cli.prepare.validation import VAL_SPLIT, carve_validation_split, write_validation_split
 from glocal_cli.train.checkpoint import (
     CheckpointManager,
     capture_rng_state,
@@ -205,9 +220,6 @@ def _oom_hint(batch_size: int, accum: int, device: torch.device) -> str:
 def _ssim_psnr(pred01: torch.Tensor, gt01: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-image SSIM and PSNR of ``(B, 3, H, W)`` images in [0, 1] (the metrics package's definitions,
     on the 0..255 scale)."""
-    from glocal_cli.metrics.psnr import psnr
-    from glocal_cli.metrics.ssim import ssim
-
     return ssim(pred01 * 255.0, gt01 * 255.0), psnr(pred01 * 255.0, gt01 * 255.0)
 
 
@@ -243,9 +255,6 @@ class _Trainer:
     def __init__(self, cfg: GLocalConfig, info: DistInfo, dataset: Any, run_dir: Path, logger: RunLogger,
                  max_steps: int | None, resume: bool, stop: _StopFlag, reschedule: bool = False,
                  validation: _Validation | None = None) -> None:
-        from glocal_cli.models.discriminator import Discriminator
-        from glocal_cli.models.generator import GLocalModel
-
         self.cfg, self.info, self.ds, self.run_dir, self.log = cfg, info, dataset, run_dir, logger
         self.max_steps, self.resume, self.stop = max_steps, resume, stop
         self.reschedule = reschedule
@@ -392,14 +401,6 @@ class _Trainer:
 
     def _fid(self, pred: torch.Tensor, gt: torch.Tensor) -> float | None:
         """FID between generated and ground-truth validation images when the Inception weights are local."""
-        from glocal_cli.errors import WeightsError
-        from glocal_cli.metrics.fid import (
-            FeatureStats,
-            FIDInceptionV3,
-            find_inception_weights,
-            frechet_distance,
-        )
-
         if pred.shape[0] < 2:
             return None
         if self._inception is None:
@@ -1073,10 +1074,6 @@ def _validation_split(ds: Any, fraction: float, run_dir: Path, is_main: bool) ->
 
     Deterministic: every process of a DDP run computes the same split, only rank 0 writes.
     """
-    from glocal_cli.data.layout import list_file, pairs_file, read_list, read_pairs_csv
-    from glocal_cli.errors import InputError
-    from glocal_cli.prepare.validation import VAL_SPLIT, carve_validation_split, write_validation_split
-
     lst, csv = ds.root / list_file(VAL_SPLIT), ds.root / pairs_file(VAL_SPLIT)
     if lst.is_file() and csv.is_file():
         try:
@@ -1153,8 +1150,6 @@ def _open_run_dir(info: DistInfo, run_dir: Path, cfg: GLocalConfig, resuming: bo
 
 def _init_from_weights(trainer: _Trainer, weights: str | Path) -> None:
     """``--weights``: every network that the weights folder holds."""
-    from glocal_cli.models.pretrained import load_component, read_weights_config
-
     _, meta = read_weights_config(weights)
     for comp in meta.get("components", []):
         target = {"semantic": trainer.model.semantic, "flow": trainer.model.flow,

@@ -91,7 +91,9 @@ def test_info_reports_lpips_weights(monkeypatch, tmp_path):
             return lpips.LPIPSWeights(heads=heads, backbone=backbone)
         raise NotAvailableError("no vgg heads")
 
-    monkeypatch.setattr(lpips, "find_lpips_weights", fake)
+    import glocal_cli.env_info
+
+    monkeypatch.setattr(glocal_cli.env_info, "find_lpips_weights", fake)
     status = lpips_weights_status()
     assert status["LPIPS alex (eval)"] == f"{heads} + {backbone.name}"
     assert status["LPIPS vgg (eval)"] == "missing (no vgg heads)"

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from glocal_cli.data.backends.base import AnnotationBackend, CsvBackend, JsonBackend, KeypointBackend
+from glocal_cli.data.backends.mediapipe_backend import mediapipe_status
+from glocal_cli.data.backends.mmpose_backend import mmpose_status
 from glocal_cli.data.keypoints import KeypointFrame
 from glocal_cli.errors import ConfigError, NotAvailableError
 
@@ -43,9 +45,6 @@ BACKEND_NAMES: tuple[str, ...] = ("csv", "json", "mediapipe", "mmpose", "auto")
 
 def backend_status() -> dict[str, tuple[bool, str]]:
     """``{name: (usable, reason)}`` for the detector backends (for ``glocal info`` and ``auto``)."""
-    from glocal_cli.data.backends.mediapipe_backend import mediapipe_status
-    from glocal_cli.data.backends.mmpose_backend import mmpose_status
-
     return {"mediapipe": mediapipe_status(), "mmpose": mmpose_status()}
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from glocal_cli.console import is_verbose
 from glocal_cli.data.backends.base import KeypointBackend, _non_empty
 from glocal_cli.data.keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS, Pose
 from glocal_cli.errors import NotAvailableError
@@ -109,8 +110,6 @@ def _quiet_native_stderr() -> Iterator[None]:
     model with a single signature") and cannot be turned off by environment variables. With
     ``--verbose`` they are shown.
     """
-    from glocal_cli.console import is_verbose
-
     if is_verbose():
         yield
         return

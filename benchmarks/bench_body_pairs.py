@@ -21,8 +21,8 @@ padded frame, converted to 176x256). Everything runs in the photo's 256x176 fram
    part, the mean of the source pixels the source body shows of that part, else white; or white; the
    background everywhere is the source photo's median border colour), and ``GLocalPipeline.transfer``
    with ``--weights`` under each flow mode (the photo and both poses given, source parsing estimated,
-   result pasted back to 176x256), and ``--flow body3d`` under each ``--variant`` (``infer.*`` settings,
-   e.g. ``--variant part_mean:unseen_fill=part_mean``).
+   result pasted back to 176x256), and ``--flow body3d`` under each ``--variant`` (``infer.*`` settings and
+   :class:`~glocal_cli.infer.config.BlendRules` fields, e.g. ``--variant mirror:unseen_fill=mirror``).
 
 ``--picture``: every pair as one row (source + mesh | target + mesh | target parts | flow | visibility |
 warped source), three blocks of rows side by side, downscaled to stay under ~2 MB.
@@ -52,17 +52,31 @@ from glocal_cli.paths import default_weights_dir, shared_data_dir
 H, W, PAD = 256, 176, 40
 
 
-def parse_variant(spec: str) -> tuple[str, dict]:
-    """``'LABEL:key=value,key=value'`` -> ``(LABEL, {key: value})``: ``infer.*`` settings read and checked as
+def parse_variant(spec: str) -> tuple[str, dict, dict]:
+    """``'LABEL:key=value,key=value'`` -> ``(LABEL, infer settings, blend rules)``: a key of
+    :class:`~glocal_cli.infer.config.BlendRules` goes to the rules, any other is read and checked as
     ``--set infer.key=value`` is (typed, unknown keys refused)."""
+    import dataclasses
+    import typing
+
     from glocal_cli.config import resolve_config
     from glocal_cli.config.io import parse_override
+    from glocal_cli.infer.config import BlendRules
 
     label, _, items = spec.partition(":")
-    sets = [f"infer.{item.strip()}" for item in items.split(",") if item.strip()]
+    pairs = [item.strip().split("=", 1) for item in items.split(",") if item.strip()]
+    hints = typing.get_type_hints(BlendRules)
+    rules_fields = {f.name for f in dataclasses.fields(BlendRules)}
+    rules: dict = {}
+    for key, value in (p for p in pairs if p[0] in rules_fields):
+        kind = hints[key]
+        rules[key] = float(value) if kind is float else (value.lower() in ("1", "true", "yes", "on")) \
+            if kind is bool else value
+    BlendRules(**rules)  # checked: a bad value stops here
+    sets = [f"infer.{k}={v}" for k, v in pairs if k not in rules_fields]
     resolved = resolve_config(None, sets).infer
     keys = [next(iter(parse_override(item)["infer"])) for item in sets]
-    return label, {key: getattr(resolved, key) for key in keys}
+    return label, {key: getattr(resolved, key) for key in keys}, rules
 
 
 def load_samples(root: Path, limit: int = 0) -> list[dict]:
@@ -402,13 +416,13 @@ def main() -> None:
                                 "flow_used": {u: used.count(u) for u in sorted(set(used))}})
             columns[f"--flow {mode}" + ("+mesh" if parsing == "body3d" else "")] = pics
     for spec in args.variant:
-        label, kw = parse_variant(spec)
-        items = ",".join(f"{k}={v}" for k, v in kw.items())
+        label, kw, rules = parse_variant(spec)
+        items = ",".join(f"{k}={v}" for k, v in {**kw, **rules}.items())
         t0 = time.perf_counter()
-        res = pipe.with_config(**kw).transfer_batch([s["source"] for s in samples], [s["target_pose"] for s in samples],
+        res = pipe.with_config(**kw).with_rules(**rules).transfer_batch([s["source"] for s in samples], [s["target_pose"] for s in samples],
                                                     [s["source_pose"] for s in samples], paste_back=True, flow="body3d")
         score(f"transfer --flow body3d, {label} ({items})", np.stack(res),
-              {"seconds": time.perf_counter() - t0, "settings": kw})
+              {"seconds": time.perf_counter() - t0, "settings": kw, "rules": rules})
     report["full_image_clean"] = full
     report["fits_in_pipeline"] = {"fitted": bf.fitted, "pipeline_fitted": pipe.body_flow.fitted,
                                   "pipeline_cache_hits": pipe.body_flow.cache_hits}

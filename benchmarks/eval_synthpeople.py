@@ -78,14 +78,14 @@ def main() -> None:
 
         pipe = GLocalPipeline.from_pretrained(args.weights, "cpu", config=InferConfig(
             pose_frame="source", batch_size=16, workers=0, paste_back=False))
-        runs = [("pipeline (defaults)", {})]
+        runs = [("pipeline (defaults)", {}, {})]
         from bench_body_pairs import parse_variant  # the sibling script (benchmarks/ is on sys.path)
 
         for spec in args.variant:
-            label, kw = parse_variant(spec)
-            runs.append((f"pipeline, {label}", kw))
-        for name, kw in runs:
-            run = pipe.with_config(**kw) if kw else pipe
+            label, kw, rules = parse_variant(spec)
+            runs.append((f"pipeline, {label}", kw, rules))
+        for name, kw, rules in runs:
+            run = pipe.with_config(**kw).with_rules(**rules)
             acc = ab._Accumulator(model.num_classes)
             t0 = time.perf_counter()
             for raw in ab.test_loader(ds, ns):

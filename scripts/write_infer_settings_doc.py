@@ -24,8 +24,6 @@ INTRO = {
     "output": "what is written",
     "transfer": "pose transfer",
     "inpaint": "inpainting",
-    "experiment": "variants the benchmarks compare; the defaults won on the real pairs (`docs/results.md`); change "
-                  "them to reproduce a comparison",
 }
 
 

@@ -146,8 +146,14 @@ def _build(cls: type[T], data: dict[str, Any], prefix: str, label: str) -> T:
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
     kwargs: dict[str, Any] = {}
+    retired: dict[str, str] = getattr(cls, "RETIRED", {})
     for key, value in data.items():
         path = f"{prefix}.{key}" if prefix else str(key)
+        if key in retired:  # a setting that was removed: old run configs still load (and say so)
+            from glocal_cli.console import warn
+
+            warn(f"{label}: '{path}' is no longer a setting ({retired[key]}); ignored")
+            continue
         if key not in names:
             close = difflib.get_close_matches(str(key), names, n=1)
             hint = f"; did you mean '{(prefix + '.' if prefix else '') + close[0]}'?" if close else ""

@@ -2,9 +2,11 @@
 
 Every set of choices is one ``Literal`` alias below, read by the config loader (YAML, ``--set``), by
 :class:`InferConfig` itself (a config made in Python is checked the same way) and by the code that branches on
-it. :data:`GROUPS` sorts the keys for the docs (``docs/inference.md``) and ``glocal info``: most users need the
-first groups; ``experiment`` holds the variants the benchmarks compare, whose defaults won on the real pairs
-(``docs/results.md``).
+it. :data:`GROUPS` sorts the keys for the docs (``docs/inference.md``). The finer variants the benchmarks compare (the
+ghost gate, the clean plate, the plain-backdrop threshold, the mirror fill's strength) are not user settings:
+they are :class:`BlendRules`,
+whose defaults won on the real pairs (``docs/results.md``, "Defaults chosen by measurement"), passed by code
+(``GLocalPipeline(rules=...)``, ``benchmarks/bench_body_pairs.py --variant``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import dataclasses
 import functools
 import typing
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 FlowMode = Literal["body3d", "learned", "hybrid"]
 """``infer.flow``: the 3D body's flow, the learned estimator's, or the 3D flow refined by the estimator."""
@@ -35,12 +37,10 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "run": ("batch_size", "workers", "device", "precision", "writer_threads", "seed"),
     "input": ("keypoints", "pose_frame", "pose_csv_frame", "fit_margin", "max_input_side", "min_visible_keypoints",
               "source_parsing", "source_parser", "parsing_flip"),
-    "output": ("image_format", "paste_back", "grid", "save_parsing", "save_flow", "preview", "fps"),
-    "transfer": ("flow", "background"),
+    "output": ("image_format", "paste_back", "full_res_blend", "grid", "save_parsing", "save_flow", "preview", "fps"),
+    "transfer": ("flow", "background", "copy_visible", "unseen_fill"),
     "inpaint": ("mask", "mask_ratio_bin", "mask_classes", "mask_dilate", "mask_invert", "inpaint_output",
                 "inpaint_feather"),
-    "experiment": ("plain_background_spread", "copy_visible", "unseen_fill", "mirror_strength", "ghost_gate",
-                   "ghost_fill", "full_res_blend"),
 }
 """Every ``infer.*`` key in one group (a test checks that none is missing)."""
 
@@ -114,13 +114,10 @@ class InferConfig:
     backdrop colour (the median of its border) and copies nothing from the source there (so the source's person
     never shows through); 'generated' keeps the model's pixels; 'auto' = plain when the source's border is a
     plain studio backdrop (spread under plain_background_spread), else generated."""
-    plain_background_spread: float = 25.0
-    """'auto' background: the largest per-channel spread (0-255; median absolute deviation scaled as a standard
-    deviation) of the source border called plain."""
     copy_visible: CopyVisible = "mesh"
     """Pose transfer with a usable 3D flow (``flow: body3d``): 'mesh' copies every target pixel the 3D
     correspondence marks visible from the source (the pixel blend's m raised to 1 there); 'model' keeps the
-    blend head's m. See :mod:`glocal_cli.infer.mesh_guide`."""
+    blend head's m (weights whose generator learned real photos). See :mod:`glocal_cli.infer.mesh_guide`."""
     unseen_fill: UnseenFill = "part_mean"
     """Pose transfer with a usable 3D flow: what fills the body pixels the source does not show. 'part_mean' =
     the mean colour the source shows of the same body part (flat, right-coloured); 'mirror' = the source's
@@ -128,21 +125,8 @@ class InferConfig:
     back; the head and the rest: the part mean); 'model' = the decoder's generated picture. On the 59 real
     DeepFashion pairs part_mean scores best (SSIM 0.615 / 15.09 dB; mirror 0.607 / 14.90, model 0.597 / 14.17)
     and looks cleaner: mirror carries prints over but also white blotches where the other side's lookup misses
-    (docs/pictures/infer_defaults_side_by_side.png)."""
-    mirror_strength: float = 1.0
-    """unseen_fill 'mirror': how much of the other side's texture is laid over the part's mean colour (1 = all
-    of it; 0.5 keeps prints recognisable at half contrast and, on the 59 real DeepFashion pairs, the PSNR of
-    the flat mean)."""
-    ghost_gate: bool = True
-    """Pose transfer: copy no source pixel that shows the source's *person* onto a pixel the target parsing
-    calls background (the blend mask m is scaled by 1 - warp(source person) * target background there, and the
-    decoder's own picture fills it). Without it a textured (non-plain) backdrop shows a ghost of the source
-    person where the target shows the wall: the flow is zero on the background, so the blend copies the source
-    photo as it is, person included. Needs weights with model.pixel_blend."""
-    ghost_fill: GhostFill = "plate"
-    """With ghost_gate: what fills a target background pixel where the source person stood. 'plate' = the source
-    photo without its person (the person of the source parsing removed and filled from the background around it,
-    OpenCV Telea): a street stays a street, with no ghost and no wall; 'model' = the decoder's own picture."""
+    (docs/pictures/infer_defaults_side_by_side.png). 'model' (with copy_visible 'model') shows what weights whose generator
+    learned real photos make of it."""
     full_res_blend: bool = True
     """Pose transfer written at the photo's size: copy what the source shows from the photo itself, warped at
     full resolution (the generator's visibility-gated pixel blend, redone at the photo's resolution), instead
@@ -167,6 +151,10 @@ class InferConfig:
     inpaint_feather: float = 2.0
     """Width (model-frame pixels, scaled to the photo) of the seam inside each hole over which the fill's
     colour is eased into the surrounding known pixels; 0 = hard edge. Known pixels are never changed."""
+    RETIRED: ClassVar[dict[str, str]] = {
+        key: "its default won on the real pairs; code sets it through glocal_cli.infer.config.BlendRules"
+        for key in ("ghost_gate", "ghost_fill", "mirror_strength", "plain_background_spread")}
+    """Keys removed from ``infer``: a config that names one (a run saved before) loads with a warning."""
     seed: int = 0
     """Seed of generated masks (item i uses seed + i) and of randomly initialised demo models."""
 
@@ -181,16 +169,49 @@ class InferConfig:
             raise ValueError("fps must be > 0, max_input_side >= 64 and fit_margin >= 0")
         if self.inpaint_feather < 0:
             raise ValueError(f"inpaint_feather = {self.inpaint_feather} must be >= 0")
-        if not 0.0 <= self.mirror_strength <= 1.0:
-            raise ValueError(f"mirror_strength = {self.mirror_strength} must be in [0, 1]")
-        for name, choices in _choices().items():  # every Literal key, from its one definition above
+        for name, choices in _choices(InferConfig).items():  # every Literal key, from its one definition above
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} = {getattr(self, name)!r}: expected one of {', '.join(choices)}")
 
 
 @functools.cache
-def _choices() -> dict[str, tuple[str, ...]]:
-    """``{key: allowed values}`` of the ``Literal`` keys of :class:`InferConfig`."""
-    hints = typing.get_type_hints(InferConfig)
-    return {f.name: typing.get_args(hints[f.name]) for f in dataclasses.fields(InferConfig)
+def _choices(cls: type) -> dict[str, tuple[str, ...]]:
+    """``{field: allowed values}`` of the ``Literal`` fields of a config dataclass."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: typing.get_args(hints[f.name]) for f in dataclasses.fields(cls)
             if typing.get_origin(hints[f.name]) is Literal}
+
+
+@dataclass(frozen=True)
+class BlendRules:
+    """Finer rules of how pose transfer composes the generator's output with the photo (the ghost gate, the clean
+    plate, the plain-backdrop test, the mirror fill's strength): variants the benchmarks compare, not user settings (each default won on the 59 real pairs, by score or by
+    eye: ``docs/results.md``, "Defaults chosen by measurement"). Code passes others to
+    :class:`~glocal_cli.infer.pipeline.GLocalPipeline` (``rules=``, ``with_rules``)."""
+
+    mirror_strength: float = 1.0
+    """unseen_fill 'mirror': how much of the other side's texture is laid over the part's mean colour (1 = all
+    of it; 0.5 keeps prints recognisable at half contrast and, on the 59 real DeepFashion pairs, the PSNR of
+    the flat mean)."""
+    ghost_gate: bool = True
+    """Pose transfer: copy no source pixel that shows the source's *person* onto a pixel the target parsing
+    calls background (the blend mask m is scaled by 1 - warp(source person) * target background there, and the
+    decoder's own picture fills it). Without it a textured (non-plain) backdrop shows a ghost of the source
+    person where the target shows the wall: the flow is zero on the background, so the blend copies the source
+    photo as it is, person included. Needs weights with model.pixel_blend."""
+    ghost_fill: GhostFill = "plate"
+    """With ghost_gate: what fills a target background pixel where the source person stood. 'plate' = the source
+    photo without its person (the person of the source parsing removed and filled from the background around it,
+    OpenCV Telea): a street stays a street, with no ghost and no wall; 'model' = the decoder's own picture."""
+    plain_background_spread: float = 25.0
+    """'auto' background: the largest per-channel spread (0-255; median absolute deviation scaled as a standard
+    deviation) of the source border called plain."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.mirror_strength <= 1.0:
+            raise ValueError(f"mirror_strength = {self.mirror_strength} must be in [0, 1]")
+        if self.plain_background_spread < 0:
+            raise ValueError(f"plain_background_spread = {self.plain_background_spread} must be >= 0")
+        for name, choices in _choices(BlendRules).items():
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} = {getattr(self, name)!r}: expected one of {', '.join(choices)}")

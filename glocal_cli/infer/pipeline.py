@@ -39,7 +39,7 @@ from glocal_cli.infer.composite import (
     mask_to_canvas,
     person_mask,
 )
-from glocal_cli.infer.config import FLOW_MODES, SOURCE_PARSING_MODES, InferConfig
+from glocal_cli.infer.config import FLOW_MODES, SOURCE_PARSING_MODES, BlendRules, InferConfig
 from glocal_cli.infer.io import (
     PreparedSource,
     limit_size,
@@ -178,10 +178,13 @@ class GLocalPipeline:
     def __init__(self, model: torch.nn.Module, device: str | torch.device = "auto", dtype: torch.dtype | None = None,
                  config: InferConfig | None = None, sigma_at_256: float = 6.0, random_init: bool = False,
                  weights_dir: Path | None = None, body_config: BodyConfig | None = None,
-                 flow: str | None = None) -> None:
+                 flow: str | None = None, rules: BlendRules | None = None) -> None:
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.config = config or InferConfig()
+        self.rules = rules or BlendRules()
+        """How transfers compose the model's output with the 3D guidance and the backdrop (the benchmarks'
+        variants; the defaults won on the real pairs)."""
         self.body_config = body_config or BodyConfig()
         """The 3D body model, its fitting and correspondence (``--flow body3d|hybrid``, ``source_parsing: body3d``)."""
         self.weights_dir = weights_dir
@@ -377,7 +380,8 @@ class GLocalPipeline:
             else:
                 target_pose = self.heatmaps(batch["target_xy"], batch["target_vis"])
                 parts = self._transfer_parts(image, source_pose, target_pose, source_parsing, pairs, use, refine)
-                backdrop = plain_backdrop(image, self.config, batch.get("content_box"))  # (B, 3), NaN: the model's
+                backdrop = plain_backdrop(image, self.config, batch.get("content_box"),
+                                          self.rules.plain_background_spread)  # (B, 3), NaN: the model's
                 parts["backdrop"] = backdrop
                 result = _to_hwc_uint8(apply_backdrop(parts["image"], parts["person"], backdrop))
                 parsing_labels = parts["parsing"]
@@ -442,15 +446,15 @@ class GLocalPipeline:
                         len(BODY_PARTS), self.config.copy_visible, self.config.unseen_fill,
                         None if pairs.mirror_flow is None else pick(pairs.mirror_flow),
                         None if pairs.mirror_visible is None else pick(pairs.mirror_visible),
-                        mirror_strength=self.config.mirror_strength,
+                        mirror_strength=self.rules.mirror_strength,
                         source_labels=pick(source_parsing).argmax(1), target_labels=part["parsing"],
                         num_classes=source_parsing.shape[1])
-                if self.config.ghost_gate and decoded is not None:
+                if self.rules.ghost_gate and decoded is not None:
                     from glocal_cli.models.flow import warp as warp_by
 
                     source_person = warp_by(1.0 - pick(source_parsing)[:, :1].float(), part["flow"])
                     plate = None
-                    if self.config.ghost_fill == "plate":
+                    if self.rules.ghost_fill == "plate":
                         plate = clean_plate(pick(image).float(), pick(source_parsing).float())
                     part["image"], part["blend"] = gate_ghost(part["image"], decoded,
                                                               part["warped"], part["blend"], source_person,
@@ -708,6 +712,13 @@ class GLocalPipeline:
         clone.config = replace(self.config, **changes)
         return clone
 
+    def with_rules(self, **changes: Any) -> GLocalPipeline:
+        """A copy sharing the model and the fit cache, with some :class:`BlendRules` fields changed (the benchmarks'
+        variants)."""
+        clone = self.with_config()
+        clone.rules = replace(self.rules, **changes)
+        return clone
+
 
 def _given_points(batch: dict[str, torch.Tensor], i: int, role: str) -> np.ndarray:
     """Item ``i``'s ``source``/``target`` keypoints ``(18, 2)``, ``-1`` where missing."""
@@ -715,9 +726,11 @@ def _given_points(batch: dict[str, torch.Tensor], i: int, role: str) -> np.ndarr
     return np.where(batch[f"{role}_vis"][i].numpy()[:, None], xy, -1.0).astype(np.float32)
 
 
-def plain_backdrop(image: torch.Tensor, cfg: Any, content_box: torch.Tensor | None = None) -> torch.Tensor:
+def plain_backdrop(image: torch.Tensor, cfg: Any, content_box: torch.Tensor | None = None,
+                   spread: float = BlendRules.plain_background_spread) -> torch.Tensor:
     """The source photos' backdrop colour ``(B, 3)`` in [-1, 1] (median of a 3-pixel border ring), NaN where
-    the backdrop is kept as generated (``infer.background``; 'auto': the ring is not plain).
+    the backdrop is kept as generated (``infer.background``; 'auto': the ring's spread is over ``spread``,
+    :attr:`BlendRules.plain_background_spread`).
 
     ``content_box`` ``(B, 4)`` (``x0, y0, x1, y1`` of each photo inside the frame): the ring is taken on the photo's
     own border, not on the frame's padding (a narrow crop padded white is not a white studio wall)."""
@@ -725,14 +738,14 @@ def plain_backdrop(image: torch.Tensor, cfg: Any, content_box: torch.Tensor | No
     if cfg.background == "generated":
         return image.new_full((b, 3), float("nan"))
     if content_box is None:
-        colour, spread = _ring_stats(_border_ring(image))
+        colour, ring_spread = _ring_stats(_border_ring(image))
     else:
         stats = [_ring_stats(_border_ring(image[i:i + 1, :, int(y0):int(y1), int(x0):int(x1)]))
                  for i, (x0, y0, x1, y1) in enumerate(content_box.tolist())]
-        colour, spread = torch.cat([c for c, _ in stats]), torch.cat([v for _, v in stats])
+        colour, ring_spread = torch.cat([c for c, _ in stats]), torch.cat([v for _, v in stats])
     if cfg.background == "plain":
         return colour
-    return torch.where((spread <= cfg.plain_background_spread)[:, None], colour, torch.full_like(colour, float("nan")))
+    return torch.where((ring_spread <= spread)[:, None], colour, torch.full_like(colour, float("nan")))
 
 
 def _border_ring(image: torch.Tensor) -> torch.Tensor:
@@ -765,7 +778,7 @@ def clean_plate(image: torch.Tensor, source_parsing: torch.Tensor, grow: int = 2
     """The source photos without their person ``(B, 3, H, W)`` in [-1, 1]: the person of the source parsing (not
     background, grown by ``grow`` pixels so that its outline goes too) filled classically from the background
     around it (OpenCV Telea, :func:`glocal_cli.data.prefill.prefill_tensor`). What a static background shows
-    where the source person stood (``infer.ghost_fill: plate``)."""
+    where the source person stood (``BlendRules.ghost_fill: plate``)."""
     person = (1.0 - source_parsing[:, :1]).clamp(0, 1)
     hole = (person > 0.5).float()
     if grow > 0:
@@ -777,7 +790,7 @@ def gate_ghost(image: torch.Tensor, decoded: torch.Tensor, warped: torch.Tensor,
                source_person: torch.Tensor, target_person: torch.Tensor,
                plate: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(image, blend)`` with nothing of the source's person copied onto the target's background
-    (``infer.ghost_gate``).
+    (``BlendRules.ghost_gate``).
 
     ``blend`` is the pixel blend's ``m``; ``image = lerp(decoded, warped, m) + residual``. ``source_person`` is the
     source parsing's person probability warped by the flow the model used (``(B, 1, H, W)``; 1 where the sampled

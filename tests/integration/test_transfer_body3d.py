@@ -22,7 +22,7 @@ from glocal_cli.body.pair import body_parsing
 from glocal_cli.cli.transfer_cmd import transfer_command
 from glocal_cli.config import resolve_config
 from glocal_cli.errors import ConfigError
-from glocal_cli.infer.config import InferConfig
+from glocal_cli.infer.config import BlendRules, InferConfig
 from glocal_cli.infer.pipeline import GLocalPipeline
 from glocal_cli.models.generator import GLocalModel
 from glocal_cli.models.pretrained import save_pretrained
@@ -61,8 +61,10 @@ THREE_POINTS[3:, 2] = 0
 
 
 def pipeline(model: GLocalModel, flow: str | None = "body3d", **infer) -> GLocalPipeline:
-    cfg = InferConfig(pose_frame="model", batch_size=4, **infer)
-    return GLocalPipeline(model, "cpu", config=cfg, body_config=FAST_BODY, flow=flow)
+    rule_keys = {f.name for f in dataclasses.fields(BlendRules)}
+    rules = BlendRules(**{k: v for k, v in infer.items() if k in rule_keys})
+    cfg = InferConfig(pose_frame="model", batch_size=4, **{k: v for k, v in infer.items() if k not in rule_keys})
+    return GLocalPipeline(model, "cpu", config=cfg, body_config=FAST_BODY, flow=flow, rules=rules)
 
 
 class Capture:

@@ -161,15 +161,10 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def infer_keys() -> dict[str, list[str]]:
-    """``infer.*`` fields by group (the ``group`` of each field's metadata, or 'other')."""
-    import dataclasses
+    """``infer.*`` keys by group (:data:`glocal_cli.infer.config.GROUPS`)."""
+    from glocal_cli.infer.config import GROUPS
 
-    from glocal_cli.infer.config import InferConfig
-
-    groups: dict[str, list[str]] = defaultdict(list)
-    for f in dataclasses.fields(InferConfig):
-        groups[f.metadata.get("group", "other")].append(f.name)
-    return dict(groups)
+    return {group: list(keys) for group, keys in GROUPS.items()}
 
 
 def main() -> None:

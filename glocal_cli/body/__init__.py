@@ -11,6 +11,7 @@ bodies into the dense flow and visibility that pose transfer needs (the paper's 
 
 from __future__ import annotations
 
+from glocal_cli.body.anny_body import AnnyBody
 from glocal_cli.body.base import BODY_PARTS, PART_TO_SEMANTIC, BodyModel, BodyOutput
 from glocal_cli.errors import ConfigError
 
@@ -26,8 +27,6 @@ def load_body_model(spec: str = "anny", cache: bool = True) -> BodyModel:
         return _CACHE[spec]
     kind, _, path = spec.partition(":")
     if kind == "anny":
-        from glocal_cli.body.anny_body import AnnyBody
-
         model: BodyModel = AnnyBody.load(path or None)
     elif kind == "smplx":
         if not path:

@@ -20,6 +20,7 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 import yaml
 
 from glocal_cli.config.docs import field_docs
+from glocal_cli.console import warn
 from glocal_cli.errors import ConfigError
 
 T = TypeVar("T")
@@ -150,8 +151,6 @@ def _build(cls: type[T], data: dict[str, Any], prefix: str, label: str) -> T:
     for key, value in data.items():
         path = f"{prefix}.{key}" if prefix else str(key)
         if key in retired:  # a setting that was removed: old run configs still load (and say so)
-            from glocal_cli.console import warn
-
             warn(f"{label}: '{path}' is no longer a setting ({retired[key]}); ignored")
             continue
         if key not in names:

@@ -37,6 +37,7 @@ from glocal_cli.data.keypoints import pose_heatmaps_torch
 from glocal_cli.data.layout import PreparedDataset
 from glocal_cli.data.masks import irregular_mask, sample_training_mask
 from glocal_cli.data.parsing import NUM_CLASSES, one_hot_torch, read_parsing
+from glocal_cli.data.prefill import prefill_tensor
 from glocal_cli.errors import DataError, InputError
 
 __all__ = [
@@ -241,8 +242,6 @@ class PairDataset(Dataset):
         if self.mask_kind is not None:
             item["mask"] = torch.from_numpy(self._mask(rng, item.get("source_labels")))[None].float()
             if self.prefill:
-                from glocal_cli.data.prefill import prefill_tensor
-
                 item["prefilled"] = prefill_tensor(item["source_image"], item["mask"])
         return item
 

@@ -28,7 +28,8 @@ import torch
 
 from glocal_cli.console import debug, info, make_progress, warn
 from glocal_cli.data import atomic_output
-from glocal_cli.data.images import FrameTransform, fit_to_frame, load_image, save_image
+from glocal_cli.data.backends import BackendSpec, make_backend, require_detector
+from glocal_cli.data.images import FrameTransform, fit_to_frame, load_image, resize_image, save_image
 from glocal_cli.data.keypoints import (
     Pose,
     draw_skeleton,
@@ -39,7 +40,8 @@ from glocal_cli.data.keypoints import (
 from glocal_cli.data.masks import irregular_mask, load_mask
 from glocal_cli.data.parsing import colorize, read_parsing
 from glocal_cli.errors import GLocalError, InputError
-from glocal_cli.infer.composite import compose, mask_to_canvas
+from glocal_cli.infer.body3d import preview_picture
+from glocal_cli.infer.composite import DETAIL_KEYS, compose, mask_to_canvas
 from glocal_cli.infer.config import InferConfig
 from glocal_cli.infer.io import (
     PoseRef,
@@ -323,8 +325,6 @@ _BACKENDS: dict[str, Any] = {}
 def _backend(name: str) -> Any:
     """One keypoint backend per process (built lazily; loader workers build their own)."""
     if name not in _BACKENDS:
-        from glocal_cli.data.backends import BackendSpec, make_backend
-
         _BACKENDS[name] = make_backend(BackendSpec(name))
     return _BACKENDS[name]
 
@@ -477,13 +477,9 @@ def _write_item(task: Task, paths: dict[str, Path], mode: str, cfg: InferConfig,
     if "parsing" in paths:
         save_image(paths["parsing"], colorize(arrays["parsing"]))
     if "flow" in paths and arrays.get("flow") is not None:
-        from glocal_cli.data.images import resize_image
-
         h, w = result.shape[:2]
         save_image(paths["flow"], resize_image(arrays["flow"], h, w, "nearest"))
     if "preview" in paths and arrays.get("preview") is not None:
-        from glocal_cli.infer.body3d import preview_picture
-
         save_image(paths["preview"], preview_picture(arrays["source"], result, arrays["preview"]))
 
 
@@ -511,8 +507,6 @@ def run_job(pipeline: Any, spec: JobSpec, cfg: InferConfig | None = None, show_p
     mine = all_tasks[rank::world]
     todo = [t for t in mine if spec.overwrite or not output_paths(out, t.name, spec.mode, cfg)["result"].exists()]
     if any(t.source_pose is None or (t.target is not None and t.target.kind == "image") for t in todo):
-        from glocal_cli.data.backends import require_detector
-
         require_detector(cfg.keypoints)  # one clear error (naming the install command), not one per photo
     out.mkdir(parents=True, exist_ok=True)
     report.skipped = len(mine) - len(todo)
@@ -577,8 +571,6 @@ def run_job(pipeline: Any, spec: JobSpec, cfg: InferConfig | None = None, show_p
                         if result.preview is not None:
                             arrays["preview"] = result.preview[j]
                         if result.detail is not None:
-                            from glocal_cli.infer.composite import DETAIL_KEYS
-
                             arrays["detail"] = tuple(result.detail[k][j].numpy() for k in DETAIL_KEYS)
                         for note in result.notes[j] if result.notes else ():
                             warn(f"{task.name}: {note}")  # per item: which result did not get the 3D flow

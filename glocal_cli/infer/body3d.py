@@ -33,9 +33,17 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from glocal_cli.body import load_body_model
 from glocal_cli.body.config import BodyConfig
-from glocal_cli.body.correspond import BACKGROUND, INVISIBLE, VISIBLE, flow_to_normalised
-from glocal_cli.body.fit import FitResult, project
+from glocal_cli.body.correspond import (
+    BACKGROUND,
+    INVISIBLE,
+    VISIBLE,
+    flow_to_normalised,
+    mirror_correspond,
+    mirror_vertices,
+)
+from glocal_cli.body.fit import FitResult, fit_keypoints, project
 from glocal_cli.body.pair import (
     body3d_correspondence,
     body_parsing,
@@ -49,10 +57,12 @@ from glocal_cli.body.preview import (
     draw_points,
     flow_picture,
     mesh_overlay,
+    normal_shading,
     part_picture,
     visibility_picture,
     warped_picture,
 )
+from glocal_cli.body.render import interpolate, vertex_normals
 from glocal_cli.data.keypoints import Pose
 
 __all__ = ["BodyFlow", "FitMaps", "PairMaps", "PreviewMaps",
@@ -182,8 +192,6 @@ class BodyFlow:
     def body(self):  # noqa: ANN201
         """The body model (loaded on first use, on the pipeline's device)."""
         if self._body is None:
-            from glocal_cli.body import load_body_model
-
             model = load_body_model(self.cfg.model)
             if self.device.type != "cpu":  # the shared cache keeps the CPU copy
                 model = copy.deepcopy(model).to(self.device)
@@ -222,8 +230,6 @@ class BodyFlow:
             for j, (k, i) in enumerate(cold.items()):
                 self._store(k, fits.select(j), xy_np[i], vis_np[i])
         if warm:
-            from glocal_cli.body.fit import fit_keypoints
-
             idx = [i for i, _ in warm.values()]
             init = stack_fits([self._cache[near] for _, near in warm.values()])
             fits = fit_keypoints(self.body, xy_np[idx], vis_np[idx], int(hw[0]), int(hw[1]), self.cfg.fit,
@@ -268,9 +274,6 @@ class BodyFlow:
             kp = project(out.keypoints, fits.camera.to(dev))[..., :2].float().cpu()
             shade = None
             if shading:
-                from glocal_cli.body.preview import normal_shading
-                from glocal_cli.body.render import interpolate, vertex_normals
-
                 normals = interpolate(vertex_normals(out.vertices, body.faces), body.faces, raster).cpu()
                 shade = torch.from_numpy(np.stack([normal_shading(n) for n in normals.numpy()]))
         notes = [r for r in fits.reason]
@@ -286,8 +289,6 @@ class BodyFlow:
     def mirror(self) -> torch.Tensor:
         """The body model's vertex mirror map (:func:`~glocal_cli.body.correspond.mirror_vertices`), made once."""
         if self._mirror is None:
-            from glocal_cli.body.correspond import mirror_vertices
-
             body = self.body
             orient, pose = body.zero_pose(1)
             dev = body.faces.device
@@ -318,8 +319,6 @@ class BodyFlow:
         tgt_maps = self._maps(tgt, geo.target.raster.part, geo.target.raster, shading)
         maps = PairMaps(flow, visibility, flow_px.cpu(), classes.cpu().to(torch.uint8), ok, notes, src_maps, tgt_maps)
         if mirror:
-            from glocal_cli.body.correspond import mirror_correspond
-
             mflow, mvis = mirror_correspond(geo.target, geo.source, self.body.faces, self.mirror,
                                             self.cfg.depth_tolerance)
             maps.mirror_flow = flow_to_normalised(mflow)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from glocal_cli.data.images import FrameTransform, Resample, resize_image
+from glocal_cli.data.prefill import telea_fill
 
 if TYPE_CHECKING:
     import torch
@@ -163,8 +164,6 @@ def inpaint_composite(original: np.ndarray, hole: np.ndarray, frame_result: np.n
     out = orig.copy()
     per_frame_px = orig.shape[1] / transform.resized_width
     if frame_prefill is not None and hole[y0:y1, x0:x1].any():
-        from glocal_cli.data.prefill import telea_fill
-
         fx0, fy0, fx1, fy1 = transform.content_box()
         delta = np.asarray(frame_result, np.float32)[fy0:fy1, fx0:fx1] - np.asarray(frame_prefill, np.float32)[fy0:fy1, fx0:fx1]
         correction = cv2_resize(delta, y1 - y0, x1 - x0)

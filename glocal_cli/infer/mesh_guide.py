@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from glocal_cli.body.correspond import INVISIBLE, VISIBLE
 from glocal_cli.infer.config import CopyVisible, UnseenFill
+from glocal_cli.models.flow import warp
 
 __all__ = ["COPY_VISIBLE_MODES", "UNSEEN_FILL_MODES", "guide_blend", "part_mean_fill"]
 
@@ -93,8 +94,6 @@ def guide_blend(image: torch.Tensor, decoded: torch.Tensor, warped: torch.Tensor
                                       classes == INVISIBLE, num_parts)
         new_decoded = torch.where(filled, fill.to(decoded.dtype), decoded)
     if unseen_fill == "mirror" and mirror_flow is not None and mirror_visible is not None:
-        from glocal_cli.models.flow import warp
-
         other = (classes == INVISIBLE) & mirror_visible.to(image.device)
         for p in keep_parts:  # the back of the head is no face
             other &= target_part.to(image.device) != p

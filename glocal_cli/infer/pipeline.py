@@ -24,15 +24,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from glocal_cli.body.base import BODY_PARTS
 from glocal_cli.body.config import BodyConfig
 from glocal_cli.config import resolve_config
 from glocal_cli.console import warn
 from glocal_cli.data.backends import BackendSpec, make_backend
+from glocal_cli.data.images import _to_rgb, load_image
 from glocal_cli.data.keypoints import FLIP_PERMUTATION, Pose, pose_heatmaps_torch, pose_sigma
 from glocal_cli.data.masks import irregular_mask, load_mask, semantic_masks_torch
+from glocal_cli.data.parsing import read_parsing
 from glocal_cli.data.prefill import prefill_tensor
 from glocal_cli.errors import ConfigError, InputError
-from glocal_cli.infer.body3d import BodyFlow, PreviewMaps, learned_classes
+from glocal_cli.infer.body3d import BodyFlow, PreviewMaps, learned_classes, preview_picture
 from glocal_cli.infer.composite import (
     DETAIL_KEYS,
     compose,
@@ -49,9 +52,11 @@ from glocal_cli.infer.io import (
     pose_from_any,
     prepare_source,
 )
+from glocal_cli.infer.mesh_guide import guide_blend
 from glocal_cli.infer.prepare import ModelInput, collate
 from glocal_cli.infer.prepare import frame_mask as prepare_frame_mask
 from glocal_cli.models.flow import flow_to_rgb, resample
+from glocal_cli.models.flow import warp as warp_by
 from glocal_cli.models.generator import GLocalModel
 from glocal_cli.models.pretrained import from_pretrained, read_weights_config
 
@@ -76,12 +81,8 @@ def to_uint8_image(value: Any, where: str = "image") -> tuple[np.ndarray, str]:
     from PIL import Image
 
     if isinstance(value, (str, os.PathLike)):
-        from glocal_cli.data.images import load_image
-
         return load_image(value), "numpy"
     if isinstance(value, Image.Image):
-        from glocal_cli.data.images import _to_rgb
-
         return np.ascontiguousarray(_to_rgb(value)), "pil"
     if isinstance(value, torch.Tensor):
         t = value.detach().float().cpu()
@@ -228,8 +229,6 @@ class GLocalPipeline:
     def _source_parser(self) -> Any:
         """The network of ``config.source_parser`` (loaded on first use; its frame must be the weights')."""
         if self._parser is None:
-            from glocal_cli.models.pretrained import from_pretrained
-
             parser = from_pretrained(self.config.source_parser, map_location="cpu")
             if (int(parser.height), int(parser.width)) != self.frame_hw:
                 raise ConfigError(f"infer.source_parser {self.config.source_parser}: frame {parser.height}x"
@@ -437,9 +436,6 @@ class GLocalPipeline:
                 decoded = None if res.features.decoded is None else res.features.decoded.float()
                 guided = (self.config.copy_visible, self.config.unseen_fill) != ("model", "model")
                 if external and not refine and guided and decoded is not None:
-                    from glocal_cli.body.base import BODY_PARTS
-                    from glocal_cli.infer.mesh_guide import guide_blend
-
                     part["image"], part["blend"], decoded = guide_blend(
                         part["image"], decoded, part["warped"], part["blend"],
                         pick(pairs.classes), pick(image).float(), pick(pairs.source.part), pick(pairs.target.part),
@@ -450,8 +446,6 @@ class GLocalPipeline:
                         source_labels=pick(source_parsing).argmax(1), target_labels=part["parsing"],
                         num_classes=source_parsing.shape[1])
                 if self.rules.ghost_gate and decoded is not None:
-                    from glocal_cli.models.flow import warp as warp_by
-
                     source_person = warp_by(1.0 - pick(source_parsing)[:, :1].float(), part["flow"])
                     plate = None
                     if self.rules.ghost_fill == "plate":
@@ -511,8 +505,6 @@ class GLocalPipeline:
         parsing = None
         if source_parsing is not None:
             if isinstance(source_parsing, (str, os.PathLike)):
-                from glocal_cli.data.parsing import read_parsing
-
                 parsing = read_parsing(source_parsing)
             else:
                 arr = source_parsing.detach().cpu().numpy() if hasattr(source_parsing, "detach") else np.asarray(source_parsing)
@@ -563,8 +555,6 @@ class GLocalPipeline:
             if return_details:
                 picture = None
                 if out.preview is not None:
-                    from glocal_cli.infer.body3d import preview_picture
-
                     picture = preview_picture(item.image, frame, out.preview[i])
                 results.append(PipelineResult(img, frame, out.parsing[i].numpy(), item,
                                               targets[i] if targets else item.pose,

@@ -38,9 +38,10 @@ from typing import Any
 
 import numpy as np
 
+from glocal_cli.body import load_body_model
 from glocal_cli.body.config import BodyConfig
 from glocal_cli.console import make_progress
-from glocal_cli.data.backends import BackendSpec, KeypointBackend
+from glocal_cli.data.backends import BackendSpec, KeypointBackend, resolve_auto
 from glocal_cli.data.images import fit_to_frame, load_image, resize_image, save_image
 from glocal_cli.data.keypoints import Pose, write_keypoint_csv
 from glocal_cli.data.layout import (
@@ -548,8 +549,6 @@ def run_preparation(
     with_parsing = options.parsing_dir is not None
     b3 = options.body3d_options()
     if b3.enabled:
-        from glocal_cli.body import load_body_model
-
         load_body_model(b3.body.model)  # an unusable body model fails now, not after the keypoints
     if with_parsing:
         parsing_desc = f"{options.parsing_format} maps from {options.parsing_dir}"
@@ -572,8 +571,6 @@ def run_preparation(
     split_counts = {s: sum(1 for it in items if it.split == s) for s in splits}
 
     if options.dry_run:
-        from glocal_cli.data.backends import resolve_auto
-
         try:
             backend_desc = resolve_auto(spec).name
         except GLocalError as e:

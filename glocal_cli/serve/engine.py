@@ -36,7 +36,7 @@ from glocal_cli.data.keypoints import Pose, read_pose_file, write_openpose_json
 from glocal_cli.data.masks import semantic_mask
 from glocal_cli.data.parsing import CLASS_NAMES, colorize, read_parsing
 from glocal_cli.errors import ConfigError, GLocalError, InputError, NotAvailableError
-from glocal_cli.infer.composite import DETAIL_KEYS, compose
+from glocal_cli.infer.composite import DETAIL_KEYS, compose, mask_to_canvas
 from glocal_cli.infer.io import (
     check_out_dir,
     find_sidecar,
@@ -174,8 +174,6 @@ def decode_mask(data_url: str, size: tuple[int, int], where: str = "mask") -> np
     bright = rgba[..., :3].max(axis=2)
     mask = (alpha > 127) & (bright > 127) if (alpha < 255).any() else bright > 127
     if mask.shape != tuple(size):
-        from glocal_cli.data.images import resize_image
-
         mask = resize_image(mask.astype(np.uint8) * 255, size[0], size[1], "nearest") > 127
     return mask
 
@@ -622,8 +620,6 @@ class ServeEngine:
         use_canvas = self.config.paste_back if paste_back is None else paste_back
         result = frame
         if use_canvas:  # as `glocal inpaint` writes it: every known pixel kept, the seam feathered
-            from glocal_cli.infer.composite import compose, mask_to_canvas
-
             # the drawn mask as drawn (the CLI's rule for a mask file), the classes' hole from the frame
             hole_canvas = np.zeros(entry.image.shape[:2], bool) if mask is None else np.asarray(mask, bool).copy()
             if class_hole is not None:

@@ -380,7 +380,7 @@ class GLocalPipeline:
                 target_pose = self.heatmaps(batch["target_xy"], batch["target_vis"])
                 parts = self._transfer_parts(image, source_pose, target_pose, source_parsing, pairs, use, refine)
                 backdrop = plain_backdrop(image, self.config, batch.get("content_box"),
-                                          self.rules.plain_background_spread)  # (B, 3), NaN: the model's
+                                          self.rules.plain_background_spread, self.rules.plain_background_texture)  # (B, 3), NaN: the model's
                 parts["backdrop"] = backdrop
                 result = _to_hwc_uint8(apply_backdrop(parts["image"], parts["person"], backdrop))
                 parsing_labels = parts["parsing"]
@@ -717,25 +717,36 @@ def _given_points(batch: dict[str, torch.Tensor], i: int, role: str) -> np.ndarr
 
 
 def plain_backdrop(image: torch.Tensor, cfg: Any, content_box: torch.Tensor | None = None,
-                   spread: float = BlendRules.plain_background_spread) -> torch.Tensor:
+                   spread: float = BlendRules.plain_background_spread,
+                   texture: float = BlendRules.plain_background_texture) -> torch.Tensor:
     """The source photos' backdrop colour ``(B, 3)`` in [-1, 1] (median of a 3-pixel border ring), NaN where
-    the backdrop is kept as generated (``infer.background``; 'auto': the ring's spread is over ``spread``,
-    :attr:`BlendRules.plain_background_spread`).
+    the backdrop is kept as generated (``infer.background``; 'auto': the ring's spread is over ``spread`` or its
+    texture over ``texture``, :class:`BlendRules`).
 
     ``content_box`` ``(B, 4)`` (``x0, y0, x1, y1`` of each photo inside the frame): the ring is taken on the photo's
     own border, not on the frame's padding (a narrow crop padded white is not a white studio wall)."""
     b = image.shape[0]
     if cfg.background == "generated":
         return image.new_full((b, 3), float("nan"))
-    if content_box is None:
-        colour, ring_spread = _ring_stats(_border_ring(image))
-    else:
-        stats = [_ring_stats(_border_ring(image[i:i + 1, :, int(y0):int(y1), int(x0):int(x1)]))
-                 for i, (x0, y0, x1, y1) in enumerate(content_box.tolist())]
-        colour, ring_spread = torch.cat([c for c, _ in stats]), torch.cat([v for _, v in stats])
+    crops = [image] if content_box is None else [image[i:i + 1, :, int(y0):int(y1), int(x0):int(x1)]
+                                                 for i, (x0, y0, x1, y1) in enumerate(content_box.tolist())]
+    stats = [_ring_stats(_border_ring(c)) for c in crops]
+    colour, ring_spread = torch.cat([c for c, _ in stats]), torch.cat([v for _, v in stats])
     if cfg.background == "plain":
         return colour
-    return torch.where((ring_spread <= spread)[:, None], colour, torch.full_like(colour, float("nan")))
+    ring_texture = torch.cat([_ring_texture(c) for c in crops])
+    plain = (ring_spread <= spread) & (ring_texture <= texture)
+    return torch.where(plain[:, None], colour, torch.full_like(colour, float("nan")))
+
+
+def _ring_texture(image: torch.Tensor) -> torch.Tensor:
+    """``(B,)``: the texture of the 3-pixel border ring, in 0-255 levels: the 75th percentile of the differences
+    between neighbouring ring pixels (channel mean). A studio wall is smooth (at most 2.7 on the 59 DeepFashion
+    photos); a pale stone or plaster street wall of small spread still has its joints and grain (9-12)."""
+    steps = [image[..., :3, 1:] - image[..., :3, :-1], image[..., -3:, 1:] - image[..., -3:, :-1],
+             image[..., 1:, :3] - image[..., :-1, :3], image[..., 1:, -3:] - image[..., :-1, -3:]]
+    diffs = torch.cat([d.abs().float().flatten(2) for d in steps], 2).mean(1)
+    return diffs.quantile(0.75, dim=1) * 127.5
 
 
 def _border_ring(image: torch.Tensor) -> torch.Tensor:

@@ -204,3 +204,22 @@ def test_work_on_the_copied_pixels_and_the_person_box_only_changes_nothing() -> 
         for band in (1 << 20, 2000):
             out = full_res_transfer(photo, framed, t, blend, warped, flow, *args, band_pixels=band)
             assert np.array_equal(out, ref)
+
+
+def test_a_pale_grainy_street_wall_is_not_a_studio_wall() -> None:
+    """'auto' backdrop: a wall of small spread but with grain (stone, plaster) keeps the photo; a smooth studio
+    wall, even with a soft gradient, is painted flat."""
+    import torch
+
+    from glocal_cli.infer.config import InferConfig
+    from glocal_cli.infer.pipeline import plain_backdrop
+
+    g = torch.Generator().manual_seed(0)
+    ramp = torch.linspace(0.80, 0.95, 32)[None, None, :, None].expand(1, 3, 32, 24)  # a studio wall's gradient
+    studio = ramp.clone()
+    grain = 0.2 + (torch.rand(1, 1, 32, 24, generator=g) - 0.5) * 0.16  # +-10 grey levels around a pale grey
+    street = grain.expand(1, 3, 32, 24).clone()
+    for im in (studio, street):
+        im[..., 8:24, 6:18] = -0.5  # the person
+    colour = plain_backdrop(torch.cat([studio, street]), InferConfig(background="auto"))
+    assert not torch.isnan(colour[0]).any() and torch.isnan(colour[1]).all()

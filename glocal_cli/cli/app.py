@@ -6,46 +6,53 @@ renders the result; domain errors become exit codes in :func:`glocal_cli.cli.com
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 
 from glocal_cli import __version__
 from glocal_cli.console import console, set_verbosity
 
+Command = Callable[..., Any]
+"""A subcommand's function (its Typer options are its parameters)."""
 
-def _info():  # noqa: ANN202 - each loader imports one command module, when that command runs
+
+# each loader imports one command module, when that command runs
+
+
+def _info() -> Command:
     from glocal_cli.cli.info_cmd import info_command
     return info_command
 
 
-def _train():  # noqa: ANN202
+def _train() -> Command:
     from glocal_cli.cli.train_cmd import train_command
     return train_command
 
 
-def _transfer():  # noqa: ANN202
+def _transfer() -> Command:
     from glocal_cli.cli.transfer_cmd import transfer_command
     return transfer_command
 
 
-def _inpaint():  # noqa: ANN202
+def _inpaint() -> Command:
     from glocal_cli.cli.inpaint_cmd import inpaint_command
     return inpaint_command
 
 
-def _eval():  # noqa: ANN202
+def _eval() -> Command:
     from glocal_cli.cli.eval_cmd import eval_command
     return eval_command
 
 
-def _serve():  # noqa: ANN202
+def _serve() -> Command:
     from glocal_cli.cli.serve_cmd import serve_command
     return serve_command
 
 
-def _prepare(name: str):  # noqa: ANN202
-    def load():  # noqa: ANN202
+def _prepare(name: str) -> Callable[[], Command]:
+    def load() -> Command:
         from glocal_cli.cli import prepare_real, prepare_synthetic
         return {"synthetic": prepare_synthetic.synthetic_command, "deepfashion": prepare_real.deepfashion_command,
                 "market": prepare_real.market_command, "folder": prepare_real.folder_command,

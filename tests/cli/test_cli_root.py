@@ -100,3 +100,33 @@ def test_info_reports_lpips_weights(monkeypatch, tmp_path):
     result = runner.invoke(app, ["info"])
     assert result.exit_code == 0, result.output
     assert "LPIPS vgg" in result.output and "no vgg heads" in result.output
+
+
+def test_the_root_loads_only_the_command_that_runs():
+    """``glocal transfer ...`` builds the root with ``transfer`` alone (its module and library only); help, the
+    version and unknown names get every command."""
+    import subprocess
+    import sys
+
+    from glocal_cli.cli.app import _command_in, build_app
+
+    assert _command_in(["-q", "transfer", "--source", "x"]) == "transfer"
+    assert _command_in(["prepare-data", "ccp"]) == "prepare-data"
+    assert _command_in(["--help"]) is None and _command_in(["bogus"]) is None and _command_in([]) is None
+    import typer.main
+
+    names = set(typer.main.get_command(build_app("transfer")).commands)
+    assert names == {"transfer"}
+    assert {"transfer", "inpaint", "train", "eval", "serve", "info", "prepare-data"} <= \
+        set(typer.main.get_command(build_app()).commands)
+    code = "import sys; sys.argv = ['glocal', 'transfer', '--help']; from glocal_cli.cli.app import main; main()"
+    out = subprocess.run([sys.executable, "-c", code + "\n"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "--source" in out.stdout
+    probe = ("import sys; from glocal_cli.cli.app import build_app; build_app('transfer'); "
+             "print(*(m in sys.modules for m in ('glocal_cli.train.trainer', 'glocal_cli.prepare', "
+             "'glocal_cli.serve.app', 'glocal_cli.cli.transfer_cmd')))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert loaded.stdout.split() == ["False", "False", "False", "True"], loaded.stdout + loaded.stderr
+    bad = subprocess.run([sys.executable, "-m", "glocal_cli", "transfer", "--no-such-option"], capture_output=True,
+                         text=True, timeout=120)
+    assert bad.returncode == 2  # a usage error keeps its exit code through the quick exit

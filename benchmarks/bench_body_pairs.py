@@ -57,22 +57,19 @@ def parse_variant(spec: str) -> tuple[str, dict, dict]:
     :class:`~glocal_cli.infer.config.BlendRules` goes to the rules, any other is read and checked as
     ``--set infer.key=value`` is (typed, unknown keys refused)."""
     import dataclasses
-    import typing
 
     from glocal_cli.config import resolve_config
-    from glocal_cli.config.io import parse_override
+    from glocal_cli.config.io import config_from_dict, parse_override
     from glocal_cli.infer.config import BlendRules
 
     label, _, items = spec.partition(":")
     pairs = [item.strip().split("=", 1) for item in items.split(",") if item.strip()]
-    hints = typing.get_type_hints(BlendRules)
     rules_fields = {f.name for f in dataclasses.fields(BlendRules)}
-    rules: dict = {}
+    given: dict = {}
     for key, value in (p for p in pairs if p[0] in rules_fields):
-        kind = hints[key]
-        rules[key] = float(value) if kind is float else (value.lower() in ("1", "true", "yes", "on")) \
-            if kind is bool else value
-    BlendRules(**rules)  # checked: a bad value stops here
+        given.update(parse_override(f"{key}={value}"))
+    checked = config_from_dict(BlendRules, given, label=f"--variant {label}")  # typed and checked as YAML is
+    rules = {key: getattr(checked, key) for key in given}
     sets = [f"infer.{k}={v}" for k, v in pairs if k not in rules_fields]
     resolved = resolve_config(None, sets).infer
     keys = [next(iter(parse_override(item)["infer"])) for item in sets]

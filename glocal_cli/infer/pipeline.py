@@ -299,6 +299,11 @@ class GLocalPipeline:
         h, w = self.frame_hw
         return pose_heatmaps_torch(xy.to(self.device, torch.float32), visible.to(self.device), h, w, self.sigma)
 
+    def inputs(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """A collated batch's photos on the device in [-1, 1] ``(B, 3, H, W)`` and its source pose maps."""
+        image = batch["image"].to(self.device, non_blocking=True).float().div_(127.5).sub_(1.0)
+        return image, self.heatmaps(batch["source_xy"], batch["source_vis"])
+
     def forward_batch(self, batch: dict[str, torch.Tensor], mode: str = "transfer", want_flow: bool = False,
                       mask_classes: Sequence[str | int] = ("upper",), mask_dilate: int = 1, flow: str | None = None,
                       want_preview: bool = False) -> BatchOutput:
@@ -341,8 +346,7 @@ class GLocalPipeline:
         use = pairs.ok.clone() if pairs is not None else torch.zeros(b, dtype=torch.bool)
         refine = bool(getattr(self.model.cfg, "flow_refine", False))
         with torch.inference_mode(), self._autocast():
-            image = batch["image"].to(dev, non_blocking=True).float().div_(127.5).sub_(1.0)
-            source_pose = self.heatmaps(batch["source_xy"], batch["source_vis"])
+            image, source_pose = self.inputs(batch)
             n = self.model.num_classes
             has_parsing = has_parsing.to(dev)
             given = F.one_hot(parsing.to(dev).long().clamp_(0, n - 1), n).permute(0, 3, 1, 2).float()

@@ -493,21 +493,12 @@ class ServeEngine:
             entry.prepared.popitem(last=False)
         return prepared
 
-    @staticmethod
-    def _tensors(prepared: Any, pipe: Any) -> tuple[Any, Any]:
-        import torch
-
-        image = torch.from_numpy(prepared.image).permute(2, 0, 1)[None].to(pipe.device).float() / 127.5 - 1.0
-        pose = prepared.pose
-        maps = pipe.heatmaps(torch.from_numpy(pose.xy)[None], torch.from_numpy(pose.visible)[None])
-        return image, maps
-
     def _estimate_parsing(self, prepared: Any, pipe: Any) -> np.ndarray:
         """Source parsing labels predicted by ``pipe``'s semantic network (``Pt = Ps``), computed once per pose."""
         import torch
 
         with torch.inference_mode(), pipe._autocast():
-            image, maps = self._tensors(prepared, pipe)
+            image, maps = pipe.inputs(self._batch(prepared, 1))
             onehot = pipe.estimate_source_parsing(image, maps)
         return onehot.argmax(1)[0].to(torch.uint8).cpu().numpy()
 
@@ -578,7 +569,7 @@ class ServeEngine:
                                                                       paste_back=paste_back))
         if "visibility" in layers:
             with torch.inference_mode(), self.pipeline._autocast():
-                image, maps = self._tensors(prepared, self.pipeline)
+                image, maps = self.pipeline.inputs(self._batch(prepared, 1))
                 tmaps = self.pipeline.heatmaps(torch.from_numpy(target.xy)[None], torch.from_numpy(target.visible)[None])
                 _, vis = self.pipeline.model.estimate_flow(image, maps, tmaps)
             gray = (vis[0, 0].float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()

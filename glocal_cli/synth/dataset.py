@@ -55,8 +55,9 @@ from glocal_cli.data.parsing import colorize, read_parsing
 from glocal_cli.data.sizes import parse_size
 from glocal_cli.errors import ConfigError, DataError, InputError, OutputExistsError
 from glocal_cli.synth import anny_people
+from glocal_cli.synth import anny_poses as pose_bank
 from glocal_cli.synth.anny_people import read_anny_marker
-from glocal_cli.synth.anny_poses import REAL_POSES_FILE, RealPoses
+from glocal_cli.synth.anny_poses import RealPoses
 from glocal_cli.synth.poses import PoseBank, find_pose_csv
 from glocal_cli.synth.writer import (
     STATE_DIR,
@@ -452,9 +453,9 @@ def _prepare_anny(
 ) -> SyntheticSummary:
     """The ``--body anny`` kind of :func:`prepare_synthetic`."""
     notes: list[str] = []
-    real = RealPoses(REAL_POSES_FILE)
+    real = RealPoses(pose_bank.REAL_POSES_FILE)  # read when called: the file's one definition governs
     if len(real) == 0:
-        notes.append(f"{REAL_POSES_FILE}: fitted DeepFashion poses not found; every pose comes from the pose sampler")
+        notes.append(f"{pose_bank.REAL_POSES_FILE}: fitted DeepFashion poses not found; every pose comes from the pose sampler")
         warn(notes[-1])
     content = _anny_content_key(height, width, seed, poses, real, cfg)
     records, todo, n_workers = _start_output(out, content, overwrite, CORRESPONDENCE_DIR, identities, poses,

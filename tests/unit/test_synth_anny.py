@@ -243,11 +243,9 @@ def test_children_are_smaller_than_adults(body, real):
 def test_without_the_fitted_poses_it_samples_and_says_so(tmp_path, monkeypatch):
     from glocal_cli.data.datasets import PairDataset
     from glocal_cli.synth import anny_poses
-    from glocal_cli.synth import dataset as synth_dataset
     from glocal_cli.synth.dataset import prepare_synthetic
 
-    for module in (anny_poses, synth_dataset):  # where the path is defined and where it is read
-        monkeypatch.setattr(module, "REAL_POSES_FILE", tmp_path / "missing.npz")
+    monkeypatch.setattr(anny_poses, "REAL_POSES_FILE", tmp_path / "missing.npz")
     s = prepare_synthetic(tmp_path / "d", identities=1, poses_per_identity=4, size=(64, 44), workers=1,
                           show_progress=False, body="anny", test_fraction=0.0)
     assert any("pose sampler" in n for n in s.warnings) and s.pose_source == "none"

@@ -139,6 +139,10 @@ def _coerce(value: Any, tp: Any, path: str, label: str) -> Any:
     raise ConfigError(f"{label}: {path}: unsupported field type {tp!r}")
 
 
+_RETIRED_SEEN: set[str] = set()
+"""Retired keys already warned about in this process (a config is resolved more than once per command)."""
+
+
 class _InvalidValues(ConfigError):
     """Raised when every key and type is fine but the section's own validation rejects the values."""
 
@@ -150,8 +154,10 @@ def _build(cls: type[T], data: dict[str, Any], prefix: str, label: str) -> T:
     retired: dict[str, str] = getattr(cls, "RETIRED", {})
     for key, value in data.items():
         path = f"{prefix}.{key}" if prefix else str(key)
-        if key in retired:  # a setting that was removed: old run configs still load (and say so)
-            warn(f"{label}: '{path}' is no longer a setting ({retired[key]}); ignored")
+        if key in retired:  # a setting that was removed: old run configs still load (and say so, once)
+            if path not in _RETIRED_SEEN:
+                _RETIRED_SEEN.add(path)
+                warn(f"{label}: '{path}' is no longer a setting ({retired[key]}); ignored")
             continue
         if key not in names:
             close = difflib.get_close_matches(str(key), names, n=1)

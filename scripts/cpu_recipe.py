@@ -22,10 +22,10 @@ from glocal_cli.train.trainer import train
 
 
 def cpu_config(preset: str, header: str, runs: Path, name: str, steps: str = "", model: dict | None = None,
-               train: dict | None = None, loss: dict | None = None) -> Path:
+               train: dict | None = None, loss: dict | None = None, data: dict | None = None) -> Path:
     """``runs/<name>.yaml``: ``preset`` with the CPU settings; ``steps`` ``"SEMANTIC,FLOW,GENERATOR"`` overrides
     the stage lengths, ``model`` the whole architecture (e.g. a weights folder's, to start from it), ``train``
-    and ``loss`` some training and loss keys. (The perceptual layer list and its weights change together, so they go through a file,
+    and ``loss`` some training and loss keys, ``data`` some data keys (e.g. the frame). (The perceptual layer list and its weights change together, so they go through a file,
     not ``--set``.)"""
     cfg = to_dict(resolve_config(preset))
     if model:
@@ -34,6 +34,8 @@ def cpu_config(preset: str, header: str, runs: Path, name: str, steps: str = "",
         cfg["train"].update(train)
     if loss:
         cfg["loss"].update(loss)
+    if data:
+        cfg["data"].update(data)
     cfg["loss"].update(allow_random_vgg=True, vgg_download=False,
                        perceptual_layers=["relu1_1", "relu2_1", "relu3_1"], perceptual_layer_weights=[1.0, 1.0, 1.0])
     cfg["data"]["workers"] = 1

@@ -11,9 +11,9 @@ REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
 
 
-def save_tiny_weights(directory: Path, seed: int = 0, **model_changes: object) -> Path:
-    """A ``tiny``-config GLocalModel (32x24 frame) with seeded random weights, as a weights folder
-    (``model_changes``: model config keys to change, e.g. ``inpaint_prefill=True``)."""
+def save_tiny_weights(directory: Path, seed: int = 0, frame_scale: int = 1, **model_changes: object) -> Path:
+    """A ``tiny``-config GLocalModel (32x24 frame, ``frame_scale`` times larger each way) with seeded random
+    weights, as a weights folder (``model_changes``: model config keys to change, e.g. ``inpaint_prefill=True``)."""
     import dataclasses
 
     import torch
@@ -25,7 +25,7 @@ def save_tiny_weights(directory: Path, seed: int = 0, **model_changes: object) -
     cfg = resolve_config("tiny")
     torch.manual_seed(seed)
     mcfg = dataclasses.replace(cfg.model, **model_changes) if model_changes else cfg.model
-    model = GLocalModel(mcfg, cfg.data.height, cfg.data.width, cfg.data.num_classes)
+    model = GLocalModel(mcfg, cfg.data.height * frame_scale, cfg.data.width * frame_scale, cfg.data.num_classes)
     return save_pretrained(model, directory)
 
 

@@ -249,6 +249,26 @@ class FrameTransform:
         y1 = min(self.frame_height, self.offset_y + self.resized_height)
         return x0, y0, x1, y1
 
+    def scaled(self, factor: int) -> FrameTransform:
+        """The same fit into a frame ``factor`` times larger each way (offsets and scale times ``factor``): the
+        frame of a network with a larger frame of the same aspect ratio (``infer.source_parser``)."""
+        if factor < 1 or int(factor) != factor:
+            raise ValueError(f"scaled: factor {factor} must be a positive integer")
+        k = int(factor)
+        return FrameTransform(self.scale * k, self.offset_x * k, self.offset_y * k, self.source_height,
+                              self.source_width, self.frame_height * k, self.frame_width * k)
+
+    def render(self, image: np.ndarray, resample: Resample = "bicubic", pad_value: int = PAD_VALUE) -> np.ndarray:
+        """The frame of ``image`` (the source, or a copy of it at another size with the same aspect ratio, e.g.
+        the photo as given before a downscale): resized to the transform's size and placed, the rest padding."""
+        arr = np.asarray(image)
+        resized = resize_image(arr, self.resized_height, self.resized_width, resample)
+        frame = np.full((self.frame_height, self.frame_width, *arr.shape[2:]), pad_value, dtype=np.uint8)
+        x0, y0, x1, y1 = self.content_box()
+        ox, oy = self.offset_x, self.offset_y
+        frame[y0:y1, x0:x1] = resized[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
+        return frame
+
     def paste_back(
         self,
         frame_image: np.ndarray,
@@ -343,12 +363,7 @@ def fit_to_frame(
         frame_height=height,
         frame_width=width,
     )
-    resized = resize_image(arr, nh, nw, resample)
-    frame = np.full((height, width, 3), pad_value, dtype=np.uint8)
-    x0, y0, x1, y1 = transform.content_box()
-    ox, oy = transform.offset_x, transform.offset_y
-    frame[y0:y1, x0:x1] = resized[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
-    return frame, transform
+    return transform.render(arr, resample, pad_value), transform
 
 
 def stack_rows(rows: list[np.ndarray], same_height: bool = False) -> np.ndarray:

@@ -6,6 +6,12 @@ colours and edges around a hole into it. On real photos it beats a network train
 inpainting network sees the prefilled photo instead of a zeroed hole and its pixel blend starts from it
 (the copy prior is 1 in the hole too), so what it learns is the correction (``docs/design.md``).
 
+Telea mixes whatever surrounds the hole: a stroke across a shirt's edge is filled with a blend of shirt, skin
+and background. :func:`semantic_fill` uses the person's parsing instead (the semantic network's class
+probabilities, estimated without looking under the hole): each class's part of the hole is filled by Telea from
+that class's known pixels only, and the per-class fills are mixed by the class probabilities
+(``infer.inpaint_fill: semantic``, the default).
+
 Images here are ``uint8 (H, W, 3)`` or tensors in [-1, 1]; holes are ``True``/1 where the pixel is missing.
 """
 
@@ -14,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["TELEA_RADIUS", "prefill_tensor", "telea_fill"]
+__all__ = ["SEMANTIC_MAX_PIXELS", "SEMANTIC_RADIUS", "SEMANTIC_SHARPEN", "TELEA_RADIUS", "prefill_tensor", "semantic_fill", "telea_fill"]
 
 TELEA_RADIUS = 5.0
 """Neighbourhood radius (pixels) of the Telea fill: the reference scores in ``../shared/data`` use 5."""
@@ -38,16 +44,106 @@ def telea_fill(image: np.ndarray, hole: np.ndarray, radius: float = TELEA_RADIUS
     return out
 
 
-def prefill_tensor(image: torch.Tensor, mask: torch.Tensor, radius: float = TELEA_RADIUS) -> torch.Tensor:
+SEMANTIC_RADIUS = 3.0
+"""Telea's radius inside :func:`semantic_fill` (each class continues from its own pixels; 3 beat 5 on the CCP
+validation photos, ``docs/results.md``)."""
+SEMANTIC_SHARPEN = 2.0
+"""Exponent on the class probabilities before they mix the per-class fills (``p**2``, renormalised): a pixel the
+network is fairly sure of takes its class's fill nearly alone. Chosen on the CCP validation photos (best SSIM,
+within 0.1 dB of the best PSNR; ``docs/results.md``)."""
+SEMANTIC_MAX_PIXELS = 2_000_000
+""":func:`semantic_fill` works on the hole's window at most this many pixels large; a larger window is filled
+per class at a reduced size and that fill's difference to Telea's is added, resized, to Telea's full-size fill."""
+
+
+def semantic_fill(image: np.ndarray, hole: np.ndarray, probs: np.ndarray, radius: float = SEMANTIC_RADIUS,
+                  sharpen: float = SEMANTIC_SHARPEN, min_known: int = 16, min_prob: float = 0.02,
+                  max_pixels: int = SEMANTIC_MAX_PIXELS) -> np.ndarray:
+    """``image`` (``uint8 (H, W, 3)``) with the ``hole`` (``bool (H, W)``) filled class by class.
+
+    ``probs``: ``float (K, h, w)`` class probabilities covering the whole image at any resolution (resized
+    bilinearly here, only over the hole's window). Known pixels take their most probable class. In the window
+    around the hole (the hole's box grown by a quarter of its size, at least ``2 * radius + 2`` pixels), each
+    class with at least ``min_known`` known pixels there and a probability of at least ``min_prob`` somewhere in
+    the hole is filled by Telea from its own known pixels; a hole pixel is the mix of these fills weighted by its
+    class probabilities, and the weight of classes that cannot be filled (too few known pixels: a garment the hole
+    removes whole) goes to the plain Telea fill. The mixing weights are the probabilities raised to ``sharpen``
+    and renormalised. Known pixels are returned unchanged; with one class this is :func:`telea_fill`."""
+    import cv2
+
+    img = np.ascontiguousarray(image, dtype=np.uint8)
+    hole = np.asarray(hole, bool)
+    probs = np.asarray(probs, np.float32)
+    if hole.shape != img.shape[:2]:
+        raise ValueError(f"hole is {hole.shape[0]}x{hole.shape[1]}, the image {img.shape[0]}x{img.shape[1]}")
+    if probs.ndim != 3:
+        raise ValueError(f"probs must be (K, h, w), got shape {probs.shape}")
+    base = telea_fill(img, hole, radius)
+    if not hole.any() or hole.all():
+        return base
+    h, w = hole.shape
+    ys, xs = np.nonzero(hole)
+    grow = max(int(2 * radius + 2), round(0.25 * max(ys.max() - ys.min() + 1, xs.max() - xs.min() + 1)))
+    y0, y1 = max(0, int(ys.min()) - grow), min(h, int(ys.max()) + 1 + grow)
+    x0, x1 = max(0, int(xs.min()) - grow), min(w, int(xs.max()) + 1 + grow)
+    wh, ww = y1 - y0, x1 - x0
+    shrink = min(1.0, (max_pixels / (wh * ww)) ** 0.5)
+    sh, sw = max(1, round(wh * shrink)), max(1, round(ww * shrink))
+    win_img, win_hole, win_base = img[y0:y1, x0:x1], hole[y0:y1, x0:x1], base[y0:y1, x0:x1]
+    if shrink < 1.0:
+        win_img = cv2.resize(win_img, (sw, sh), interpolation=cv2.INTER_AREA)
+        win_hole = cv2.resize(win_hole.astype(np.uint8), (sw, sh), interpolation=cv2.INTER_NEAREST) > 0
+        win_base = telea_fill(win_img, win_hole, radius)
+    # the probabilities over the window, sampled at the window's pixel centres (pixel-centre convention)
+    k, ph, pw = probs.shape
+    gx = ((x0 + (np.arange(sw, dtype=np.float32) + 0.5) * ww / sw) * pw / w - 0.5).astype(np.float32)
+    gy = ((y0 + (np.arange(sh, dtype=np.float32) + 0.5) * wh / sh) * ph / h - 0.5).astype(np.float32)
+    mx, my = np.meshgrid(gx, gy)
+    p = np.stack([cv2.remap(probs[c], mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE) for c in range(k)])
+    p = np.clip(p, 0, None)
+    labels = p.argmax(0)
+    p = p**sharpen
+    p /= np.maximum(p.sum(0, keepdims=True), 1e-12)
+    acc = np.zeros((int(win_hole.sum()), 3), np.float64)
+    used = np.zeros(acc.shape[0], np.float64)
+    for c in range(k):
+        pc = p[c][win_hole]
+        known_c = ~win_hole & (labels == c)
+        if pc.max() < min_prob or int(known_c.sum()) < min_known:
+            continue
+        fill = cv2.inpaint(win_img, (~known_c).astype(np.uint8) * 255, float(radius), cv2.INPAINT_TELEA)
+        acc += pc[:, None] * fill[win_hole]
+        used += pc
+    mixed = acc + (1.0 - used)[:, None] * win_base[win_hole]  # what no class could fill: the plain Telea fill
+    out = base.copy()
+    if shrink == 1.0:
+        out[y0:y1, x0:x1][win_hole] = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+        return out
+    delta = np.zeros((sh, sw, 3), np.float32)
+    delta[win_hole] = mixed - win_base[win_hole]
+    delta = cv2.resize(delta, (ww, wh), interpolation=cv2.INTER_LINEAR)
+    region = out[y0:y1, x0:x1]
+    hw = hole[y0:y1, x0:x1]
+    region[hw] = np.clip(np.rint(region[hw].astype(np.float32) + delta[hw]), 0, 255).astype(np.uint8)
+    return out
+
+
+def prefill_tensor(image: torch.Tensor, mask: torch.Tensor, radius: float = TELEA_RADIUS,
+                   probs: torch.Tensor | None = None) -> torch.Tensor:
     """Telea-prefilled images ``(B, 3, H, W)`` (or one ``(3, H, W)``) in [-1, 1], from images in [-1, 1] and
-    masks ``(B, 1, H, W)`` (``(1, H, W)``), 1 = hole. Runs on the CPU (OpenCV); the result is on the input's
+    masks ``(B, 1, H, W)`` (``(1, H, W)``), 1 = hole; with class probabilities ``probs`` ``(B, K, h, w)``
+    (``(K, h, w)``) :func:`semantic_fill` instead. Runs on the CPU (OpenCV); the result is on the input's
     device and dtype. Known pixels keep their exact value; hole pixels are quantised to 8 bits, as a photo's."""
     single = image.dim() == 3
     img = image[None] if single else image
     m = mask[None] if single else mask
     u8 = ((img.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     holes = (m.detach().float().cpu()[:, 0] > 0.5).numpy()
-    filled = np.stack([telea_fill(u8[i], holes[i], radius) for i in range(u8.shape[0])])
+    if probs is None:
+        filled = np.stack([telea_fill(u8[i], holes[i], radius) for i in range(u8.shape[0])])
+    else:
+        pr = (probs[None] if single else probs).detach().float().cpu().numpy()
+        filled = np.stack([semantic_fill(u8[i], holes[i], pr[i], radius) for i in range(u8.shape[0])])
     out = torch.from_numpy(filled).permute(0, 3, 1, 2).float().div(127.5).sub(1).to(image.device, image.dtype)
     keep = (m <= 0.5).to(image.dtype)
     out = out * (1 - keep) + img * keep

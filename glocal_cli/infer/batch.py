@@ -339,8 +339,11 @@ def _detect(image: np.ndarray, where: str, backend: str) -> Pose:
 class TaskDataset(torch.utils.data.Dataset):
     """Prepares one :class:`Task` per item: a dict of arrays, or ``{"index", "error", "stage"}``."""
 
-    def __init__(self, tasks: list[Task], mode: str, cfg: InferConfig, frame_hw: tuple[int, int]) -> None:
+    def __init__(self, tasks: list[Task], mode: str, cfg: InferConfig, frame_hw: tuple[int, int],
+                 parser_scale: int = 1) -> None:
         self.tasks, self.mode, self.cfg, self.frame_hw = tasks, mode, cfg, frame_hw
+        self.parser_scale = parser_scale
+        """The source parser's frame over the model's (``infer.source_parser``; 1: the same frame)."""
 
     def __len__(self) -> int:
         return len(self.tasks)
@@ -375,7 +378,7 @@ class TaskDataset(torch.utils.data.Dataset):
         parsing = read_parsing(task.source_parsing) if task.source_parsing is not None else None
         parsing = match_downscale(parsing, raw_hw, image.shape[:2])
         prepared = prepare_source(image, src_pose, parsing, (h, w), str(task.source), margin=cfg.fit_margin,
-                                  min_visible=cfg.min_visible_keypoints)
+                                  min_visible=cfg.min_visible_keypoints, parser_scale=self.parser_scale)
         prepared.raw_hw = raw_hw
         notes += prepared.notes
         target, mask = None, None
@@ -383,9 +386,10 @@ class TaskDataset(torch.utils.data.Dataset):
             target, more = self._target(task, prepared, raw_hw)
             notes += more
         else:
-            mask = self._mask(task, prepared, notes)
+            mask, prepared = self._mask(task, prepared, notes, image)
         return {"index": task.index, "notes": notes, "transform": prepared.transform,
-                "input": ModelInput(prepared.image, prepared.pose, prepared.transform, prepared.parsing, target, mask)}
+                "input": ModelInput(prepared.image, prepared.pose, prepared.transform, prepared.parsing, target, mask,
+                                    prepared.parser_image)}
 
     def _target(self, task: Task, prepared: PreparedSource,
                 canvas_hw: tuple[int, int] | None = None) -> tuple[Pose, list[str]]:
@@ -413,16 +417,19 @@ class TaskDataset(torch.utils.data.Dataset):
                                        recorded=recorded, source_pose=prepared.pose, ref=task.ref)
         return mapped, notes + more
 
-    def _mask(self, task: Task, prepared: Any, notes: list[str]) -> np.ndarray | None:
-        """The item's frame hole; ``None`` for ``semantic`` (the model makes it from the parsing)."""
+    def _mask(self, task: Task, prepared: PreparedSource, notes: list[str],
+              image: np.ndarray) -> tuple[np.ndarray | None, PreparedSource]:
+        """The item's frame hole (``None`` for ``semantic``: the model makes it from the parsing) and the
+        prepared photo to use: for a mask file's hole, which is missing, remade from ``image`` with the hole
+        filled (:meth:`PreparedSource.hiding`)."""
         h, w = self.frame_hw
         if task.mask == "irregular":
-            return irregular_mask(h, w, self.cfg.mask_ratio_bin, self.cfg.seed + task.index).astype(bool)
+            return irregular_mask(h, w, self.cfg.mask_ratio_bin, self.cfg.seed + task.index).astype(bool), prepared
         if task.mask == "semantic":
-            return None
+            return None, prepared
         mask, more = load_mask(task.mask, prepared.canvas_hw, self.cfg.mask_invert)  # type: ignore[arg-type]
         notes += more
-        return frame_mask(mask, prepared.transform)
+        return frame_mask(mask, prepared.transform), prepared.hiding(image, mask)
 
 
 def collate(items: list[dict[str, Any]]) -> tuple[dict[str, torch.Tensor] | None, list[dict[str, Any]], list[dict]]:
@@ -465,7 +472,8 @@ def _write_item(task: Task, paths: dict[str, Path], mode: str, cfg: InferConfig,
             masked = original.copy()
             masked[hole] = 255
         final, notes = compose(result, original, transform, hole=hole, detail=arrays.get("detail"),
-                               prefill=arrays.get("prefill"), feather=cfg.inpaint_feather)
+                               prefill=arrays.get("prefill"), probs=arrays.get("fill_probs"),
+                               feather=cfg.inpaint_feather)
         for note in notes:
             warn(f"{task.source}: {note}")
     save_image(paths["result"], final)
@@ -518,7 +526,7 @@ def run_job(pipeline: Any, spec: JobSpec, cfg: InferConfig | None = None, show_p
         flow = pipeline.flow_mode(flow)  # hybrid without flow_refine weights: one error before any work
     if flow in ("body3d", "hybrid") or pipeline.config.source_parsing == "body3d":
         pipeline.body_flow.body  # noqa: B018 - a bad --body-model: one error before any work
-    dataset = TaskDataset(todo, spec.mode, cfg, frame_hw)
+    dataset = TaskDataset(todo, spec.mode, cfg, frame_hw, pipeline.parser_scale)
     workers = min(cfg.workers, max(0, len(todo) // max(1, cfg.batch_size)))  # no idle worker start-up for tiny jobs
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=cfg.batch_size, shuffle=False, num_workers=workers, collate_fn=collate,
@@ -566,6 +574,8 @@ def run_job(pipeline: Any, spec: JobSpec, cfg: InferConfig | None = None, show_p
                             arrays["mask"] = result.mask[j].numpy()
                         if result.prefill is not None:
                             arrays["prefill"] = result.prefill[j].numpy()
+                        if result.fill_probs is not None:
+                            arrays["fill_probs"] = result.fill_probs[j].numpy()
                         if result.flow is not None:
                             arrays["flow"] = result.flow[j].numpy()
                         if result.preview is not None:

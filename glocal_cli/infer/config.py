@@ -29,6 +29,8 @@ CopyVisible = Literal["model", "mesh"]
 UnseenFill = Literal["model", "part_mean", "mirror"]
 GhostFill = Literal["plate", "model"]
 InpaintOutput = Literal["source", "frame"]
+InpaintFill = Literal["semantic", "telea"]
+"""``infer.inpaint_fill``: the classical fill a prefill model refines, class by class or Telea's alone."""
 
 FLOW_MODES: tuple[str, ...] = typing.get_args(FlowMode)
 SOURCE_PARSING_MODES: tuple[str, ...] = typing.get_args(SourceParsing)
@@ -40,7 +42,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "output": ("image_format", "paste_back", "full_res_blend", "grid", "save_parsing", "save_flow", "preview", "fps"),
     "transfer": ("flow", "background", "copy_visible", "unseen_fill"),
     "inpaint": ("mask", "mask_ratio_bin", "mask_classes", "mask_dilate", "mask_invert", "inpaint_output",
-                "inpaint_feather"),
+                "inpaint_feather", "inpaint_fill"),
 }
 """Every ``infer.*`` key in one group (a test checks that none is missing)."""
 
@@ -151,6 +153,11 @@ class InferConfig:
     inpaint_feather: float = 2.0
     """Width (model-frame pixels, scaled to the photo) of the seam inside each hole over which the fill's
     colour is eased into the surrounding known pixels; 0 = hard edge. Known pixels are never changed."""
+    inpaint_fill: InpaintFill = "semantic"
+    """The classical fill that weights with ``model.inpaint_prefill`` (the default inpainting weights) refine:
+    semantic = each class's part of the hole filled from that class's own known pixels, mixed by the class
+    probabilities the semantic network (``source_parser`` when set) estimates from the photo with the hole
+    Telea-filled (:func:`glocal_cli.data.prefill.semantic_fill`); telea = OpenCV's Telea fill alone."""
     RETIRED: ClassVar[dict[str, str]] = {
         key: "its default won on the real pairs; code sets it through glocal_cli.infer.config.BlendRules"
         for key in ("ghost_gate", "ghost_fill", "mirror_strength", "plain_background_spread")}

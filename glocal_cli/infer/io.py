@@ -17,7 +17,7 @@ Their coordinates are mapped into the model frame according to ``infer.pose_fram
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -543,6 +543,19 @@ class PreparedSource:
     """Size of the photo as given, before the ``max_input_side`` downscale (``None``: ``original_hw``)."""
     original: np.ndarray | None = None
     """The photo as given (Python API only: paste-back and the inpainting composite use it)."""
+    parser_image: np.ndarray | None = None
+    """``uint8 (kH, kW, 3)``: the photo in the frame of an ``infer.source_parser`` ``k`` times larger (``None``
+    when the parser's frame is the model's)."""
+
+    def hiding(self, photo: np.ndarray, hole: np.ndarray) -> PreparedSource:
+        """A copy whose frame photos are made from ``photo`` (the photo as given or its downscaled copy) with
+        ``hole`` filled (:func:`glocal_cli.infer.prepare.hide_hole`): a hole is missing, nothing of it is seen."""
+        from glocal_cli.infer.prepare import hide_hole
+
+        filled = hide_hole(photo, hole)
+        k = 1 if self.parser_image is None else self.parser_image.shape[0] // self.image.shape[0]
+        return replace(self, image=self.transform.render(filled),
+                       parser_image=None if k == 1 else self.transform.scaled(k).render(filled))
 
     @property
     def canvas_hw(self) -> tuple[int, int]:
@@ -561,8 +574,10 @@ def prepare_source(
     resample: str = "bicubic",
     margin: float = 0.15,
     min_visible: int = 9,
+    parser_scale: int = 1,
 ) -> PreparedSource:
-    """Fit a source image (and its pose and parsing, in the image's pixels) into the model frame."""
+    """Fit a source image (and its pose and parsing, in the image's pixels) into the model frame; with
+    ``parser_scale`` ``k > 1`` also into the source parser's frame, ``k`` times larger (``parser_image``)."""
     notes: list[str] = []
     if parsing is not None and parsing.shape != image.shape[:2]:
         notes.append(f"{where}: parsing is {parsing.shape[0]}x{parsing.shape[1]}, image {image.shape[0]}x"
@@ -578,7 +593,9 @@ def prepare_source(
         rgb = np.repeat(parsing.astype(np.uint8)[..., None], 3, axis=2)
         fitted, _ = fit_to_frame(rgb, h, w, "nearest", pose=pose, pad_value=0, margin=margin)
         frame_parsing = fitted[..., 0]
-    return PreparedSource(frame, frame_pose, frame_parsing, transform, image.shape[:2], notes)
+    parser_image = transform.scaled(parser_scale).render(image, resample) if parser_scale > 1 else None
+    return PreparedSource(frame, frame_pose, frame_parsing, transform, image.shape[:2], notes,
+                          parser_image=parser_image)
 
 
 def pose_from_any(value: Any, where: str = "pose") -> tuple[Pose, list[str]]:

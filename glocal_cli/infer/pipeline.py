@@ -147,6 +147,9 @@ class BatchOutput:
     detail: dict[str, torch.Tensor] | None = None
     """Transfer with ``model.pixel_blend``: ``blend (B, 1, H, W)``, ``warped (B, 3, H, W)`` in [-1, 1] and
     ``flow (B, 2, H, W)`` (normalised) for :func:`glocal_cli.infer.composite.full_res_transfer`."""
+    fill_probs: torch.Tensor | None = None
+    """``float16 (B, 8, H, W)`` inpainting with ``infer.inpaint_fill: semantic``: the class probabilities the
+    classical fill was mixed by (the composite redoes that fill at the photo's size)."""
 
 
 @dataclass
@@ -210,29 +213,78 @@ class GLocalPipeline:
         self.random_init = random_init
         """True when the model was freshly initialised (no weights): results are not meaningful."""
         self._parser: torch.nn.Module | None = None
+        self._parser_scale: int | None = None
+        self._warned_upsample = False
 
-    def estimate_source_parsing(self, image: torch.Tensor, pose: torch.Tensor) -> torch.Tensor:
-        """One-hot source parsing ``(B, 8, H, W)`` of framed photos: the semantic network with ``Pt = Ps`` of
-        ``config.source_parser`` when set (loaded on first use), else of the weights; with ``config.parsing_flip``
-        the mean of its probabilities on the photo and on its mirror image."""
+    def estimate_source_parsing(self, image: torch.Tensor, pose: torch.Tensor,
+                                parser_image: torch.Tensor | None = None) -> torch.Tensor:
+        """One-hot source parsing ``(B, 8, H, W)`` of framed photos: the most probable class of
+        :meth:`source_parsing_probs`."""
+        probs = self.source_parsing_probs(image, pose, parser_image)
+        return F.one_hot(probs.argmax(1), probs.shape[1]).permute(0, 3, 1, 2).to(image.dtype)
+
+    def source_parsing_probs(self, image: torch.Tensor, pose: torch.Tensor,
+                             parser_image: torch.Tensor | None = None) -> torch.Tensor:
+        """Class probabilities ``float32 (B, 8, H, W)`` of framed photos (``image`` in [-1, 1], ``pose`` the
+        source pose maps): the semantic network with ``Pt = Ps`` of ``config.source_parser`` when set (loaded on
+        first use), else of the weights; with ``config.parsing_flip`` the mean of its probabilities on the photo
+        and on its mirror image. A source parser with a frame ``k`` times the model's reads ``parser_image``
+        (``uint8 (B, 3, kH, kW)``, the batch's ``parser_image``, or in [-1, 1]; else the photo is upsampled, with
+        a warning) and
+        its probabilities are averaged over each ``k x k`` block."""
         net = self.model
+        k = self.parser_scale
         if self.config.source_parser:
             net = self._source_parser()
-        if not self.config.parsing_flip:
-            return net.estimate_source_parsing(image, pose)
-        # the photo and its mirror image (poses mirrored and left/right swapped): the 8 classes have no sides
+        if k > 1:
+            if parser_image is None:
+                if not self._warned_upsample:
+                    warn(f"infer.source_parser {self.config.source_parser}: no photo at its frame; the model "
+                         f"frame's photo is upsampled {k}x for it (less detail)")
+                    self._warned_upsample = True
+                image = F.interpolate(image.float(), scale_factor=k, mode="bilinear", align_corners=False)
+            elif parser_image.dtype == torch.uint8:
+                image = parser_image.to(self.device, non_blocking=True).float().div_(127.5).sub_(1.0)
+            else:
+                image = parser_image.to(self.device)
+            # the pose maps drawn at the parser's frame are these Gaussians k times larger (sigma scales with
+            # the frame's height, pose_sigma): bilinear upsampling keeps the pixel-centre convention
+            pose = F.interpolate(pose.float(), scale_factor=k, mode="bilinear", align_corners=False)
+        net.check_inputs(image, pose)
         probs = net.predict_target_parsing(image, pose, pose).float().softmax(1)
-        flipped = pose[:, list(FLIP_PERMUTATION)].flip(-1)
-        probs = probs + net.predict_target_parsing(image.flip(-1), flipped, flipped).float().softmax(1).flip(-1)
-        return F.one_hot(probs.argmax(1), net.num_classes).permute(0, 3, 1, 2).to(image.dtype)
+        if self.config.parsing_flip:  # the photo and its mirror image (poses mirrored, left/right swapped)
+            flipped = pose[:, list(FLIP_PERMUTATION)].flip(-1)
+            mirrored = net.predict_target_parsing(image.flip(-1), flipped, flipped).float().softmax(1).flip(-1)
+            probs = (probs + mirrored) * 0.5
+        return F.avg_pool2d(probs, k) if k > 1 else probs
+
+    @property
+    def parser_scale(self) -> int:
+        """How many times the source parser's frame is the model's (1 without ``config.source_parser``); read
+        from its ``config.json``: a frame that is not an integer multiple of the model's is a
+        :class:`ConfigError`."""
+        if self._parser_scale is None:
+            k = 1
+            if self.config.source_parser:
+                _, meta = read_weights_config(self.config.source_parser)
+                frame = meta.get("frame", {})
+                ph, pw = int(frame.get("height", 0)), int(frame.get("width", 0))
+                h, w = self.frame_hw
+                k = ph // h
+                if k < 1 or (ph, pw) != (k * h, k * w):
+                    raise ConfigError(f"infer.source_parser {self.config.source_parser}: frame {ph}x{pw} is not an "
+                                      f"integer multiple of the weights' {h}x{w}")
+            self._parser_scale = k
+        return self._parser_scale
 
     def _source_parser(self) -> Any:
-        """The network of ``config.source_parser`` (loaded on first use; its frame must be the weights')."""
+        """The network of ``config.source_parser`` (loaded on first use; see :attr:`parser_scale`)."""
         if self._parser is None:
+            k = self.parser_scale
             parser = from_pretrained(self.config.source_parser, map_location="cpu")
-            if (int(parser.height), int(parser.width)) != self.frame_hw:
+            if (int(parser.height), int(parser.width)) != (self.frame_hw[0] * k, self.frame_hw[1] * k):
                 raise ConfigError(f"infer.source_parser {self.config.source_parser}: frame {parser.height}x"
-                                  f"{parser.width}, the weights' is {self.frame_hw[0]}x{self.frame_hw[1]}")
+                                  f"{parser.width} does not match its config.json")
             self._parser = parser.to(self.device).eval()
         return self._parser
 
@@ -350,19 +402,28 @@ class GLocalPipeline:
             n = self.model.num_classes
             has_parsing = has_parsing.to(dev)
             given = F.one_hot(parsing.to(dev).long().clamp_(0, n - 1), n).permute(0, 3, 1, 2).float()
-            if bool(has_parsing.all()):
-                source_parsing = given
-            else:
-                estimated = self.estimate_source_parsing(image, source_pose).float()
-                source_parsing = torch.where(has_parsing[:, None, None, None], given, estimated)
-            masked = frame_mask = prefill = None
+            seen, parser_seen = image, batch.get("parser_image")
+            if mode == "inpaint" and "mask" in batch:
+                mask, has_mask = batch["mask"].to(dev).float(), batch["has_mask"].to(dev)
+                # a hole of the user's own is missing: what the photo shows under it is never looked at (the
+                # parsing is estimated from the photo with the hole Telea-filled)
+                held = has_mask[:, None, None, None]
+                seen = torch.where(held, prefill_tensor(image, mask), image)
+                if parser_seen is not None:
+                    big = parser_seen.to(dev).float().div_(127.5).sub_(1.0)
+                    k = big.shape[-2] // h
+                    parser_seen = torch.where(held, prefill_tensor(big, F.interpolate(mask, scale_factor=k)), big)
+            elif mode == "inpaint":  # no item has a hole of its own: every one gets its semantic hole
+                mask, has_mask = image.new_zeros(b, 1, h, w), torch.zeros(b, dtype=torch.bool, device=dev)
+            probs = given
+            if not bool(has_parsing.all()):
+                estimated = self.source_parsing_probs(seen, source_pose, parser_seen)
+                probs = torch.where(has_parsing[:, None, None, None], given, estimated)
+            source_parsing = F.one_hot(probs.argmax(1), n).permute(0, 3, 1, 2).float()
+            masked = frame_mask = prefill = fill_probs = None
             flow_used: list[str] = []
             preview = None
             if mode == "inpaint":
-                if "mask" in batch:
-                    mask, has_mask = batch["mask"].to(dev).float(), batch["has_mask"].to(dev)
-                else:  # no item has a hole of its own: every one gets its semantic hole
-                    mask, has_mask = image.new_zeros(b, 1, h, w), torch.zeros(b, dtype=torch.bool, device=dev)
                 if not bool(has_mask.all()):
                     sem = semantic_masks_torch(source_parsing, mask_classes)
                     if mask_dilate > 0:
@@ -371,11 +432,16 @@ class GLocalPipeline:
                     mask = torch.where(has_mask[:, None, None, None], mask, sem)
                 # the person's parsing is known (given, else estimated once above from the photo): it is
                 # the target parsing too, not a guess of the semantic net from a holed image it never saw
+                prefilled = None
+                if getattr(self.model.cfg, "inpaint_prefill", False):
+                    if self.config.inpaint_fill == "semantic":
+                        fill_probs = probs
+                    prefilled = prefill_tensor(image, mask, probs=fill_probs)
                 out = self.model(image, source_pose, None, source_parsing, source_parsing, mask, mode="inpaint",
-                                 check_finite=False)
+                                 check_finite=False, prefilled=prefilled)
                 masked = image * (1 - mask) + mask  # holes shown white
                 frame_mask = mask[:, 0] > 0.5
-                if getattr(self.model.cfg, "inpaint_prefill", False):
+                if prefilled is not None:
                     prefill = _to_hwc_uint8(out.source_image).cpu()
                 parsing_labels = source_parsing.argmax(1)
                 result = _to_hwc_uint8(out.image)
@@ -400,7 +466,7 @@ class GLocalPipeline:
             return BatchOutput(result.cpu(), parsing_labels.to(torch.uint8).cpu(),
                                None if masked is None else _to_hwc_uint8(masked).cpu(),
                                None if frame_mask is None else frame_mask.cpu(), flow_pic, notes, flow_used, preview,
-                               prefill, detail)
+                               prefill, detail, None if fill_probs is None else fill_probs.half().cpu())
 
     def _transfer_parts(self, image: torch.Tensor, source_pose: torch.Tensor, target_pose: torch.Tensor,
                         source_parsing: torch.Tensor, pairs: Any, use: torch.Tensor, refine: bool
@@ -515,7 +581,7 @@ class GLocalPipeline:
                 parsing = (arr.argmax(0) if arr.ndim == 3 else arr).astype(np.uint8)
             parsing = match_downscale(parsing, raw.shape[:2], image.shape[:2])
         prepared = prepare_source(image, pose, parsing, self.frame_hw, where, margin=self.config.fit_margin,
-                                  min_visible=self.config.min_visible_keypoints)
+                                  min_visible=self.config.min_visible_keypoints, parser_scale=self.parser_scale)
         prepared.notes[:0] = notes
         prepared.original = raw
         return prepared, kind
@@ -531,7 +597,7 @@ class GLocalPipeline:
     def _collate(items: list[PreparedSource], targets: list[Pose] | None,
                  masks: list[np.ndarray | None] | None) -> dict[str, torch.Tensor]:
         return collate([ModelInput(it.image, it.pose, it.transform, it.parsing, targets[i] if targets else None,
-                                   masks[i] if masks else None) for i, it in enumerate(items)])
+                                   masks[i] if masks else None, it.parser_image) for i, it in enumerate(items)])
 
     def _finish(self, out: BatchOutput, items: list[PreparedSource], kinds: list[str], paste_back: bool,
                 targets: list[Pose] | None, return_details: bool, notes: list[list[str]],
@@ -551,6 +617,7 @@ class GLocalPipeline:
                                       detail=None if out.detail is None else [out.detail[k][i].numpy()
                                                                              for k in DETAIL_KEYS],
                                       prefill=None if out.prefill is None else out.prefill[i].numpy(),
+                                      probs=None if out.fill_probs is None else out.fill_probs[i].numpy(),
                                       feather=self.config.inpaint_feather)
                 for note in more:
                     warn(f"source {i}: {note}")
@@ -669,6 +736,8 @@ class GLocalPipeline:
                     else:
                         hole = _mask_array(spec, prepared.canvas_hw, item_notes, f"mask {i}")
                     frame_mask = prepare_frame_mask(hole, prepared.transform)
+                    # the hole is missing: the frame the model sees is made from the photo with it filled
+                    prepared = prepared.hiding(prepared.original, hole)
                 for note in item_notes:
                     if note not in shown:
                         shown.add(note)

@@ -14,6 +14,7 @@ the photo's canvas line up with the skeleton the user dragged.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import itertools
 import re
@@ -485,7 +486,8 @@ class ServeEngine:
             entry.prepared.move_to_end(key)
             return hit
         prepared = prepare_source(entry.image, source_pose, entry.parsing, pipe.frame_hw, entry.name,
-                                  margin=pipe.config.fit_margin, min_visible=pipe.config.min_visible_keypoints)
+                                  margin=pipe.config.fit_margin, min_visible=pipe.config.min_visible_keypoints,
+                                  parser_scale=pipe.parser_scale)
         if prepared.parsing is None:
             prepared.parsing = self._estimate_parsing(prepared, pipe)
         entry.prepared[key] = prepared
@@ -498,8 +500,9 @@ class ServeEngine:
         import torch
 
         with torch.inference_mode(), pipe._autocast():
-            image, maps = pipe.inputs(self._batch(prepared, 1))
-            onehot = pipe.estimate_source_parsing(image, maps)
+            batch = self._batch(prepared, 1)
+            image, maps = pipe.inputs(batch)
+            onehot = pipe.estimate_source_parsing(image, maps, batch.get("parser_image"))
         return onehot.argmax(1)[0].to(torch.uint8).cpu().numpy()
 
     @staticmethod
@@ -508,7 +511,8 @@ class ServeEngine:
         """The batch :meth:`GLocalPipeline.forward_batch` takes: one photo, ``count`` items
         (:func:`glocal_cli.infer.prepare.collate`, as the CLI and the API make it)."""
         return collate([ModelInput(prepared.image, prepared.pose, prepared.transform, prepared.parsing,
-                                   targets[i] if targets is not None else None, mask) for i in range(count)])
+                                   targets[i] if targets is not None else None, mask, prepared.parser_image)
+                        for i in range(count)])
 
     def _map_targets(self, prepared: Any, poses: Sequence[Pose]) -> tuple[list[Pose], list[str]]:
         pipe, out, notes = self.pipeline, [], []
@@ -606,7 +610,12 @@ class ServeEngine:
             hole |= class_hole
         if not hole.any():
             raise InputError("inpaint: the mask is empty (paint over the photo or pick a class present in it)")
-        out = self.inpaint_pipeline.forward_batch(self._batch(prepared, 1, mask=hole), "inpaint")
+        # an estimated parsing saw the photo under the hole: the pipeline estimates it again from the photo with
+        # the hole filled, as the CLI and the API do (a sidecar parsing is the user's and is kept)
+        fill_source = prepared if entry.parsing is not None else dataclasses.replace(prepared, parsing=None)
+        if mask is not None and mask.any():  # the drawn hole is missing: the frame is made with it filled
+            fill_source = fill_source.hiding(entry.image, mask)
+        out = self.inpaint_pipeline.forward_batch(self._batch(fill_source, 1, mask=hole), "inpaint")
         frame = out.image[0].numpy()
         use_canvas = self.config.paste_back if paste_back is None else paste_back
         result = frame
@@ -617,6 +626,7 @@ class ServeEngine:
                 hole_canvas |= mask_to_canvas(class_hole, prepared.transform, entry.image.shape[:2])
             result, _ = compose(frame, entry.image, prepared.transform, hole=hole_canvas,
                                 prefill=None if out.prefill is None else out.prefill[0].numpy(),
+                                probs=None if out.fill_probs is None else out.fill_probs[0].numpy(),
                                 feather=self.inpaint_pipeline.config.inpaint_feather)
         response: dict[str, Any] = {
             "image": png_data_url(result), "width": int(result.shape[1]), "height": int(result.shape[0]),

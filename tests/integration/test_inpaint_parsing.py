@@ -1,5 +1,6 @@
-"""Inpainting fills the holes with the person's known parsing (given, else estimated once), never with a
-parsing the semantic network guesses from the holed image."""
+"""Inpainting fills the holes with the person's parsing (given, else estimated once from the photo with the hole
+Telea-filled: a hole is missing, its content is never looked at), never with a parsing the semantic network
+guesses from a zeroed hole."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from glocal_cli.data.prefill import telea_fill
 from glocal_cli.infer.config import InferConfig
 from glocal_cli.infer.pipeline import GLocalPipeline
 from tests.infer_helpers import save_tiny_weights, standing_pose
@@ -54,14 +56,14 @@ def test_given_parsing_is_the_target_parsing(pipe, spy):
     assert np.array_equal(res.parsing, labels)
 
 
-def test_without_parsing_it_is_estimated_once_from_the_photo(pipe, spy):
+def test_without_parsing_it_is_estimated_once_from_the_filled_photo(pipe, spy):
     img = (np.random.default_rng(1).random((32, 24, 3)) * 255).astype(np.uint8)
     hole = np.zeros((32, 24), bool)
     hole[8:24, 4:20] = True
     res = pipe.inpaint(img, hole, source_pose=standing_pose(32, 24), return_details=True)
     assert len(spy["semantic"]) == 1  # the estimate of the source parsing, nothing more
     seen_image = spy["semantic"][0][0]
-    photo = torch.from_numpy(img).permute(2, 0, 1).float() / 127.5 - 1
-    assert torch.allclose(seen_image, photo, atol=1e-5)  # estimated from the photo, not the holed image
+    filled = torch.from_numpy(telea_fill(img, hole)).permute(2, 0, 1).float() / 127.5 - 1
+    assert torch.allclose(seen_image, filled, atol=1e-5)  # the photo with the hole filled, not what it hides
     (tp,) = spy["target_parsing"]
     assert np.array_equal(tp[0].argmax(0).numpy(), res.parsing)

@@ -35,7 +35,7 @@ def test_source_parser_replaces_the_estimate_only(tmp_path):
 
     cfg_path = tmp_path / "parser" / "config.json"
     meta = json.loads(cfg_path.read_text())
-    meta["frame"]["height"], meta["frame"]["width"] = 64, 48
+    meta["frame"]["height"], meta["frame"]["width"] = 48, 36  # 1.5 times the weights' frame
     cfg_path.write_text(json.dumps(meta))
     bad = GLocalPipeline.from_pretrained(main, device="cpu", config=cfg)
     with pytest.raises(ConfigError, match="frame"):

@@ -274,8 +274,9 @@ def test_detector_finds_the_person_when_mediapipe_is_installed(make_client):
 
 def test_inpainting_weights_of_their_own_refine_the_photos_classical_fill(serve_pipeline, tmp_path):
     """`glocal serve` inpaints with the inpainting weights (weights/inpaint by default) when given them: with
-    weights that refine a Telea fill, untrained (the blend starts at the fill), the hole is the photo's own Telea
-    fill at the photo's resolution and every known pixel is the photo's; other frames are refused."""
+    weights that refine a classical fill (here Telea's, ``infer.inpaint_fill: telea``), untrained (the blend
+    starts at the fill), the hole is the photo's own Telea fill at the photo's resolution and every known pixel is
+    the photo's; other frames are refused."""
     from glocal_cli.data.prefill import telea_fill
     from glocal_cli.errors import ConfigError
     from glocal_cli.infer.config import InferConfig
@@ -286,7 +287,7 @@ def test_inpainting_weights_of_their_own_refine_the_photos_classical_fill(serve_
 
     weights = save_tiny_weights(tmp_path / "inpaint-weights", texture_skips=True, pixel_blend=True,
                                 inpaint_prefill=True)
-    inpaint = GLocalPipeline.from_pretrained(weights, device="cpu", config=InferConfig(workers=0))
+    inpaint = GLocalPipeline.from_pretrained(weights, device="cpu", config=InferConfig(workers=0, inpaint_fill="telea"))
     engine = ServeEngine(serve_pipeline, ServeConfig(out=str(tmp_path / "out"), keypoints="none"), EXAMPLES,
                          inpaint_pipeline=inpaint)
     assert engine.inpaint_pipeline is inpaint

@@ -1,7 +1,7 @@
 """Source-parsing estimate on real photos: per-class IoU, mIoU and person IoU on held-out labelled photos.
 
     python benchmarks/eval_parsing.py [--weights weights/default ...] [--data data/ccp-128] [--split test]
-        [--flip] [--json out.json] [--picture docs/pictures/ccp_parsing.png]
+        [--flip] [--source-parser DIR [--parser-data data/ccp-256]] [--json out.json] [--picture out.png]
 
 The estimate is what ``glocal transfer``/``inpaint`` use for a photo without a parsing file: the semantic
 network with ``Pt = Ps`` (:meth:`GLocalModel.estimate_source_parsing`), on the prepared photo (the frame of
@@ -9,7 +9,9 @@ network with ``Pt = Ps`` (:meth:`GLocalModel.estimate_source_parsing`), on the p
 8-class maps (CCP's labels mapped, skin split by the keypoints): IoU per class over the whole split (pixels
 summed, classes absent from both left out of the mean), mIoU over the 8 classes, and person-vs-background IoU.
 Several ``--weights`` are scored side by side in one run; ``--flip`` scores each also with
-``infer.parsing_flip`` (the photo and its mirror image).
+``infer.parsing_flip`` (the photo and its mirror image). ``--source-parser`` scores each ``--weights`` with
+``infer.source_parser`` set; a parser whose frame is ``k`` times the data's reads the same photos prepared at its
+frame from ``--parser-data`` (``prepare-data ccp --size``), as the pipeline gives it the photo at its frame.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ def main() -> None:
     ap.add_argument("--split", default="test")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--flip", action="store_true", help="also score each weights with infer.parsing_flip")
+    ap.add_argument("--source-parser", type=Path, help="score with infer.source_parser set to this folder")
+    ap.add_argument("--parser-data", type=Path, help="the photos at the source parser's frame (when larger)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--picture", type=Path)
     args = ap.parse_args()
@@ -67,9 +71,16 @@ def main() -> None:
 
     runs = [(w, False) for w in weights] + ([(w, True) for w in weights] if args.flip else [])
     for w, flip in runs:
-        pipe = GLocalPipeline.from_pretrained(w, device="cpu", config=InferConfig(workers=0, parsing_flip=flip))
+        cfg = InferConfig(workers=0, parsing_flip=flip, source_parser=str(args.source_parser or ""))
+        pipe = GLocalPipeline.from_pretrained(w, device="cpu", config=cfg)
         if pipe.frame_hw != (ds.height, ds.width):
             raise SystemExit(f"{w}: frame {pipe.frame_hw} but {args.data} is {ds.height}x{ds.width}")
+        big = None
+        if pipe.parser_scale > 1:
+            if args.parser_data is None:
+                raise SystemExit(f"{args.source_parser}: its frame is {pipe.parser_scale}x the data's; give "
+                                 "--parser-data (the same photos prepared at its frame)")
+            big = np.stack([load_image(args.parser_data / "images" / n) for n in names])
         preds = []
         with torch.inference_mode():
             for s in range(0, len(names), 16):
@@ -78,10 +89,11 @@ def main() -> None:
                 xy = torch.from_numpy(np.stack([kp[n].xy for n in chunk])).float()
                 vis = torch.from_numpy(np.stack([kp[n].visible for n in chunk]))
                 pose = pipe.heatmaps(xy, vis)
-                preds.append(pipe.estimate_source_parsing(img, pose).argmax(1).numpy())
+                parser_image = None if big is None else torch.from_numpy(big[s:s + 16]).permute(0, 3, 1, 2)
+                preds.append(pipe.estimate_source_parsing(img, pose, parser_image).argmax(1).numpy())
         pred = np.concatenate(preds).astype(np.int64)
         confusion = np.bincount(truth.astype(np.int64).ravel() * k + pred.ravel(), minlength=k * k).reshape(k, k)
-        label = f"{w} (parsing_flip)" if flip else str(w)
+        label = (f"{w} + {args.source_parser}" if args.source_parser else str(w)) + (" (parsing_flip)" if flip else "")
         report[label] = iou_table(confusion)
         print(label, json.dumps({key: round(v, 4) for key, v in report[label].items()}), flush=True)
         rows.append(colorize(pred[:8].reshape(-1, pred.shape[2]).astype(np.uint8)).reshape(8, *pred.shape[1:], 3))

@@ -14,7 +14,8 @@
 # PARSING_STEPS (1500), INPAINT_STEPS (3000), INPAINT_OUT (weights/inpaint), OMP_NUM_THREADS (1),
 # WHAT (both|parsing|inpaint|parser), PARSER_STEPS (8000), PARSER_WIDTH (32: the semantic U-Net's first width, x4 at
 # most), PARSER_OUT (weights/parser), PARSER_INIT (none: from scratch; a weights folder to fine-tune from, e.g.
-# weights/parser to refine it at a larger frame: DATA=data/ccp-256 prepared with --size 256x176).
+# weights/parser to refine it at a larger frame: DATA=data/ccp-256 prepared with --size 256x176), PARSER_HOLES (0:
+# the fraction of each batch shown with a Telea-filled irregular hole, train.semantic_holes, for inpainting).
 # 4. Parser (WHAT=parser): a wider semantic network trained from scratch on CCP alone -> runs/ccp-parser, exported
 #    to $PARSER_OUT: the source-parsing estimate `infer.source_parser` reads (it predicts parsings only).
 set -euo pipefail
@@ -42,7 +43,7 @@ if [ ! -f "$DATA/manifest.json" ]; then
 fi
 
 nice -n 5 "$PYTHON" - "$DATA" "$RUNS" "$INIT" "$PARSING_STEPS" "$INPAINT_STEPS" "$INPAINT_OUT" "$VAL_EVERY" "$WHAT" \
-  "$PARSER_STEPS" "$PARSER_WIDTH" "$PARSER_OUT" "$PARSER_INIT" "${PARSER_LR:-2e-4}" "${PARSER_RUN:-ccp-parser}" <<'PY'
+  "$PARSER_STEPS" "$PARSER_WIDTH" "$PARSER_OUT" "$PARSER_INIT" "${PARSER_LR:-2e-4}" "${PARSER_RUN:-ccp-parser}" "${PARSER_HOLES:-0}" <<'PY'
 import json
 import os
 import sys
@@ -61,6 +62,7 @@ parsing_steps, inpaint_steps, inpaint_out, val_every, what = (int(sys.argv[4]), 
                                                               int(sys.argv[7]), sys.argv[8])
 parser_steps, parser_width, parser_out = int(sys.argv[9]), int(sys.argv[10]), Path(sys.argv[11])
 parser_init, parser_lr, parser_run = (Path(sys.argv[12]) if sys.argv[12] else None), float(sys.argv[13]), sys.argv[14]
+parser_holes = float(sys.argv[15])
 manifest = json.loads((data / "manifest.json").read_text())
 frame = {"height": manifest["height"], "width": manifest["width"]}  # the data's frame is the model's
 torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
@@ -83,7 +85,8 @@ if what == "parser":
     cfg = cpu_config("synthpeople-anny-128", "CCP source parser (scripts/train_ccp_weights.sh)", runs, parser_run,
                      model={**arch, "semantic_channels": parser_width, "semantic_max_channels": 4 * parser_width},
                      train={**common, "lr": parser_lr, "val_every": 500, "stages": ["semantic"],
-                            "steps_semantic": parser_steps, "semantic_self_fraction": 1.0}, data=frame)
+                            "steps_semantic": parser_steps, "semantic_self_fraction": 1.0,
+                            "semantic_holes": parser_holes}, data=frame)
     res = train(data, cfg, stage="semantic", runs_dir=runs, name=parser_run, resume="auto", device="cpu",
                 weights=parser_init, reschedule=parser_init is not None)
     if res.interrupted:

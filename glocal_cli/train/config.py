@@ -76,6 +76,11 @@ class TrainConfig:
     """Learning rate of fine-tuned earlier-stage networks = lr x finetune_lr_factor."""
     semantic_self_fraction: float = 0.25
     """Semantic stage: fraction of each batch trained with Pt = Ps (so the network also estimates source parsings)."""
+    semantic_holes: float = 0.0
+    """Semantic stage: fraction of each batch whose source photo gets an irregular hole (strokes of 1-60%),
+    Telea-filled, while the target stays the whole parsing: the network learns the layout under a hole, as
+    inpainting asks it (``infer.inpaint_fill: semantic`` estimates the parsing from the photo with its hole
+    filled). 0 = clean photos only."""
     flow_supervision: Literal["auto", "self", "supervised", "both"] = "auto"
     """Flow stage losses: 'auto' = supervised with surface maps (SynthPeople), supervised + self-supervised
     with correspondence/ files of fitted 3D bodies (they cover no hair, loose clothes or background), else
@@ -150,6 +155,8 @@ class TrainConfig:
             raise ValueError(f"val_fraction = {self.val_fraction} must be in [0, 1)")
         if not 0.0 <= self.semantic_self_fraction <= 1.0:
             raise ValueError("semantic_self_fraction must be in [0, 1]")
+        if not 0.0 <= self.semantic_holes <= 1.0:
+            raise ValueError(f"semantic_holes = {self.semantic_holes} must be in [0, 1]")
         if not 0.0 <= self.inpaint_semantic_prob <= 1.0:
             raise ValueError("inpaint_semantic_prob must be in [0, 1]")
         if self.visibility_threshold <= 0:

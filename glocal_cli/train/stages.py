@@ -215,22 +215,32 @@ class SemanticStage(Stage):
         self.modules = {"semantic": self.model.semantic}
         return {"semantic": [{"params": list(self.model.semantic.parameters()), "lr": self.cfg.train.lr}]}
 
-    def _inputs(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``Pt := Ps`` and ``St := Ss`` for the first ``semantic_self_fraction`` of the batch."""
-        pt, st = batch["target_pose"], batch["target_labels"]
+    def dataset_options(self) -> dict[str, Any]:
+        """With ``train.semantic_holes`` the items carry an irregular hole and the photo Telea-filled there."""
+        return {"mask_kind": "irregular", "prefill": True} if self.cfg.train.semantic_holes > 0 else {}
+
+    def _inputs(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``Pt := Ps`` and ``St := Ss`` for the first ``semantic_self_fraction`` of the batch; the source photo,
+        Telea-filled in its hole for the first ``semantic_holes`` of the batch (where the self pairs are too:
+        inpainting asks for ``Pt = Ps`` under a hole)."""
+        pt, st, image = batch["target_pose"], batch["target_labels"], batch["source_image"]
         b = pt.shape[0]
+        index = torch.arange(b, device=pt.device)
         k = min(b, math.ceil(b * self.cfg.train.semantic_self_fraction))
         if k:
-            sel = torch.arange(b, device=pt.device) < k
+            sel = index < k
             pt = torch.where(sel[:, None, None, None], batch["source_pose"], pt)
             st = torch.where(sel[:, None, None], batch["source_labels"], st)
-        return pt, st, batch["source_pose"]
+        holes = min(b, math.ceil(b * self.cfg.train.semantic_holes))
+        if holes and "prefilled" in batch:
+            image = torch.where((index < holes)[:, None, None, None], batch["prefilled"], image)
+        return pt, st, batch["source_pose"], image
 
     def train_step(self, batch: dict[str, torch.Tensor], backward: Backward) -> dict[str, torch.Tensor]:
         lc = self.cfg.loss
-        pt, st, ps = self._inputs(batch)
+        pt, st, ps, image = self._inputs(batch)
         with self.ctx.autocast():
-            logits = self.modules["semantic"](batch["source_image"], ps, pt)
+            logits = self.modules["semantic"](image, ps, pt)
         loss = semantic_loss(logits, st, lc.semantic_loss, lc.focal_eta, lc.focal_form)
         backward(lc.w_semantic * loss)
         return {"semantic": loss.detach(), "total": (lc.w_semantic * loss).detach()}

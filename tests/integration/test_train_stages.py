@@ -253,3 +253,36 @@ def test_learning_curve_and_checkpoint_export(synth_data: Path, tmp_path: Path) 
         export_checkpoint(ckpt, tmp_path / "exported")
     export_checkpoint(ckpt, tmp_path / "exported", overwrite=True, discriminator=True)
     assert (tmp_path / "exported" / "config.json").is_file()
+
+
+def test_semantic_holes_show_the_network_telea_filled_photos(synth_data: Path, tmp_path: Path, monkeypatch) -> None:
+    """``train.semantic_holes``: that fraction of each batch reaches the semantic network as the photo with an
+    irregular hole Telea-filled (what inpainting gives it), the rest as it is; the target stays the whole parsing."""
+    import glocal_cli.data.datasets as datasets
+    from glocal_cli.models.semantic import SemanticPredictor
+
+    filled: list[torch.Tensor] = []
+    seen: list[torch.Tensor] = []
+    prefill = datasets.prefill_tensor
+
+    def record_prefill(image, mask, *args, **kwargs):
+        out = prefill(image, mask, *args, **kwargs)
+        filled.append(out.clone())
+        assert not torch.equal(out, image)  # a hole was filled
+        return out
+
+    forward = SemanticPredictor.forward
+
+    def record_forward(self, image, *args, **kwargs):
+        if self.training:
+            seen.append(image.detach().clone())
+        return forward(self, image, *args, **kwargs)
+
+    monkeypatch.setattr(datasets, "prefill_tensor", record_prefill)
+    monkeypatch.setattr(SemanticPredictor, "forward", record_forward)
+    _run(synth_data, tmp_path, "holes", stage="semantic", steps=2,
+         extra=["train.semantic_holes=0.5", "train.batch_size=4", "data.workers=0"])
+    assert len(seen) == 2 and filled
+    for batch in seen:  # items 0-1 are filled photos, items 2-3 are not
+        assert all(any(torch.equal(batch[i], f) for f in filled) for i in range(2))
+        assert not any(any(torch.equal(batch[i], f) for f in filled) for i in range(2, 4))

@@ -52,6 +52,8 @@ def main() -> None:
     ap.add_argument("--flip", action="store_true", help="also score each weights with infer.parsing_flip")
     ap.add_argument("--source-parser", type=Path, help="score with infer.source_parser set to this folder")
     ap.add_argument("--parser-data", type=Path, help="the photos at the source parser's frame (when larger)")
+    ap.add_argument("--worst", type=int, default=0, help="also list the K photos of lowest person IoU and the "
+                    "person IoU without them")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--picture", type=Path)
     args = ap.parse_args()
@@ -93,6 +95,15 @@ def main() -> None:
                 preds.append(pipe.estimate_source_parsing(img, pose, parser_image).argmax(1).numpy())
         pred = np.concatenate(preds).astype(np.int64)
         confusion = np.bincount(truth.astype(np.int64).ravel() * k + pred.ravel(), minlength=k * k).reshape(k, k)
+        if args.worst:
+            person_t, person_p = truth > 0, pred > 0
+            inter, union = (person_t & person_p).sum((1, 2)), (person_t | person_p).sum((1, 2))
+            per_photo = inter / np.maximum(union, 1)
+            order = np.argsort(per_photo)
+            keep = order[args.worst:]
+            print(f"  median photo {np.median(per_photo):.3f}; worst {args.worst}: "
+                  + ", ".join(f"{names[i]} {per_photo[i]:.3f}" for i in order[:args.worst])
+                  + f"; person IoU without them {inter[keep].sum() / max(union[keep].sum(), 1):.4f}", flush=True)
         label = (f"{w} + {args.source_parser}" if args.source_parser else str(w)) + (" (parsing_flip)" if flip else "")
         report[label] = iou_table(confusion)
         print(label, json.dumps({key: round(v, 4) for key, v in report[label].items()}), flush=True)

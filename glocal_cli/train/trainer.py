@@ -1421,6 +1421,8 @@ def _train(info: DistInfo, data: str | Path, config: str | Path | None, override
     run_dir = Path(broadcast_object(str(run_dir)))
 
     folders = _data_folders(data)
+    if resuming:
+        _check_resumed_data(run_dir, folders)
     datasets = [open_dataset(folder) for folder in folders]
     ds = datasets[0]
     cfg, frame_note = _frame_from_dataset(cfg, ds, source, extra)
@@ -1430,8 +1432,6 @@ def _train(info: DistInfo, data: str | Path, config: str | Path | None, override
         if not counts.get("train"):
             raise DataError(f"{d.root / 'train.lst'}: no training images")
     stages = _stages_to_train(cfg, datasets, stage)
-    if resuming:
-        _check_resumed_data(run_dir, folders)
     _open_run_dir(info, run_dir, cfg, resuming, overwrite)
     logger = RunLogger(run_dir, enabled=info.is_main)
     labels = dataset_labels(folders) if len(datasets) > 1 else [""]

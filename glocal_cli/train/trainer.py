@@ -1459,8 +1459,8 @@ def _train(info: DistInfo, data: str | Path, config: str | Path | None, override
         logger.message(f"run {run_dir} | data {data_note} | {frame_note} | stages {', '.join(stages)} | "
                        f"{info.world_size} process(es), backend {info.backend or 'none'}")
         mix = ", ".join(f"{d['label']} {w:.3g}" for d, w in zip(record["datasets"], record["mix_weights"]))
-        logger.message(f"data mix ({record['mix_weights_from']}): {mix}; validation of each dataset on its own, "
-                       f"best checkpoint by {sources[0].label}'s")
+        logger.message(f"data mix ({record['mix_weights_from']}): {mix}; each dataset is validated on its own, and "
+                       "a stage's best checkpoint follows the first of its datasets with a validation split")
         for src in sources:
             logger.message(f"{src.label}: {src.validation.note}")
     try:

@@ -8,7 +8,11 @@ the code path is the real one. Torch runs single-threaded here (see conftest.py)
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+import textwrap
 from collections import Counter
 from pathlib import Path
 
@@ -25,6 +29,7 @@ from glocal_cli.train.logging import read_validation
 from glocal_cli.train.trainer import train
 from tests.integration.conftest import make_synth
 
+REPO = Path(__file__).resolve().parents[2]
 FAST = ["train.log_every=1", "train.val_every=2", "train.val_pairs=4", "train.image_every=2"]
 
 
@@ -299,3 +304,42 @@ def test_dataset_without_parsing_is_left_out_of_the_semantic_stage(two_sets, tmp
     assert "left out of this stage" not in log
     rows = read_validation(tmp_path / "gen" / "validation.jsonl")
     assert {"synth-bare/l1", "synth-b/l1"} <= set(rows[-1])
+
+
+_DDP_SCRIPT = textwrap.dedent(
+    """
+    import sys, torch
+    torch.set_num_threads(1)
+    from glocal_cli.train.trainer import train
+    a, b, runs, name, batch = sys.argv[1:6]
+    train([a, b], "tiny", ["train.log_every=1", "train.val_every=0", "model.ggr_norm=instance",
+                           "data.flip_prob=0.5", f"train.batch_size={batch}", "train.allow_untrained_semantic=true",
+                           "data.mix_weights=[1, 2]"],
+          stage="generator", runs_dir=runs, name=name, max_steps=2, device="cpu")
+    """
+)
+
+
+def test_mixed_ddp_two_gloo_processes_match_one(two_sets, tmp_path: Path) -> None:
+    """torchrun, 2 CPU processes (gloo) x batch 1 == 1 process x batch 2 on a weighted mix: each rank draws its
+    own share of the mixed positions (the tolerances of test_train_stages' DDP test)."""
+    from tests.integration.test_train_stages import _zero_gradient_params
+
+    a, b = two_sets
+    script = tmp_path / "ddp_mix.py"
+    script.write_text(_DDP_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    single = [sys.executable, str(script), str(a), str(b), str(tmp_path), "single", "2"]
+    subprocess.run(single, check=True, env=env, capture_output=True, timeout=300)
+    ddp = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           str(script), str(a), str(b), str(tmp_path), "ddp", "1"]
+    proc = subprocess.run(ddp, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = tmp_path / "single" / "checkpoints" / "generator" / "last.pt"
+    x, y = _params(ckpt), _params(tmp_path / "ddp" / "checkpoints" / "generator" / "last.pt")
+    degenerate = _zero_gradient_params(ckpt)
+    diff = {k: (x[k].float() - y[k].float()).abs().max().item() for k in x if x[k].is_floating_point()}
+    assert max(v for k, v in diff.items() if k not in degenerate) < 1e-5
+    assert max(diff.values()) <= 2 * 1e-4 * 2 + 1e-6
+    state = load_checkpoint(tmp_path / "ddp" / "checkpoints" / "generator" / "last.pt")
+    assert state["world_size"] == 2 and state["global_batch"] == 2

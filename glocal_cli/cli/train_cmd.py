@@ -1,6 +1,7 @@
 """``glocal train``: staged training on one CPU or many GPUs (torchrun), resumable and observable.
 
-Parses options, calls :func:`glocal_cli.train.trainer.train` once, renders a summary table.
+Parses options, calls :func:`glocal_cli.train.trainer.train` once, renders a summary table. ``--data`` may be
+repeated: the run then trains on every folder at once (mixed batches, ``data.mix_weights``).
 Multi-GPU: ``torchrun --nproc_per_node=8 -m glocal_cli train ...`` (see docs/training.md).
 """
 
@@ -16,7 +17,6 @@ from rich.table import Table
 from glocal_cli.cli.common import (
     BatchOpt,
     ConfigOpt,
-    DataOpt,
     DeviceOpt,
     OverwriteOpt,
     SetOpt,
@@ -25,6 +25,11 @@ from glocal_cli.cli.common import (
 )
 from glocal_cli.console import console, is_quiet
 
+DataListOpt = Annotated[
+    list[Path],
+    typer.Option("--data", help="A prepared dataset folder (the layout prepare-data writes); repeat it to train on "
+                 "several at once, mixed in every batch by data.mix_weights (default: by their training pairs)."),
+]
 StageOpt = Annotated[
     str,
     typer.Option("--stage", help="semantic, flow, generator, inpaint, or all (train.stages in order)."),
@@ -33,7 +38,7 @@ StageOpt = Annotated[
 
 @handle_errors
 def train_command(
-    data: DataOpt,
+    data: DataListOpt,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     stage: StageOpt = "all",
@@ -64,7 +69,7 @@ def train_command(
                      "the one this call asks for (e.g. another --max-steps); by default the saved one is kept."),
     ] = False,
 ) -> None:
-    """Train GLocal on a prepared dataset: semantic -> flow -> generator -> inpaint.
+    """Train GLocal on a prepared dataset (or several: repeat --data): semantic -> flow -> generator -> inpaint.
 
     Checkpoints, logs, TensorBoard events and the exported weights go to [bold]<out>/<name>/[/bold].
     Under [bold]torchrun[/bold] every process runs this command; rank 0 alone logs and saves.
@@ -72,7 +77,7 @@ def train_command(
     from glocal_cli.train.trainer import train
 
     result = train(
-        data,
+        data[0] if len(data) == 1 else data,
         config=config,
         overrides=set_ or (),
         stage=stage,
@@ -96,14 +101,14 @@ def train_command(
             table.add_column(col)
         for r in result.stages:
             metrics = " ".join(f"{k.split('/', 1)[-1]} {v:.4g}" for k, v in r.metrics.items()
-                               if not k.startswith("val/baseline"))
+                               if not k.rsplit("/", 1)[-1].startswith("baseline"))
             status = "skipped (complete)" if r.skipped else ("interrupted" if r.interrupted else "")
             table.add_row(r.stage, f"{r.step}/{r.total_steps} {status}".strip(), f"{r.images_per_second:.1f}",
                           "" if r.best_score is None else f"{r.best_score:.4g}", metrics)
         console.print(table)
     if result.interrupted:
         console.print(f"[yellow]interrupted[/yellow]: state saved; continue with "
-                      f"[bold]glocal train --data {data} --name {result.run_dir.name} --out {out} --resume auto[/bold]")
+                      f"[bold]glocal train {' '.join(f'--data {d}' for d in data)} --name {result.run_dir.name} --out {out} --resume auto[/bold]")
         raise typer.Exit(130)
     if not is_quiet():
         for label, folder in (("weights", result.weights_dir), ("inpaint weights", result.inpaint_weights_dir)):

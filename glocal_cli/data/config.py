@@ -26,6 +26,11 @@ class DataConfig:
     """Pin host memory for faster host-to-GPU copies (ignored on CPU)."""
     resample: Literal["bicubic", "bilinear", "area", "lanczos"] = "bicubic"
     """Resampling filter used when an image is resized to the model frame."""
+    mix_weights: tuple[float, ...] = ()
+    """Training on several datasets (``glocal train --data A --data B``): the probability of drawing a training
+    item from each, in ``--data`` order (normalised to sum 1; one weight per dataset, each > 0). Empty: each
+    dataset's share of the training pairs. A stage that leaves a dataset out (it lacks what the stage needs)
+    renormalises the others' weights."""
 
     def __post_init__(self) -> None:
         if self.height <= 0 or self.width <= 0:
@@ -36,6 +41,8 @@ class DataConfig:
             raise ValueError("pose_sigma must be positive")
         if not 0.0 <= self.flip_prob <= 1.0:
             raise ValueError("flip_prob must be in [0, 1]")
+        if any(not w > 0 for w in self.mix_weights):
+            raise ValueError(f"mix_weights = {list(self.mix_weights)}: every weight must be > 0")
 
     @property
     def size(self) -> tuple[int, int]:

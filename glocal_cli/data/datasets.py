@@ -94,6 +94,8 @@ class PairDataset(Dataset):
       correspondence files also ``flow_body``: ``float32 (1, H, W)`` 1 where the file labels the pixel
       (visible or invisible: the visibility target is known there); all three are 0 for a pair
       without a file. Surface maps (SynthPeople) win over correspondence files when a folder has both;
+      with ``flow_body`` surface maps give ``flow_body`` too (the target's body pixels), so that their
+      items have the keys of correspondence-file items (a batch mixing both kinds);
     * ``mask``: ``float32 (1, H, W)``, 1 = hole (only with ``mask_kind``);
     * ``prefilled``: ``float32 (3, H, W)``, the source image with the hole filled classically (only with
       ``mask_kind`` and ``prefill``; :func:`glocal_cli.data.prefill.prefill_tensor`);
@@ -101,7 +103,9 @@ class PairDataset(Dataset):
 
     ``key`` may be an int or ``(index, sample_seed)`` (what :class:`PairSampler` yields). ``pairs``
     replaces the split's ``pairs-<split>.csv`` (e.g. a validation split held in memory); pairs that touch
-    a name of ``exclude`` are left out (the training pairs of the validation people).
+    a name of ``exclude`` are left out (the training pairs of the validation people). ``parsing=False``
+    leaves the parsing maps out even when the folder has them (the items then have the keys of a
+    dataset without parsing, for a batch that mixes both: :mod:`glocal_cli.data.mix`).
     """
 
     def __init__(
@@ -117,15 +121,18 @@ class PairDataset(Dataset):
         seed: int = 0,
         pairs: Sequence[tuple[str, str]] | None = None,
         exclude: Iterable[str] = (),
+        parsing: bool = True,
+        flow_body: bool = False,
     ) -> None:
         self.dataset = dataset if isinstance(dataset, PreparedDataset) else PreparedDataset(dataset)
         ds = self.dataset
         self.split = split
         self.height, self.width = ds.height, ds.width
         self.flip_prob = float(flip_prob)
-        self.has_parsing = ds.has_parsing
+        self.has_parsing = ds.has_parsing and bool(parsing)
         self.with_flow = bool(with_flow and (ds.has_surface or ds.has_correspondence))
         self.flow_from = "surface" if ds.has_surface else "correspondence"
+        self.flow_body = bool(flow_body)
         if mask_kind is not None and mask_kind not in _MASK_KINDS:
             raise ValueError(f"mask_kind {mask_kind!r} must be one of {_MASK_KINDS}")
         self.mask_kind = mask_kind
@@ -175,15 +182,17 @@ class PairDataset(Dataset):
                             f"{self.height}x{self.width}")
         return labels
 
-    def _flow(self, target: str, source: str) -> tuple[np.ndarray, np.ndarray]:
-        """GT flow target -> source ``(2, H, W)`` in normalised offsets and validity ``(1, H, W)``."""
+    def _flow(self, target: str, source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """GT flow target -> source ``(2, H, W)`` in normalised offsets, validity ``(1, H, W)`` and the target's
+        body pixels ``(1, H, W)`` (where the surface map labels a body part)."""
         try:
             surf_t = load_surface(self.dataset.surface_path(target))
             surf_s = load_surface(self.dataset.surface_path(source))
         except InputError as exc:
             raise DataError(str(exc)) from None
         corr = pair_correspondence(surf_t, surf_s)
-        return _pixel_flow_to_normalised(corr.flow, corr.visible, self.height, self.width)
+        flow, valid = _pixel_flow_to_normalised(corr.flow, corr.visible, self.height, self.width)
+        return flow, valid, (surf_t.part > 0).astype(np.float32)[None]
 
     def _pair_file(self, target: str, source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """GT flow ``(2, H, W)`` (normalised), visible ``(1, H, W)`` and labelled ``(1, H, W)`` from the pair's
@@ -231,7 +240,9 @@ class PairDataset(Dataset):
         if self.with_flow:
             maps: dict[str, np.ndarray] = {}
             if self.flow_from == "surface":
-                maps["flow"], maps["flow_valid"] = self._flow(pair.target, pair.source)
+                maps["flow"], maps["flow_valid"], body = self._flow(pair.target, pair.source)
+                if self.flow_body:
+                    maps["flow_body"] = body
             else:
                 maps["flow"], maps["flow_valid"], maps["flow_body"] = self._pair_file(pair.target, pair.source)
             if flip:  # mirror the maps; a mirrored offset points the other way along x

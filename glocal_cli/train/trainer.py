@@ -4,6 +4,7 @@
 ``<runs_dir>/<name>/``::
 
     config.yaml                    the resolved config
+    data.json                      the dataset folder(s) trained on and the resolved mix weights
     train.log                      plain-text log (every log line, validation, checkpoint, warning)
     tensorboard/                   scalars <stage>/train/*, <stage>/val/* and <stage>/images
     checkpoints/<stage>/           step-*.pt (last K), best.pt, last.pt (full state, weights_only-loadable)
@@ -23,6 +24,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import os
 import signal
 import threading
 import time
@@ -36,8 +38,10 @@ import torch
 from torch import nn
 
 from glocal_cli.config import GLocalConfig, resolve_config, save_config, to_dict
+from glocal_cli.data import atomic_write_text
 from glocal_cli.data.datasets import PairDataset, PairSampler, batch_to_device, make_loader, open_dataset
 from glocal_cli.data.layout import list_file, pairs_file, read_list, read_pairs_csv
+from glocal_cli.data.mix import MixedPairDataset, MixedSampler, dataset_labels, mix_probabilities
 from glocal_cli.errors import (
     ConfigError,
     DataError,
@@ -255,7 +259,14 @@ class _Trainer:
     def __init__(self, cfg: GLocalConfig, info: DistInfo, dataset: Any, run_dir: Path, logger: RunLogger,
                  max_steps: int | None, resume: bool, stop: _StopFlag, reschedule: bool = False,
                  validation: _Validation | None = None) -> None:
-        self.cfg, self.info, self.ds, self.run_dir, self.log = cfg, info, dataset, run_dir, logger
+        """``dataset``: a prepared dataset (with its ``validation`` split), or the list of :class:`_Source` of a
+        run on several datasets."""
+        self.cfg, self.info, self.run_dir, self.log = cfg, info, run_dir, logger
+        none = _Validation([], frozenset(), "validation: none")
+        if isinstance(dataset, (list, tuple)):
+            self.sources: list[_Source] = list(dataset)
+        else:
+            self.sources = [] if dataset is None else [_Source(dataset, "", validation or none)]
         self.max_steps, self.resume, self.stop = max_steps, resume, stop
         self.reschedule = reschedule
         self.trained: dict[str, str] = {}
@@ -274,7 +285,6 @@ class _Trainer:
         if cfg.train.channels_last and self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
             self.D = self.D.to(memory_format=torch.channels_last)
-        self.validation = validation or _Validation([], frozenset(), "validation: none")
         self.vgg_cache: dict[str, Any] = {}
         self.reported: set[str] = set()
         self._inception: nn.Module | None = None
@@ -314,20 +324,104 @@ class _Trainer:
 
     # -- data
 
-    def _loaders(self, stage: Stage) -> tuple[PairDataset, PairSampler, Any, Any]:
+    @property
+    def mixed(self) -> bool:
+        """Whether the run trains on several datasets."""
+        return len(self.sources) > 1
+
+    def _context(self, used: Sequence[_Source]) -> StageContext:
+        """What a stage knows of its data. Several datasets: what every one of them has (the items of a mixed
+        batch carry the same keys), with ground-truth flow of either kind read as correspondence files (the
+        surface maps then also give ``flow_body``)."""
+        if len(used) == 1:
+            ds = used[0].ds
+            parsing, surface, corr = ds.has_parsing, ds.has_surface, ds.has_correspondence
+        else:
+            parsing = all(s.ds.has_parsing for s in used)
+            surface = parsing and all(s.ds.has_surface for s in used)  # the static-backdrop term reads the labels
+            corr = all(s.ds.has_surface or s.ds.has_correspondence for s in used)
+        return StageContext(self.cfg, unwrap(self.model), unwrap(self.D), self.info, parsing, surface, self.autocast,
+                            self.vgg_cache, semantic_origin=self.trained.get("semantic"),
+                            dataset_root=str(used[0].ds.root), has_correspondence=corr)
+
+    def _stage_sources(self, name: str) -> list[_Source]:
+        """The datasets that stage ``name`` trains on: all of them, except (on several datasets) one that cannot
+        serve the stage (its own check fails), which is left out with a warning; when none can, the first
+        dataset's error is raised (the stage's usual error)."""
+        if not self.mixed:
+            return list(self.sources)
+        used: list[_Source] = []
+        refused: list[tuple[_Source, DataError]] = []
+        for src in self.sources:
+            try:
+                make_stage(name, self._context([src])).check_data()
+            except DataError as exc:
+                refused.append((src, exc))
+            else:
+                used.append(src)
+        if not used:
+            raise refused[0][1]
+        for src, exc in refused:
+            self.log.warn(f"{name}: {src.ds.root} left out of this stage: {exc}")
+        return used
+
+    def _note_common_keys(self, stage: Stage, used: Sequence[_Source]) -> None:
+        """Warn when a mixed stage does without something that only some of its datasets have."""
+        if len(used) < 2:
+            return
+        parsed = [s.label for s in used if s.ds.has_parsing]
+        if parsed and len(parsed) < len(used):
+            rest = [s.label for s in used if not s.ds.has_parsing]
+            self.log.warn(f"{stage.name}: the parsing maps of {', '.join(parsed)} are not used in this stage: "
+                          f"{', '.join(rest)} has none, and the items of a mixed batch carry the same keys (the stage "
+                          "trains as on data without parsing)")
+        if not stage.dataset_options().get("with_flow"):
+            gt = [s.label for s in used if make_stage(stage.name, self._context([s])).dataset_options().get("with_flow")]
+            if gt:
+                rest = [s.label for s in used if s.label not in gt]
+                self.log.warn(f"{stage.name}: the ground-truth flow of {', '.join(gt)} is not used in this stage: "
+                              f"{', '.join(rest)} has none (train.flow_supervision=supervised trains the flow stage "
+                              "on the datasets with ground truth only)")
+
+    def _mix_weights(self, used: Sequence[_Source], sizes: Sequence[int]) -> tuple[float, ...]:
+        """The probabilities of drawing from each dataset of a stage (``data.mix_weights`` of the datasets it
+        uses, renormalised; none given: the shares of the training pairs)."""
+        given = self.cfg.data.mix_weights
+        return mix_probabilities([given[s.index] for s in used] if given else [], sizes)
+
+    def _loaders(self, stage: Stage, used: Sequence[_Source]) -> tuple[Any, Any, Any, list[tuple[str, Any]]]:
+        """The training dataset, its sampler and loader, and a ``(label, loader)`` per validation split (rank 0;
+        the label prefixes the metric names, '' on one dataset)."""
         t, d = self.cfg.train, self.cfg.data
         opts = stage.dataset_options()
-        train_ds = PairDataset(self.ds, "train", flip_prob=d.flip_prob, seed=t.seed,
-                               exclude=self.validation.names, **opts)
-        sampler = PairSampler(len(train_ds), t.batch_size, self.info.world_size, self.info.rank, True, t.seed)
         pin = d.pin_memory and self.device.type == "cuda"
+        train_ds: Any
+        sampler: Any
+        if not self.mixed:
+            src = used[0]
+            train_ds = PairDataset(src.ds, "train", flip_prob=d.flip_prob, seed=t.seed,
+                                   exclude=src.validation.names, **opts)
+            sampler = PairSampler(len(train_ds), t.batch_size, self.info.world_size, self.info.rank, True, t.seed)
+        else:
+            opts = {**opts, "parsing": stage.ctx.has_parsing, "flow_body": not stage.ctx.has_surface}
+            parts = [PairDataset(s.ds, "train", flip_prob=d.flip_prob, seed=t.seed, exclude=s.validation.names,
+                                 **opts) for s in used]
+            train_ds = MixedPairDataset(parts)
+            weights = self._mix_weights(used, train_ds.sizes)
+            sampler = MixedSampler(train_ds.sizes, weights, t.batch_size, self.info.world_size, self.info.rank,
+                                   t.seed)
+            mix = ", ".join(f"{s.label} {w:.3g} ({n} pairs)" for s, w, n in zip(used, weights, train_ds.sizes))
+            self.log.message(f"{stage.name}: data mix {mix}")
         loader = make_loader(train_ds, sampler, t.batch_size, d.workers, pin)
-        val_loader = None
-        if self.validation.pairs and t.val_pairs > 0 and self.info.is_main:
-            val_ds = PairDataset(self.ds, "val", flip_prob=0.0, limit=t.val_pairs, seed=t.seed + 1,
-                                 pairs=self.validation.pairs, **opts)
-            val_loader = make_loader(val_ds, None, min(t.batch_size, len(val_ds)), 0, pin, drop_last=False)
-        return train_ds, sampler, loader, val_loader
+        val_loaders: list[tuple[str, Any]] = []
+        if t.val_pairs > 0 and self.info.is_main:
+            for src in used:
+                if src.validation.pairs:
+                    val_ds = PairDataset(src.ds, "val", flip_prob=0.0, limit=t.val_pairs, seed=t.seed + 1,
+                                         pairs=src.validation.pairs, **opts)
+                    val_loaders.append((src.label, make_loader(val_ds, None, min(t.batch_size, len(val_ds)), 0, pin,
+                                                               drop_last=False)))
+        return train_ds, sampler, loader, val_loaders
 
     def _to_device(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         d = self.cfg.data
@@ -460,14 +554,14 @@ class _Trainer:
         state, skipped = ckpt.resume_state(name, total)
         if skipped is not None:
             return skipped
-        run, val_loader = self._prepare(name, total, ckpt, state)
+        run, val_loaders = self._prepare(name, total, ckpt, state)
         if run.step >= total:
             return run.result
         self.trained[_TRAINS[name]] = f"the {name} stage of run {self.run_dir.name}"
-        self._loop(run, self._hooks(ckpt, val_loader))
+        self._loop(run, self._hooks(ckpt, val_loaders))
         return self._finish(run)
 
-    def _hooks(self, ckpt: _CheckpointHook, val_loader: Any) -> list[_Hook]:
+    def _hooks(self, ckpt: _CheckpointHook, val_loaders: Sequence[tuple[str, Any]]) -> list[_Hook]:
         """The hooks of a stage, in the order they run at every point of the loop (see :class:`_Hook`): the
         learning rate follows the step before anything reads it; the log line (and its non-finite check)
         comes before the stop decision, the validation and the checkpoint of the same step."""
@@ -475,14 +569,15 @@ class _Trainer:
             _ScheduleHook(),
             _LogHook(self),
             _StopHook(self),
-            _ValidationHook(self, val_loader, ckpt.save_best),
+            _ValidationHook(self, val_loaders, ckpt.save_best),
             ckpt,
         ]
 
     def _prepare(self, name: str, total: int, ckpt: _CheckpointHook,
-                 state: dict[str, Any] | None) -> tuple[_StageRun, Any]:
+                 state: dict[str, Any] | None) -> tuple[_StageRun, list[tuple[str, Any]]]:
         """The stage, its optimisers and schedulers, resumed from ``state`` (a checkpoint) or started fresh,
-        and its data; returns the stage's run state and the validation loader (None: no validation)."""
+        and its data; returns the stage's run state and the ``(label, loader)`` of each validation split (none:
+        no validation)."""
         t = self.cfg.train
         if state is None:
             torch.manual_seed(t.seed + STAGES.index(name))
@@ -491,10 +586,8 @@ class _Trainer:
                 self.log.message(f"{name}: starting from the weights of stage {origin}")
             elif name in ("generator", "inpaint") and STAGES.index(name) > 0:
                 self.log.message(f"{name}: no earlier stage in this run; starting from the current weights")
-        ctx = StageContext(self.cfg, unwrap(self.model), unwrap(self.D), self.info, self.ds.has_parsing,
-                           self.ds.has_surface, self.autocast, self.vgg_cache,
-                           semantic_origin=self.trained.get("semantic"), dataset_root=str(self.ds.root),
-                           has_correspondence=self.ds.has_correspondence)
+        used = self._stage_sources(name)
+        ctx = self._context(used)
         stage = make_stage(name, ctx)
         stage.check_data()
         groups = stage.param_groups()
@@ -513,15 +606,16 @@ class _Trainer:
         if state is not None:
             ckpt.restore(run, state)
         stage.wrap()
-        train_ds, sampler, loader, val_loader = self._loaders(stage)
-        if val_loader is None and self.info.is_main and t.val_pairs > 0 and not self.validation.pairs:
+        self._note_common_keys(stage, used)
+        train_ds, sampler, loader, val_loaders = self._loaders(stage, used)
+        if not val_loaders and self.info.is_main and t.val_pairs > 0 and not any(s.validation.pairs for s in used):
             self.log.warn("no validation split (see the 'validation:' line above): the last checkpoint is used "
                           "as the best")
         run.train_pairs = len(train_ds)
         run.stream = _batches(run, sampler, loader)
         run.window = _LossWindow(run.step)
         run.result = StageResult(name, run.step, run.step, total, best_score=run.best)
-        return run, val_loader
+        return run, val_loaders
 
     def _loop(self, run: _StageRun, hooks: Sequence[_Hook]) -> None:
         """The step loop: the next batches, forward and losses (in the stage, under autocast), backward
@@ -642,7 +736,7 @@ class _StageRun:
     result: StageResult = field(init=False)
 
 
-def _batches(run: _StageRun, sampler: PairSampler, loader: Any) -> Iterator[dict[str, Any]]:
+def _batches(run: _StageRun, sampler: PairSampler | MixedSampler, loader: Any) -> Iterator[dict[str, Any]]:
     """The endless stream of training batches from ``run.epoch``/``run.position`` on, kept up to date there
     (the resume point a checkpoint saves)."""
     while True:
@@ -788,13 +882,22 @@ class _StopHook(_Hook):
             run.stop_now = bool(flag.item() > 0)
 
 
+def _metric_name(label: str, name: str) -> str:
+    """``label/name`` (the metric ``name`` of the dataset ``label`` in a run on several datasets), or ``name``."""
+    return f"{label}/{name}" if label else name
+
+
 class _ValidationHook(_Hook):
     """Validation at step 0 of a fresh stage, every ``train.val_every`` steps and at the end (train.log,
     TensorBoard, ``<run>/validation.jsonl``; a better score saves best.pt), and the image grid of the first
-    validation batch every ``train.image_every`` steps. Rank 0 only (the other ranks have no loader)."""
+    validation batch every ``train.image_every`` steps. Rank 0 only (the other ranks have no loader).
 
-    def __init__(self, trainer: _Trainer, loader: Any, save_best: Callable[[_StageRun], Any]) -> None:
-        self.tr, self.loader, self.save_best = trainer, loader, save_best
+    On several datasets each validation split is scored on its own, its metric names prefixed by the
+    dataset's label (``synth-64/l1``), and the score that selects ``best.pt`` is the first one's."""
+
+    def __init__(self, trainer: _Trainer, loaders: Sequence[tuple[str, Any]],
+                 save_best: Callable[[_StageRun], Any]) -> None:
+        self.tr, self.loaders, self.save_best = trainer, list(loaders), save_best
         self.vis_batch: dict[str, Any] | None = None
         self.baseline_done = False
         """The copy-the-source baseline is computed once per call (at the first validation)."""
@@ -806,12 +909,19 @@ class _ValidationHook(_Hook):
         log.scalars(step, metrics, f"{run.name}/val")
         log.validation(run.name, step, metrics)
 
+    def _validate(self, run: _StageRun, with_baseline: bool) -> dict[str, float]:
+        metrics: dict[str, float] = {}
+        for label, loader in self.loaders:
+            for key, value in self.tr.validate(run.stage, loader, with_baseline=with_baseline).items():
+                metrics[_metric_name(label, key)] = value
+        return metrics
+
     def before_stage(self, run: _StageRun) -> None:
-        if self.loader is None:
+        if not self.loaders:
             return
-        self.vis_batch = next(iter(self.loader))
+        self.vis_batch = next(iter(self.loaders[0][1]))
         if run.step == 0 and self.tr.cfg.train.val_every:
-            metrics = self.tr.validate(run.stage, self.loader, with_baseline=True)
+            metrics = self._validate(run, with_baseline=True)
             self.baseline_done = True
             run.result.initial_metrics = {f"val/{k}": v for k, v in metrics.items()}
             self._report(run, 0, metrics)
@@ -825,12 +935,12 @@ class _ValidationHook(_Hook):
                 grid = visual_grid(run.stage.visuals(tr._to_device(self.vis_batch)))
             run.stage.train_mode()
             tr.log.image(step, f"{run.name}/images", grid)
-        if self.loader is None or not ((t.val_every and step % t.val_every == 0) or step == run.total):
+        if not self.loaders or not ((t.val_every and step % t.val_every == 0) or step == run.total):
             return
-        metrics = tr.validate(run.stage, self.loader, with_baseline=not self.baseline_done)
+        metrics = self._validate(run, with_baseline=not self.baseline_done)
         self.baseline_done = True
         run.result.metrics.update({f"val/{k}": v for k, v in metrics.items()})
-        score = metrics.get(run.stage.score_name)
+        score = metrics.get(_metric_name(self.loaders[0][0], run.stage.score_name))
         self._report(run, step, metrics)
         if score is not None and math.isfinite(score) and (run.best is None or score < run.best):
             run.best = score
@@ -947,7 +1057,7 @@ class _CheckpointHook(_Hook):
 
 
 def train(
-    data: str | Path,
+    data: str | Path | Sequence[str | Path],
     config: str | Path | None = None,
     overrides: Sequence[str] = (),
     stage: str = "all",
@@ -963,10 +1073,12 @@ def train(
     weights: str | Path | None = None,
     reschedule: bool = False,
 ) -> TrainResult:
-    """Train GLocal on a prepared dataset; returns what was done and where.
+    """Train GLocal on a prepared dataset (or several at once); returns what was done and where.
 
     Args:
-        data: a prepared dataset folder (``glocal prepare-data``).
+        data: a prepared dataset folder (``glocal prepare-data``), or a sequence of them: every batch then
+            mixes items drawn from the datasets with ``data.mix_weights`` (see docs/training.md, "Training on
+            several datasets"); they must share the frame.
         config: a preset name or YAML file; ``overrides``: ``--set a.b=c`` items.
         stage: ``semantic``, ``flow``, ``generator``, ``inpaint`` or ``all`` (``train.stages`` in order).
         runs_dir, name: the run folder is ``runs_dir/name`` (name default: ``train.run_name`` or
@@ -1120,16 +1232,112 @@ def _resumed_run_dir(runs_dir: Path, name: str | None, resume: str | Path | None
     raise ConfigError(f"--resume {resume}: expected 'auto', a run folder or a checkpoint file")
 
 
-def _stages_to_train(cfg: GLocalConfig, ds: Any, stage: str) -> list[str]:
-    """``stage``, or for ``all`` the configured stages this dataset and model can train."""
+def _stages_to_train(cfg: GLocalConfig, datasets: Sequence[Any], stage: str) -> list[str]:
+    """``stage``, or for ``all`` the configured stages these datasets and model can train (the semantic stage
+    needs a dataset with parsing maps)."""
     stages = list(cfg.train.stages) if stage == "all" else [stage]
-    if stage == "all" and "semantic" in stages and not ds.has_parsing:
+    if stage == "all" and "semantic" in stages and not any(ds.has_parsing for ds in datasets):
         stages.remove("semantic")
     if stage == "all" and "flow" in stages and cfg.model.flow == "none":
         stages.remove("flow")
     if not stages:
         raise ConfigError("train.stages leaves nothing to train on this dataset")
     return stages
+
+
+@dataclass
+class _Source:
+    """One ``--data`` folder of a run."""
+
+    ds: Any
+    """The :class:`~glocal_cli.data.layout.PreparedDataset`."""
+    label: str
+    """Its name in metric names and log lines: the folder's name (made unique), '' on a run with one dataset."""
+    validation: _Validation
+    """Its validation split."""
+    index: int = 0
+    """Its place in ``--data`` order (its entry of ``data.mix_weights``)."""
+
+    @property
+    def train_pairs(self) -> int:
+        """Training pairs (those touching a validation image left out)."""
+        names = self.validation.names
+        return sum(1 for a, b in self.ds.pairs("train") if a not in names and b not in names)
+
+
+DATA_RECORD = "data.json"
+"""The run's record of its dataset folders and mix weights (``<run>/data.json``)."""
+
+
+def _data_folders(data: str | Path | Sequence[str | Path]) -> list[Path]:
+    """The ``--data`` folders, in order: one folder or a sequence of them, each at most once."""
+    items = [data] if isinstance(data, (str, os.PathLike)) else list(data)
+    if not items:
+        raise ConfigError("--data: no dataset folder given")
+    seen: dict[Path, str] = {}
+    for item in items:
+        key = Path(item).resolve()
+        if key in seen:
+            raise ConfigError(f"--data {item}: the same dataset folder is given twice (as {seen[key]}); weight a "
+                              "dataset with data.mix_weights instead")
+        seen[key] = str(item)
+    return [Path(item) for item in items]
+
+
+def _check_mix(cfg: GLocalConfig, datasets: Sequence[Any]) -> None:
+    """Several datasets share the first one's frame; ``data.mix_weights`` has one weight per dataset."""
+    first = datasets[0]
+    for ds in datasets[1:]:
+        if (ds.height, ds.width) != (first.height, first.width):
+            raise DataError(f"{ds.root / 'manifest.json'}: the frame is {ds.height}x{ds.width} but the first dataset's "
+                            f"({first.root}) is {first.height}x{first.width}; every --data folder must have the same "
+                            "frame (prepare it at that size)")
+    weights = cfg.data.mix_weights
+    if weights and len(weights) != len(datasets):
+        raise ConfigError(f"data.mix_weights = {list(weights)}: {len(weights)} weight(s) for {len(datasets)} "
+                          f"dataset(s) ({', '.join(str(ds.root) for ds in datasets)}); give one per --data folder, "
+                          "in order, or none")
+
+
+def _data_record(cfg: GLocalConfig, sources: Sequence[_Source]) -> dict[str, Any]:
+    """What ``<run>/data.json`` holds: each dataset folder and the mix weights resolved over all of them."""
+    sizes = [s.train_pairs for s in sources]
+    weights = mix_probabilities(cfg.data.mix_weights, sizes) if all(sizes) else ()
+    return {
+        "datasets": [{"path": str(s.ds.root.resolve()), "label": s.label or s.ds.root.name, "kind": s.ds.kind,
+                      "frame": [s.ds.height, s.ds.width], "has_parsing": s.ds.has_parsing,
+                      "has_surface": s.ds.has_surface, "has_correspondence": s.ds.has_correspondence,
+                      "train_pairs": n} for s, n in zip(sources, sizes)],
+        "mix_weights": [round(w, 6) for w in weights],
+        "mix_weights_from": "data.mix_weights" if cfg.data.mix_weights else "training pairs",
+    }
+
+
+def _read_data_record(run_dir: Path) -> dict[str, Any] | None:
+    """``<run>/data.json`` (None: a run from before the record existed)."""
+    path = run_dir / DATA_RECORD
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TrainingError(f"{path}: cannot read the run's data record ({type(exc).__name__})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("datasets"), list):
+        raise TrainingError(f"{path}: not a data record (no 'datasets' list)")
+    return record
+
+
+def _check_resumed_data(run_dir: Path, folders: Sequence[Path]) -> None:
+    """A resumed run goes on with the dataset folders it was started with, in the same order."""
+    record = _read_data_record(run_dir)
+    if record is None:
+        return
+    before = [str(d.get("path")) for d in record["datasets"] if isinstance(d, dict)]
+    now = [str(f.resolve()) for f in folders]
+    if before != now:
+        raise ConfigError(f"--resume {run_dir}: the run trains on {', '.join(before)} ({run_dir / DATA_RECORD}) but "
+                          f"this call gives --data {', '.join(now)}; resume with the same --data folders in the same "
+                          "order, or start a new run (--name)")
 
 
 def _open_run_dir(info: DistInfo, run_dir: Path, cfg: GLocalConfig, resuming: bool, overwrite: bool) -> None:
@@ -1212,28 +1420,56 @@ def _train(info: DistInfo, data: str | Path, config: str | Path | None, override
         run_dir = runs_dir / _resolve_run_name(cfg, config, name)
     run_dir = Path(broadcast_object(str(run_dir)))
 
-    ds = open_dataset(data)
+    folders = _data_folders(data)
+    if resuming:
+        _check_resumed_data(run_dir, folders)
+    datasets = [open_dataset(folder) for folder in folders]
+    ds = datasets[0]
     cfg, frame_note = _frame_from_dataset(cfg, ds, source, extra)
-    counts = ds.check(("train", "val", "test"))
-    if not counts.get("train"):
-        raise DataError(f"{ds.root / 'train.lst'}: no training images")
-    stages = _stages_to_train(cfg, ds, stage)
+    _check_mix(cfg, datasets)
+    all_counts = [d.check(("train", "val", "test")) for d in datasets]
+    for d, counts in zip(datasets, all_counts):
+        if not counts.get("train"):
+            raise DataError(f"{d.root / 'train.lst'}: no training images")
+    stages = _stages_to_train(cfg, datasets, stage)
     _open_run_dir(info, run_dir, cfg, resuming, overwrite)
     logger = RunLogger(run_dir, enabled=info.is_main)
+    labels = dataset_labels(folders) if len(datasets) > 1 else [""]
     try:
-        validation = _validation_split(ds, cfg.train.val_fraction, run_dir, info.is_main)
+        sources = [_Source(d, label, _validation_split(d, cfg.train.val_fraction,
+                                                       run_dir / "validation" / label if label else run_dir,
+                                                       info.is_main), i)
+                   for i, (d, label) in enumerate(zip(datasets, labels))]
+        record = _data_record(cfg, sources)
+        if info.is_main:
+            previous = _read_data_record(run_dir) if resuming else None
+            if previous is not None and previous.get("mix_weights") != record["mix_weights"]:
+                logger.warn(f"the mix weights changed ({previous.get('mix_weights')} -> {record['mix_weights']}); the "
+                            "data order after the resume differs from an uninterrupted run")
+            atomic_write_text(run_dir / DATA_RECORD, json.dumps(record, indent=2) + "\n")
     except BaseException:
         logger.close()
         raise
-    logger.message(f"run {run_dir} | data {ds.root} ({ds.kind}, {counts}) | {frame_note} | stages "
-                   f"{', '.join(stages)} | {info.world_size} process(es), backend {info.backend or 'none'}")
-    logger.message(validation.note)
+    if len(sources) == 1:
+        logger.message(f"run {run_dir} | data {ds.root} ({ds.kind}, {all_counts[0]}) | {frame_note} | stages "
+                       f"{', '.join(stages)} | {info.world_size} process(es), backend {info.backend or 'none'}")
+        logger.message(sources[0].validation.note)
+    else:
+        data_note = " + ".join(f"{s.ds.root} ({s.ds.kind}, {c})" for s, c in zip(sources, all_counts))
+        logger.message(f"run {run_dir} | data {data_note} | {frame_note} | stages {', '.join(stages)} | "
+                       f"{info.world_size} process(es), backend {info.backend or 'none'}")
+        mix = ", ".join(f"{d['label']} {w:.3g}" for d, w in zip(record["datasets"], record["mix_weights"]))
+        logger.message(f"data mix ({record['mix_weights_from']}): {mix}; each dataset is validated on its own, and "
+                       "a stage's best checkpoint follows the first of its datasets with a validation split")
+        for src in sources:
+            logger.message(f"{src.label}: {src.validation.note}")
     try:
         with _StopFlag() as stop:
-            trainer = _Trainer(cfg, info, ds, run_dir, logger, max_steps, resuming, stop, reschedule, validation)
+            trainer = _Trainer(cfg, info, sources, run_dir, logger, max_steps, resuming, stop, reschedule)
             if weights is not None:
                 _init_from_weights(trainer, weights)
-            _check_semantic_before_generator(trainer, stages, ds, resuming)
+            parsed = next((d for d in datasets if d.has_parsing), ds)  # the folder the error's options are about
+            _check_semantic_before_generator(trainer, stages, parsed, resuming)
             result = _train_stages(trainer, stages)
             barrier()
     finally:

@@ -52,6 +52,7 @@ def main() -> None:
     ap.add_argument("--flip", action="store_true", help="also score each weights with infer.parsing_flip")
     ap.add_argument("--source-parser", type=Path, help="score with infer.source_parser set to this folder")
     ap.add_argument("--parser-data", type=Path, help="the photos at the source parser's frame (when larger)")
+    ap.add_argument("--refine", action="store_true", help="also score each with infer.parsing_refine")
     ap.add_argument("--worst", type=int, default=0, help="also list the K photos of lowest person IoU and the "
                     "person IoU without them")
     ap.add_argument("--json", type=Path)
@@ -71,9 +72,12 @@ def main() -> None:
     k = len(CLASS_NAMES)
     from glocal_cli.infer.config import InferConfig
 
-    runs = [(w, False) for w in weights] + ([(w, True) for w in weights] if args.flip else [])
-    for w, flip in runs:
-        cfg = InferConfig(workers=0, parsing_flip=flip, source_parser=str(args.source_parser or ""))
+    runs = [(w, False, False) for w in weights] + ([(w, True, False) for w in weights] if args.flip else [])
+    if args.refine:
+        runs += [(w, flip, True) for w, flip, _ in runs]
+    for w, flip, refine in runs:
+        cfg = InferConfig(workers=0, parsing_flip=flip, parsing_refine=refine,
+                          source_parser=str(args.source_parser or ""))
         pipe = GLocalPipeline.from_pretrained(w, device="cpu", config=cfg)
         if pipe.frame_hw != (ds.height, ds.width):
             raise SystemExit(f"{w}: frame {pipe.frame_hw} but {args.data} is {ds.height}x{ds.width}")
@@ -92,7 +96,7 @@ def main() -> None:
                 vis = torch.from_numpy(np.stack([kp[n].visible for n in chunk]))
                 pose = pipe.heatmaps(xy, vis)
                 parser_image = None if big is None else torch.from_numpy(big[s:s + 16]).permute(0, 3, 1, 2)
-                preds.append(pipe.estimate_source_parsing(img, pose, parser_image).argmax(1).numpy())
+                preds.append(pipe.estimate_source_parsing(img, pose, parser_image).argmax(1).numpy())  # one-hot
         pred = np.concatenate(preds).astype(np.int64)
         confusion = np.bincount(truth.astype(np.int64).ravel() * k + pred.ravel(), minlength=k * k).reshape(k, k)
         if args.worst:
@@ -104,7 +108,8 @@ def main() -> None:
             print(f"  median photo {np.median(per_photo):.3f}; worst {args.worst}: "
                   + ", ".join(f"{names[i]} {per_photo[i]:.3f}" for i in order[:args.worst])
                   + f"; person IoU without them {inter[keep].sum() / max(union[keep].sum(), 1):.4f}", flush=True)
-        label = (f"{w} + {args.source_parser}" if args.source_parser else str(w)) + (" (parsing_flip)" if flip else "")
+        label = ((f"{w} + {args.source_parser}" if args.source_parser else str(w)) + (" (parsing_flip)" if flip else "")
+                 + (" (parsing_refine)" if refine else ""))
         report[label] = iou_table(confusion)
         print(label, json.dumps({key: round(v, 4) for key, v in report[label].items()}), flush=True)
         rows.append(colorize(pred[:8].reshape(-1, pred.shape[2]).astype(np.uint8)).reshape(8, *pred.shape[1:], 3))

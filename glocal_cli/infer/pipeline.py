@@ -53,6 +53,7 @@ from glocal_cli.infer.io import (
     prepare_source,
 )
 from glocal_cli.infer.mesh_guide import guide_blend
+from glocal_cli.infer.outline import parsing_labels, refine_radius, snap_person
 from glocal_cli.infer.prepare import ModelInput, collate
 from glocal_cli.infer.prepare import frame_mask as prepare_frame_mask
 from glocal_cli.models.flow import flow_to_rgb, resample
@@ -221,19 +222,25 @@ class GLocalPipeline:
         """One-hot source parsing ``(B, 8, H, W)`` of framed photos: the most probable class of
         :meth:`source_parsing_probs`."""
         probs = self.source_parsing_probs(image, pose, parser_image)
-        return F.one_hot(probs.argmax(1), probs.shape[1]).permute(0, 3, 1, 2).to(image.dtype)
+        return F.one_hot(self.parsing_labels(probs), probs.shape[1]).permute(0, 3, 1, 2).to(image.dtype)
+
+    def parsing_labels(self, probs: torch.Tensor) -> torch.Tensor:
+        """Labels ``(B, H, W)`` of class probabilities: the most probable class, or with ``config.parsing_refine``
+        the person first (:func:`glocal_cli.infer.outline.parsing_labels`)."""
+        return parsing_labels(probs, person_first=self.config.parsing_refine)
 
     def source_parsing_probs(self, image: torch.Tensor, pose: torch.Tensor,
                              parser_image: torch.Tensor | None = None) -> torch.Tensor:
         """Class probabilities ``float32 (B, 8, H, W)`` of framed photos (``image`` in [-1, 1], ``pose`` the
         source pose maps): the semantic network with ``Pt = Ps`` of ``config.source_parser`` when set (loaded on
         first use), else of the weights; with ``config.parsing_flip`` the mean of its probabilities on the photo
-        and on its mirror image. A source parser with a frame ``k`` times the model's reads ``parser_image``
-        (``uint8 (B, 3, kH, kW)``, the batch's ``parser_image``, or in [-1, 1]; else the photo is upsampled, with
-        a warning) and
-        its probabilities are averaged over each ``k x k`` block."""
+        and on its mirror image; with ``config.parsing_refine`` the person's outline snapped to the photo's edges
+        (:func:`glocal_cli.infer.outline.snap_person`). A source parser with a frame ``k`` times the model's reads
+        ``parser_image`` (``uint8 (B, 3, kH, kW)``, the batch's ``parser_image``, or in [-1, 1]; else the photo is
+        upsampled, with a warning) and its probabilities are averaged over each ``k x k`` block."""
         net = self.model
         k = self.parser_scale
+        frame_image = image
         if self.config.source_parser:
             net = self._source_parser()
         if k > 1:
@@ -256,7 +263,10 @@ class GLocalPipeline:
             flipped = pose[:, list(FLIP_PERMUTATION)].flip(-1)
             mirrored = net.predict_target_parsing(image.flip(-1), flipped, flipped).float().softmax(1).flip(-1)
             probs = (probs + mirrored) * 0.5
-        return F.avg_pool2d(probs, k) if k > 1 else probs
+        probs = F.avg_pool2d(probs, k) if k > 1 else probs
+        if self.config.parsing_refine:
+            probs = snap_person(probs, frame_image, refine_radius(self.frame_hw[0]))
+        return probs
 
     @property
     def parser_scale(self) -> int:
@@ -419,7 +429,7 @@ class GLocalPipeline:
             if not bool(has_parsing.all()):
                 estimated = self.source_parsing_probs(seen, source_pose, parser_seen)
                 probs = torch.where(has_parsing[:, None, None, None], given, estimated)
-            source_parsing = F.one_hot(probs.argmax(1), n).permute(0, 3, 1, 2).float()
+            source_parsing = F.one_hot(self.parsing_labels(probs), n).permute(0, 3, 1, 2).float()
             masked = frame_mask = prefill = fill_probs = None
             flow_used: list[str] = []
             preview = None

@@ -67,3 +67,22 @@ def test_person_first_labels() -> None:
     assert int(parsing_labels(probs)[0, 0, 0]) == 0
     assert int(parsing_labels(probs, person_first=True)[0, 0, 0]) == 1
     assert refine_radius(128) == 2 and refine_radius(256) == 4
+
+
+def test_the_pipeline_refines_its_estimate(tmp_path) -> None:
+    from glocal_cli.infer.config import InferConfig
+    from glocal_cli.infer.pipeline import GLocalPipeline
+    from tests.infer_helpers import save_tiny_weights
+
+    weights = save_tiny_weights(tmp_path / "w")
+    plain = GLocalPipeline.from_pretrained(weights, device="cpu", config=InferConfig(workers=0))
+    refined = GLocalPipeline.from_pretrained(weights, device="cpu", config=InferConfig(workers=0, parsing_refine=True))
+    h, w = plain.frame_hw
+    g = torch.Generator().manual_seed(0)
+    image, pose = torch.rand(2, 3, h, w, generator=g) * 2 - 1, torch.rand(2, 18, h, w, generator=g)
+    with torch.inference_mode():
+        expected = snap_person(plain.source_parsing_probs(image, pose), image, refine_radius(h))
+        torch.testing.assert_close(refined.source_parsing_probs(image, pose), expected)
+        labels = refined.estimate_source_parsing(image, pose).argmax(1)
+    assert torch.equal(labels, parsing_labels(expected, person_first=True))
+    assert not torch.equal(expected, plain.source_parsing_probs(image, pose))

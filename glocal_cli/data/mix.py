@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset
 
-from glocal_cli.data.datasets import PairDataset, sample_seed
-from glocal_cli.errors import DataError
+from glocal_cli.data.datasets import PairDataset, PairSampler, sample_seed
 
 __all__ = ["MixedPairDataset", "MixedSampler", "dataset_labels", "mix_probabilities"]
 
@@ -90,7 +89,7 @@ class MixedPairDataset(Dataset):
         return self.parts[part][local]
 
 
-class MixedSampler(Sampler):
+class MixedSampler(PairSampler):
     """Shuffled, sharded, resumable sampler over a :class:`MixedPairDataset`, yielding ``(index, sample_seed)``.
 
     An epoch has ``sum(sizes)`` global positions (``epoch_size``), of which the incomplete last global
@@ -107,32 +106,10 @@ class MixedSampler(Sampler):
             raise ValueError(f"MixedSampler: dataset sizes {self.sizes} must be >= 1")
         self.weights = mix_probabilities(weights, self.sizes)
         self.offsets = np.cumsum([0, *self.sizes])[:-1]
-        self.batch_size = int(batch_size)
-        self.num_replicas = int(num_replicas)
-        self.rank = int(rank)
-        self.seed = int(seed)
-        self.epoch = 0
-        self.position = 0  # batches of this epoch already consumed
-        self.epoch_size = int(sum(self.sizes) if epoch_size is None else epoch_size)
-        global_batch = self.batch_size * self.num_replicas
-        self.batches_per_epoch = self.epoch_size // global_batch
-        if self.batches_per_epoch < 1:
-            raise DataError(
-                f"only {self.epoch_size} training pairs for a global batch of {global_batch} "
-                f"({self.num_replicas} process(es) x {self.batch_size}); use a smaller --batch-size or more data"
-            )
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the draws of ``epoch`` (and restart at its first batch)."""
-        self.epoch = int(epoch)
-        self.position = 0
-
-    def set_position(self, batches: int) -> None:
-        """Skip the first ``batches`` batches of the current epoch (resuming mid-epoch)."""
-        self.position = int(batches)
-
-    def __len__(self) -> int:
-        return (self.batches_per_epoch - self.position) * self.batch_size
+        # batches per epoch, sharding, the resume position and its errors: PairSampler's, over epoch_size positions
+        super().__init__(sum(self.sizes) if epoch_size is None else int(epoch_size), batch_size, num_replicas, rank,
+                         True, seed)
+        self.epoch_size = self.size
 
     def draws(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         """``(dataset, global index)`` of every position of ``epoch`` that a batch uses, each ``int64 (N,)``."""

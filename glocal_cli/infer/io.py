@@ -34,6 +34,7 @@ from glocal_cli.data.keypoints import (
 )
 from glocal_cli.data.layout import read_pairs_csv
 from glocal_cli.errors import InputError
+from glocal_cli.infer.prepare import hide_hole
 
 __all__ = [
     "BODY_SEGMENTS",
@@ -550,8 +551,6 @@ class PreparedSource:
     def hiding(self, photo: np.ndarray, hole: np.ndarray) -> PreparedSource:
         """A copy whose frame photos are made from ``photo`` (the photo as given or its downscaled copy) with
         ``hole`` filled (:func:`glocal_cli.infer.prepare.hide_hole`): a hole is missing, nothing of it is seen."""
-        from glocal_cli.infer.prepare import hide_hole
-
         filled = hide_hole(photo, hole)
         k = 1 if self.parser_image is None else self.parser_image.shape[0] // self.image.shape[0]
         return replace(self, image=self.transform.render(filled),

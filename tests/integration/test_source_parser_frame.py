@@ -3,17 +3,23 @@ beside 128x88 weights): it reads the photo at its own frame, its probabilities a
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from glocal_cli.data.images import fit_to_frame
+from glocal_cli.config import resolve_config
+from glocal_cli.data.images import fit_to_frame, load_image, save_image
 from glocal_cli.data.keypoints import Pose
 from glocal_cli.errors import ConfigError
+from glocal_cli.infer.batch import JobSpec, run_job
 from glocal_cli.infer.config import InferConfig
 from glocal_cli.infer.pipeline import GLocalPipeline
-from glocal_cli.models.pretrained import from_pretrained
+from glocal_cli.models.generator import GLocalModel
+from glocal_cli.models.pretrained import from_pretrained, save_pretrained
+from glocal_cli.paths import REPO_DIR
 from tests.infer_helpers import save_tiny_weights, standing_pose
 
 
@@ -56,10 +62,6 @@ def test_the_parser_reads_the_photo_at_its_own_frame(folders) -> None:
 
 def test_a_parser_frame_that_is_no_multiple_is_refused(folders, tmp_path) -> None:
     weights, _ = folders
-    from glocal_cli.config import resolve_config
-    from glocal_cli.models.generator import GLocalModel
-    from glocal_cli.models.pretrained import save_pretrained
-
     cfg = resolve_config("tiny")
     odd = save_pretrained(GLocalModel(cfg.model, 48, 36, 8), tmp_path / "odd")
     pipe = GLocalPipeline.from_pretrained(weights, device="cpu", config=InferConfig(workers=0, source_parser=str(odd)))
@@ -68,12 +70,6 @@ def test_a_parser_frame_that_is_no_multiple_is_refused(folders, tmp_path) -> Non
 
 
 def test_the_batch_job_and_the_api_agree_with_a_larger_parser(folders, tmp_path) -> None:
-    import shutil
-
-    from glocal_cli.data.images import load_image
-    from glocal_cli.infer.batch import JobSpec, run_job
-    from glocal_cli.paths import REPO_DIR
-
     weights, parser_dir = folders
     src = tmp_path / "sources"
     src.mkdir()
@@ -81,8 +77,6 @@ def test_the_batch_job_and_the_api_agree_with_a_larger_parser(folders, tmp_path)
         shutil.copy(REPO_DIR / "examples" / "sources" / f"person_00{suffix}", src / f"person_00{suffix}")
     mask = np.zeros(load_image(src / "person_00.png").shape[:2], np.uint8)
     mask[40:90, 30:80] = 255
-    from glocal_cli.data.images import save_image
-
     (tmp_path / "masks").mkdir()
     save_image(tmp_path / "masks" / "person_00.png", mask)
     cfg = InferConfig(workers=0, batch_size=1, source_parser=str(parser_dir))

@@ -132,11 +132,13 @@ def main() -> None:
     if root is None:
         raise SystemExit("../shared/data not found (set GLOCAL_SHARED_DATA)")
     from glocal_cli.config import resolve_config
+    from glocal_cli.infer.config import resolve_infer_config
     from glocal_cli.infer.pipeline import GLocalPipeline
 
     def pipeline_for(sets: list[str]) -> GLocalPipeline:
         cfg = resolve_config(None, sets)
-        return GLocalPipeline.from_pretrained(args.weights, device="cpu", config=cfg.infer, body_config=cfg.body)
+        icfg = resolve_infer_config(args.weights, None, sets)  # the weights' recommended settings, under --set
+        return GLocalPipeline.from_pretrained(args.weights, device="cpu", config=icfg, body_config=cfg.body)
 
     configs = {"config": pipeline_for(args.set)}
     if args.ref:

@@ -20,6 +20,7 @@ PSNR over the hole's pixels only.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -96,16 +97,13 @@ def main() -> None:
     ap.add_argument("--picture", type=Path)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from glocal_cli.config import resolve_config
-    from glocal_cli.config.io import config_from_dict
-    from glocal_cli.infer.config import InferConfig
+    from glocal_cli.infer.config import resolve_infer_config
     from glocal_cli.infer.pipeline import GLocalPipeline
 
     root = shared_data_dir()
     if root is None:
         raise SystemExit("../shared/data not found (set GLOCAL_SHARED_DATA)")
-    icfg = resolve_config(None, args.set).infer
-    icfg = config_from_dict(InferConfig, {**icfg.__dict__, "workers": 0})
+
     sets = {"deepfashion": deepfashion_set(root)}
     if (args.ccp / "manifest.json").is_file():
         sets["ccp"] = ccp_set(args.ccp)
@@ -115,7 +113,8 @@ def main() -> None:
         out: dict[str, dict] = {}
         fills = {"telea": [telea_fill(p, h) for p, h in zip(photos, holes)],
                  "mean": [mean_fill(p, h) for p, h in zip(photos, holes)]}
-        for w in args.weights:
+        for w in args.weights:  # the settings the weights recommend, under --set
+            icfg = dataclasses.replace(resolve_infer_config(w, None, args.set), workers=0)
             pipe = GLocalPipeline.from_pretrained(w, device="cpu", config=icfg)
             fills[str(w)] = [np.asarray(r) for r in pipe.inpaint_batch(photos, holes, poses)]
         for name, res in fills.items():

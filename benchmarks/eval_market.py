@@ -86,9 +86,9 @@ def main() -> None:
     for item in args.set:
         key, value = item.split("=", 1)
         sets[key.removeprefix("infer.")] = value
-    from glocal_cli.config import resolve_config
+    from glocal_cli.infer.config import resolve_infer_config
 
-    icfg = resolve_config(None, [f"infer.{k}={v}" for k, v in sets.items()]).infer
+    icfg = resolve_infer_config(args.weights, None, [f"infer.{k}={v}" for k, v in sets.items()])
     icfg = config_from_dict(InferConfig, {**icfg.__dict__, "workers": 0, "pose_frame": "source",
                                           "batch_size": args.batch})
     pipe = GLocalPipeline.from_pretrained(args.weights, device="cpu", config=icfg)

@@ -1,7 +1,8 @@
 """Source-parsing estimate on real photos: per-class IoU, mIoU and person IoU on held-out labelled photos.
 
     python benchmarks/eval_parsing.py [--weights weights/default ...] [--data data/ccp-128] [--split test]
-        [--flip] [--source-parser DIR [--parser-data data/ccp-256]] [--json out.json] [--picture out.png]
+        [--flip] [--refine] [--source-parser DIR [--parser-data data/ccp-256] [--ensemble]] [--json out.json]
+        [--picture out.png]
 
 The estimate is what ``glocal transfer``/``inpaint`` use for a photo without a parsing file: the semantic
 network with ``Pt = Ps`` (:meth:`GLocalModel.estimate_source_parsing`), on the prepared photo (the frame of
@@ -11,7 +12,8 @@ summed, classes absent from both left out of the mean), mIoU over the 8 classes,
 Several ``--weights`` are scored side by side in one run; ``--flip`` scores each also with
 ``infer.parsing_flip`` (the photo and its mirror image). ``--source-parser`` scores each ``--weights`` with
 ``infer.source_parser`` set; a parser whose frame is ``k`` times the data's reads the same photos prepared at its
-frame from ``--parser-data`` (``prepare-data ccp --size``), as the pipeline gives it the photo at its frame.
+frame from ``--parser-data`` (``prepare-data ccp --size``), as the pipeline gives it the photo at its frame;
+``--ensemble`` averages it with the weights' own network (``infer.parsing_ensemble``).
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ def main() -> None:
     ap.add_argument("--flip", action="store_true", help="also score each weights with infer.parsing_flip")
     ap.add_argument("--source-parser", type=Path, help="score with infer.source_parser set to this folder")
     ap.add_argument("--parser-data", type=Path, help="the photos at the source parser's frame (when larger)")
+    ap.add_argument("--ensemble", action="store_true", help="with --source-parser: score infer.parsing_ensemble "
+                    "(the mean of the source parser and the weights' own network)")
     ap.add_argument("--refine", action="store_true", help="also score each with infer.parsing_refine")
     ap.add_argument("--worst", type=int, default=0, help="also list the K photos of lowest person IoU and the "
                     "person IoU without them")
@@ -76,7 +80,7 @@ def main() -> None:
     if args.refine:
         runs += [(w, flip, True) for w, flip, _ in runs]
     for w, flip, refine in runs:
-        cfg = InferConfig(workers=0, parsing_flip=flip, parsing_refine=refine,
+        cfg = InferConfig(workers=0, parsing_flip=flip, parsing_refine=refine, parsing_ensemble=args.ensemble,
                           source_parser=str(args.source_parser or ""))
         pipe = GLocalPipeline.from_pretrained(w, device="cpu", config=cfg)
         if pipe.frame_hw != (ds.height, ds.width):
@@ -108,7 +112,7 @@ def main() -> None:
             print(f"  median photo {np.median(per_photo):.3f}; worst {args.worst}: "
                   + ", ".join(f"{names[i]} {per_photo[i]:.3f}" for i in order[:args.worst])
                   + f"; person IoU without them {inter[keep].sum() / max(union[keep].sum(), 1):.4f}", flush=True)
-        label = ((f"{w} + {args.source_parser}" if args.source_parser else str(w)) + (" (parsing_flip)" if flip else "")
+        label = ((f"{w} {'with' if args.ensemble else '+'} {args.source_parser}" if args.source_parser else str(w)) + (" (parsing_flip)" if flip else "")
                  + (" (parsing_refine)" if refine else ""))
         report[label] = iou_table(confusion)
         print(label, json.dumps({key: round(v, 4) for key, v in report[label].items()}), flush=True)

@@ -24,6 +24,7 @@ from glocal_cli.config import resolve_config
 from glocal_cli.data.images import load_image, resize_image, save_image
 from glocal_cli.data.keypoints import read_pose_file
 from glocal_cli.errors import GLocalError
+from glocal_cli.infer.config import resolve_infer_config
 from glocal_cli.infer.pipeline import GLocalPipeline
 from glocal_cli.paths import REPO_DIR, default_weights_dir, shared_data_dir
 
@@ -46,7 +47,8 @@ def main() -> None:
         raise SystemExit("needs ../shared/data/ccp and data/ccp-128 (glocal prepare-data ccp)")
     names = [n.strip() for n in (args.data / "test.lst").read_text().split() if n.strip()][: args.photos]
     cfg = resolve_config(None, args.set)
-    pipe = GLocalPipeline.from_pretrained(args.weights, device="cpu", config=cfg.infer, body_config=cfg.body)
+    icfg = resolve_infer_config(args.weights, None, args.set)  # the settings the weights recommend, under --set
+    pipe = GLocalPipeline.from_pretrained(args.weights, device="cpu", config=icfg, body_config=cfg.body)
     targets = [read_pose_file(REPO_DIR / "examples" / "poses" / f"{p}.json")[0] for p in POSES]
     rows = []
     for name in names:

@@ -15,11 +15,24 @@ DEMO_PRESET = "synthetic-64"
 """Config of the randomly initialised model used when no weights exist."""
 
 
-def infer_config(config: str | None, set_: list[str] | None, **cli: Any):
-    """The resolved :class:`InferConfig`: preset/file and ``--set`` first, then explicit CLI options."""
-    from glocal_cli.config import resolve_config
+def weights_dir_for(weights: Path | None, task: str = "transfer") -> Path | None:
+    """``--weights``, else the default weights of ``task`` (``transfer``, or ``inpaint``: ``weights/inpaint``
+    when shipped); ``None`` when there are none (a random demo model)."""
+    from glocal_cli.paths import default_inpaint_weights_dir, default_weights_dir
 
-    cfg = resolve_config(config, set_ or ()).infer
+    if weights is not None:
+        return weights
+    return default_inpaint_weights_dir() if task == "inpaint" else default_weights_dir()
+
+
+def infer_config(config: str | None, set_: list[str] | None, weights: Path | None = None, task: str = "transfer",
+                 **cli: Any):
+    """The resolved :class:`InferConfig`: the defaults, the settings the weights of ``task`` recommend
+    (:func:`~glocal_cli.infer.config.weights_settings`), the preset/file and ``--set``, then explicit CLI
+    options, each over the one before."""
+    from glocal_cli.infer.config import resolve_infer_config
+
+    cfg = resolve_infer_config(weights_dir_for(weights, task), config, set_ or ())
     changes = {k: v for k, v in cli.items() if v is not None}
     try:
         return dataclasses.replace(cfg, **changes)
@@ -45,7 +58,6 @@ def load_pipeline(weights: Path | None, device: str, icfg: Any, seed: int, confi
     ``body`` is the :class:`~glocal_cli.body.config.BodyConfig` of ``--flow body3d|hybrid`` (default: the
     config's ``body`` section)."""
     from glocal_cli.infer.pipeline import GLocalPipeline
-    from glocal_cli.paths import default_inpaint_weights_dir, default_weights_dir
 
     sigma = None  # the weights' own pose sigma unless a config says otherwise
     if config or set_:
@@ -54,8 +66,7 @@ def load_pipeline(weights: Path | None, device: str, icfg: Any, seed: int, confi
         sigma = resolve_config(config, set_ or ()).data.pose_sigma
     if body is None:
         body = body_config(config, set_)
-    default = default_inpaint_weights_dir() if task == "inpaint" else default_weights_dir()
-    directory = weights if weights is not None else default
+    directory = weights_dir_for(weights, task)
     if directory is not None:
         pipe = GLocalPipeline.from_pretrained(directory, device=device, config=icfg, sigma_at_256=sigma,
                                               body_config=body)

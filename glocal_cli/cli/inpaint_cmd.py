@@ -73,9 +73,9 @@ def inpaint_command(
         resolve_class_ids(classes)  # fail early on an unknown name
         class_names = tuple(c.strip() for c in classes.split(",") if c.strip())
     output = None if paste_back is None else ("source" if paste_back else "frame")
-    icfg = infer_config(config, set_, batch_size=batch_size, workers=workers, grid=grid, save_parsing=save_parsing,
-                        inpaint_output=output, seed=seed, mask_classes=class_names, mask_ratio_bin=ratio_bin,
-                        mask=mask)
+    icfg = infer_config(config, set_, weights, "inpaint", batch_size=batch_size, workers=workers, grid=grid,
+                        save_parsing=save_parsing, inpaint_output=output, seed=seed, mask_classes=class_names,
+                        mask_ratio_bin=ratio_bin, mask=mask)
     spec = JobSpec("inpaint", source, out, source_pose=source_pose, source_parsing=source_parsing, pairs=pairs,
                    mask=mask, overwrite=overwrite)
     run_infer_job(spec, icfg, weights, device, seed, config, set_)

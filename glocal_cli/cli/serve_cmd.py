@@ -65,14 +65,15 @@ def serve_command(
     if scfg.examples and examples_dir is None:
         raise InputError(f"{scfg.examples}: examples folder not found (it needs sources/ and/or poses/)")
     check_port(scfg.host, scfg.port)  # fail before the weights are loaded
-    icfg = infer_config(config, set_)
+    icfg = infer_config(config, set_, weights)
     pipeline = load_pipeline(weights, device, icfg, seed, config, set_)
     inpaint_pipeline = None
     if weights is None:  # the default inpainting weights (weights/inpaint) when they are not the transfer ones
         from glocal_cli.paths import default_inpaint_weights_dir, default_weights_dir
 
         if default_inpaint_weights_dir() not in (None, default_weights_dir()):
-            inpaint_pipeline = load_pipeline(None, device, icfg, seed, config, set_, task="inpaint")
+            inpaint_pipeline = load_pipeline(None, device, infer_config(config, set_, None, "inpaint"), seed, config,
+                                             set_, task="inpaint")
     run_server(pipeline, scfg, examples_dir, inpaint_pipeline=inpaint_pipeline)
 
 

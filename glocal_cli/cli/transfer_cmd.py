@@ -94,8 +94,9 @@ def transfer_command(
     """Re-pose the person of each source photo to each target pose (or the --pairs rows)."""
     from glocal_cli.infer.batch import JobSpec
 
-    icfg = infer_config(config, set_, batch_size=batch_size, workers=workers, grid=grid, save_parsing=save_parsing,
-                        save_flow=save_flow, paste_back=paste_back, fps=fps, seed=seed, flow=flow, preview=preview)
+    icfg = infer_config(config, set_, weights, "transfer", batch_size=batch_size, workers=workers, grid=grid,
+                        save_parsing=save_parsing, save_flow=save_flow, paste_back=paste_back, fps=fps, seed=seed,
+                        flow=flow, preview=preview)
     body = body_config(config, set_, body_model)
     spec = JobSpec("transfer", source, out, pose=pose, pose_from=pose_from, source_pose=source_pose,
                    source_parsing=source_parsing, pairs=pairs, video=video, overwrite=overwrite)

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from glocal_cli.body.base import BODY_PARTS
 from glocal_cli.body.config import BodyConfig
-from glocal_cli.config import resolve_config
+from glocal_cli.config import config_from_dict, resolve_config
 from glocal_cli.console import warn
 from glocal_cli.data.backends import BackendSpec, make_backend
 from glocal_cli.data.images import _to_rgb, load_image
@@ -42,7 +42,13 @@ from glocal_cli.infer.composite import (
     mask_to_canvas,
     person_mask,
 )
-from glocal_cli.infer.config import FLOW_MODES, SOURCE_PARSING_MODES, BlendRules, InferConfig
+from glocal_cli.infer.config import (
+    FLOW_MODES,
+    SOURCE_PARSING_MODES,
+    BlendRules,
+    InferConfig,
+    weights_settings,
+)
 from glocal_cli.infer.io import (
     PreparedSource,
     limit_size,
@@ -230,17 +236,22 @@ class GLocalPipeline:
         return parsing_labels(probs, person_first=self.config.parsing_refine)
 
     def source_parsing_probs(self, image: torch.Tensor, pose: torch.Tensor,
-                             parser_image: torch.Tensor | None = None) -> torch.Tensor:
+                             parser_image: torch.Tensor | None = None,
+                             hole: torch.Tensor | None = None, refine: bool | None = None) -> torch.Tensor:
         """Class probabilities ``float32 (B, 8, H, W)`` of framed photos (``image`` in [-1, 1], ``pose`` the
         source pose maps): the semantic network with ``Pt = Ps`` of ``config.source_parser`` when set (loaded on
         first use), else of the weights; with ``config.parsing_flip`` the mean of its probabilities on the photo
-        and on its mirror image; with ``config.parsing_refine`` the person's outline snapped to the photo's edges
+        and on its mirror image; with ``config.parsing_ensemble`` (and a source parser) the mean of both networks'
+        probabilities at the model's frame; with ``config.parsing_refine`` the person's outline snapped to the photo's edges
         (:func:`glocal_cli.infer.outline.snap_person`). A source parser with a frame ``k`` times the model's reads
         ``parser_image`` (``uint8 (B, 3, kH, kW)``, the batch's ``parser_image``, or in [-1, 1]; else the photo is
-        upsampled, with a warning) and its probabilities are averaged over each ``k x k`` block."""
+        upsampled, with a warning) and its probabilities are averaged over each ``k x k`` block. ``hole``
+        (``(B, 1, H, W)``, 1 in a hole the photo has Telea-filled) keeps the refine out of it: a fill has no edges
+        to snap to, and there the network's estimate of what is missing is the better one. ``refine`` overrides
+        ``config.parsing_refine``."""
         net = self.model
         k = self.parser_scale
-        frame_image = image
+        frame_image, frame_pose = image, pose
         if self.config.source_parser:
             net = self._source_parser()
         if k > 1:
@@ -257,15 +268,31 @@ class GLocalPipeline:
             # the pose maps drawn at the parser's frame are these Gaussians k times larger (sigma scales with
             # the frame's height, pose_sigma): bilinear upsampling keeps the pixel-centre convention
             pose = F.interpolate(pose.float(), scale_factor=k, mode="bilinear", align_corners=False)
+        probs = self._parsing_probs(net, image, pose)
+        probs = F.avg_pool2d(probs, k) if k > 1 else probs
+        if self.config.source_parser and self.config.parsing_ensemble:  # with the weights' own network
+            probs = (probs + self._parsing_probs(self.model, frame_image, frame_pose)) * 0.5
+        if self.config.parsing_refine if refine is None else refine:
+            probs = self.refine_parsing(probs, frame_image, hole)
+        return probs
+
+    def refine_parsing(self, probs: torch.Tensor, image: torch.Tensor,
+                       hole: torch.Tensor | None = None) -> torch.Tensor:
+        """``probs`` with the person's outline snapped to the edges of ``image`` (the framed photo in [-1, 1];
+        :func:`glocal_cli.infer.outline.snap_person`), except in ``hole`` (``(B, 1, H, W)``, 1 in a hole)."""
+        refined = snap_person(probs, image, refine_radius(self.frame_hw[0]))
+        return refined if hole is None else torch.where(hole > 0.5, probs, refined)
+
+    def _parsing_probs(self, net: Any, image: torch.Tensor, pose: torch.Tensor) -> torch.Tensor:
+        """``float32 (B, 8, H, W)``: one semantic network's class probabilities with ``Pt = Ps``, with
+        ``config.parsing_flip`` the mean over the photo and its mirror image (poses mirrored, left/right
+        swapped)."""
         net.check_inputs(image, pose)
         probs = net.predict_target_parsing(image, pose, pose).float().softmax(1)
-        if self.config.parsing_flip:  # the photo and its mirror image (poses mirrored, left/right swapped)
+        if self.config.parsing_flip:
             flipped = pose[:, list(FLIP_PERMUTATION)].flip(-1)
             mirrored = net.predict_target_parsing(image.flip(-1), flipped, flipped).float().softmax(1).flip(-1)
             probs = (probs + mirrored) * 0.5
-        probs = F.avg_pool2d(probs, k) if k > 1 else probs
-        if self.config.parsing_refine:
-            probs = snap_person(probs, frame_image, refine_radius(self.frame_hw[0]))
         return probs
 
     @property
@@ -306,9 +333,13 @@ class GLocalPipeline:
                         flow: str | None = None) -> GLocalPipeline:
         """Load a weights folder (``config.json`` + safetensors); bad folders raise :class:`WeightsError`.
 
+        ``config`` defaults to the settings the weights recommend over the defaults
+        (:func:`~glocal_cli.infer.config.weights_settings`); a given ``config`` is used as it is.
         ``sigma_at_256`` defaults to the pose-map sigma recorded in the weights (6 px if absent);
         ``flow`` (``body3d``, ``learned``, ``hybrid``) overrides ``config.flow``.
         """
+        if config is None:
+            config = config_from_dict(InferConfig, weights_settings(directory), label=f"{directory}/config.json")
         if sigma_at_256 is None:
             _, meta = read_weights_config(directory)
             sigma_at_256 = float(meta.get("frame", {}).get("pose_sigma", 6.0))
@@ -425,11 +456,16 @@ class GLocalPipeline:
                     parser_seen = torch.where(held, prefill_tensor(big, F.interpolate(mask, scale_factor=k)), big)
             elif mode == "inpaint":  # no item has a hole of its own: every one gets its semantic hole
                 mask, has_mask = image.new_zeros(b, 1, h, w), torch.zeros(b, dtype=torch.bool, device=dev)
-            probs = given
+            probs = outline = given  # outline: the probabilities the labels are read from (refined)
             if not bool(has_parsing.all()):
-                estimated = self.source_parsing_probs(seen, source_pose, parser_seen)
+                estimated = self.source_parsing_probs(seen, source_pose, parser_seen, refine=False)
                 probs = torch.where(has_parsing[:, None, None, None], given, estimated)
-            source_parsing = F.one_hot(self.parsing_labels(probs), n).permute(0, 3, 1, 2).float()
+                outline = probs
+                if self.config.parsing_refine:  # the labels' outline; the semantic fill mixes by the network's
+                    hole = mask * held if mode == "inpaint" and "mask" in batch else None
+                    outline = torch.where(has_parsing[:, None, None, None], given,
+                                          self.refine_parsing(estimated, seen, hole))
+            source_parsing = F.one_hot(self.parsing_labels(outline), n).permute(0, 3, 1, 2).float()
             masked = frame_mask = prefill = fill_probs = None
             flow_used: list[str] = []
             preview = None

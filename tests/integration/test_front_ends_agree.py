@@ -26,6 +26,7 @@ from glocal_cli.config import resolve_config
 from glocal_cli.data.images import load_image, save_image
 from glocal_cli.data.keypoints import read_pose_file, write_openpose_json
 from glocal_cli.infer.batch import JobSpec, run_job
+from glocal_cli.infer.config import resolve_infer_config
 from glocal_cli.infer.pipeline import GLocalPipeline
 from glocal_cli.paths import REPO_DIR, default_inpaint_weights_dir, default_weights_dir
 from glocal_cli.serve.engine import ServeEngine
@@ -69,8 +70,10 @@ def write_requests(folder: Path) -> list[tuple[str, str]]:
 
 
 def _pipeline(weights: Path) -> GLocalPipeline:
-    cfg = resolve_config(None, ["infer.batch_size=1", "infer.workers=0"])
-    return GLocalPipeline.from_pretrained(weights, device="cpu", config=cfg.infer, body_config=cfg.body)
+    """As the CLI makes it: the settings the weights recommend, under the run's own."""
+    sets = ["infer.batch_size=1", "infer.workers=0"]
+    return GLocalPipeline.from_pretrained(weights, device="cpu", config=resolve_infer_config(weights, None, sets),
+                                          body_config=resolve_config(None, sets).body)
 
 
 def _decode(data_url: str) -> np.ndarray:

@@ -40,7 +40,19 @@ def section() -> str:
              "Every setting of `glocal transfer` / `glocal inpaint` / `glocal serve` and the Python API, by group",
              "(`--set infer.KEY=VALUE`, or an `infer:` block in a `--config` YAML; `InferConfig(...)` in Python; choices",
              "are checked the same way everywhere). The full text of each is its docstring in",
-             "`glocal_cli/infer/config.py`; this table is written by `scripts/write_infer_settings_doc.py`.", ""]
+             "`glocal_cli/infer/config.py`; this table is written by `scripts/write_infer_settings_doc.py`.", "",
+             "**Weights recommend settings.** A weights folder's `config.json` may record the `infer.*` settings it "
+             "was",
+             "measured best with (`\"infer\": {...}`; a relative `source_parser` is a folder beside it). They "
+             "replace the",
+             "defaults below and yield to everything the user gives: defaults < the weights' settings < `--config` < "
+             "`--set`",
+             "< options. `weights/inpaint` recommends `source_parser: ../parser-256`, `parsing_ensemble`, "
+             "`parsing_flip` and",
+             "`parsing_refine` (docs/results.md, \"Real-photo parsing\"); in Python, "
+             "`GLocalPipeline.from_pretrained(dir)` applies",
+             "them and a `config=` given to it is used as it is (`resolve_infer_config(dir, file, sets)` layers "
+             "them).", ""]
     for group, keys in GROUPS.items():
         lines += [f"**{group}**: {INTRO[group]}.", "", "| key | default | what |", "| --- | --- | --- |"]
         for key in keys:

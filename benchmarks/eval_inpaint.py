@@ -7,7 +7,8 @@ CCP street photos with seeded masks; glocal against classical fills, side by sid
 DeepFashion: each sample strip's middle panel (the target photo, 176x256 inside 40 px of padding) with
 ``../shared/data/deepfashion/inpaint-masks/<target stem>.png`` (white = hole); keypoints from the community CSV.
 CCP: the prepared test split of ``prepare-data ccp`` (photos the training never saw) with irregular strokes of
-the Liu et al. bins 1-3 (10-40% of the image), seeded by the photo's index.
+the Liu et al. bins 1-3 (10-40% of the image), seeded by the photo's index; ``--split val`` scores the 45
+validation photos alone instead (the ones settings are tuned on; DeepFashion is then skipped).
 
 Each method fills the hole of the whole photo and keeps every known pixel: ``telea`` (``cv2.inpaint``, radius 5,
 the reference of ``../shared/data/README.md``), ``mean`` (the known pixels' mean colour), and ``glocal`` per
@@ -71,14 +72,14 @@ def deepfashion_set(root: Path) -> tuple[list[np.ndarray], list[np.ndarray], lis
     return photos, holes, poses
 
 
-def ccp_set(data: Path) -> tuple[list[np.ndarray], list[np.ndarray], list]:
+def ccp_set(data: Path, split: str = "test") -> tuple[list[np.ndarray], list[np.ndarray], list]:
     from glocal_cli.data.layout import PreparedDataset
     from glocal_cli.data.masks import irregular_mask
 
     ds = PreparedDataset(data)
     kp = ds.keypoints()
     photos, holes, poses = [], [], []
-    for i, (name, _) in enumerate(ds.pairs("test")):
+    for i, (name, _) in enumerate(ds.pairs(split)):
         img = load_image(ds.root / "images" / name)
         photos.append(img)
         holes.append(irregular_mask(img.shape[0], img.shape[1], 1 + i % 3, 1000 + i).astype(bool))
@@ -90,6 +91,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--weights", type=Path, action="append", default=[])
     ap.add_argument("--ccp", type=Path, default=REPO_DIR / "data" / "ccp-128")
+    ap.add_argument("--split", choices=["test", "val"], default="test",
+                    help="CCP split: test (report) or val (tune on it; DeepFashion is then skipped)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--set", action="append", default=[])
     ap.add_argument("--json", type=Path)
@@ -106,9 +109,9 @@ def main() -> None:
         raise SystemExit("../shared/data not found (set GLOCAL_SHARED_DATA)")
     icfg = resolve_config(None, args.set).infer
     icfg = config_from_dict(InferConfig, {**icfg.__dict__, "workers": 0})
-    sets = {"deepfashion": deepfashion_set(root)}
+    sets = {"deepfashion": deepfashion_set(root)} if args.split == "test" else {}
     if (args.ccp / "manifest.json").is_file():
-        sets["ccp"] = ccp_set(args.ccp)
+        sets["ccp" if args.split == "test" else "ccp-val"] = ccp_set(args.ccp, args.split)
     report: dict = {"set": args.set}
     pics = []
     for label, (photos, holes, poses) in sets.items():

@@ -2,7 +2,8 @@
 CCP street photos with seeded masks; glocal against classical fills, side by side.
 
     python benchmarks/eval_inpaint.py [--weights weights/inpaint ...] [--ccp data/ccp-128] [--json out.json]
-        [--picture docs/pictures/inpaint_real.png] [--set infer.key=value]
+        [--picture docs/pictures/inpaint_real.png] [--set infer.key=value] [--fill texture --fill semantic]
+        [--split val] [--rows 0,2 --rows 0]
 
 DeepFashion: each sample strip's middle panel (the target photo, 176x256 inside 40 px of padding) with
 ``../shared/data/deepfashion/inpaint-masks/<target stem>.png`` (white = hole); keypoints from the community CSV.
@@ -95,8 +96,12 @@ def main() -> None:
                     help="CCP split: test (report) or val (tune on it; DeepFashion is then skipped)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--set", action="append", default=[])
+    ap.add_argument("--fill", action="append", default=[], choices=["texture", "semantic", "telea"],
+                    help="run each --weights with this infer.inpaint_fill (repeatable: one column each)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--picture", type=Path)
+    ap.add_argument("--rows", action="append", default=[],
+                    help="photo indices of the picture, comma-separated, once per set (default: the first 4)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from glocal_cli.config import resolve_config
@@ -113,21 +118,25 @@ def main() -> None:
     if (args.ccp / "manifest.json").is_file():
         sets["ccp" if args.split == "test" else "ccp-val"] = ccp_set(args.ccp, args.split)
     report: dict = {"set": args.set}
+    picked = {label: [int(i) for i in rows.split(",")] for label, rows in zip(sets, args.rows)}
     pics = []
     for label, (photos, holes, poses) in sets.items():
         out: dict[str, dict] = {}
         fills = {"telea": [telea_fill(p, h) for p, h in zip(photos, holes)],
                  "mean": [mean_fill(p, h) for p, h in zip(photos, holes)]}
         for w in args.weights:
-            pipe = GLocalPipeline.from_pretrained(w, device="cpu", config=icfg)
-            fills[str(w)] = [np.asarray(r) for r in pipe.inpaint_batch(photos, holes, poses)]
+            for fill in args.fill or [None]:
+                cfg = icfg if fill is None else config_from_dict(InferConfig, {**icfg.__dict__, "inpaint_fill": fill})
+                pipe = GLocalPipeline.from_pretrained(w, device="cpu", config=cfg)
+                key = str(w) if fill is None else f"{w}:{fill}"
+                fills[key] = [np.asarray(r) for r in pipe.inpaint_batch(photos, holes, poses)]
         for name, res in fills.items():
             for r, p, h in zip(res, photos, holes):
                 assert np.array_equal(r[~h], p[~h]), f"{name}: a known pixel changed"
             out[name] = score(res, photos, holes)
             print(label, name, json.dumps({k: round(v, 4) for k, v in out[name].items()}), flush=True)
         report[label] = out
-        for i in range(min(4, len(photos))):
+        for i in picked.get(label, range(min(4, len(photos)))):
             masked = photos[i].copy()
             masked[holes[i]] = 255
             pics.append(np.concatenate([masked, photos[i], *[fills[k][i] for k in fills if k != "mean"]], 1))

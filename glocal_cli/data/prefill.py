@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 __all__ = ["SEMANTIC_MAX_PIXELS", "SEMANTIC_RADIUS", "SEMANTIC_SHARPEN", "TELEA_RADIUS", "TEXTURE_MAX_PIXELS", "TEXTURE_SIGMA",
-           "TEXTURE_WEIGHT", "prefill_tensor", "semantic_fill", "telea_fill", "texture_fill"]
+           "TEXTURE_TAPER", "TEXTURE_WEIGHT", "prefill_tensor", "semantic_fill", "telea_fill", "texture_fill"]
 
 TELEA_RADIUS = 5.0
 """Neighbourhood radius (pixels) of the Telea fill: the reference scores in ``../shared/data`` use 5."""
@@ -148,9 +148,12 @@ def semantic_fill(image: np.ndarray, hole: np.ndarray, probs: np.ndarray, radius
 
 
 TEXTURE_WEIGHT = 0.5
-"""Weight of the exemplar synthesis's detail added to the semantic fill in :func:`texture_fill`. Chosen on the 45
-CCP validation photos: the largest weight at which no score falls below the semantic fill's (the detail's
-least-squares weight there is 0.26; 0.45 and 0.5 score alike, 0.6 drops to the semantic fill; ``docs/results.md``)."""
+"""Weight of the exemplar synthesis's detail added to the semantic fill at the hole's rim in :func:`texture_fill`.
+Chosen with :data:`TEXTURE_TAPER` on the 45 CCP validation photos at 128x88 and at 256x176 (``data/ccp-256``): the
+most detail at which no score falls below the semantic fill's (``docs/results.md``, "Texture fill")."""
+TEXTURE_TAPER = 8.0
+"""Pixels (at the synthesis's working size) over which :func:`texture_fill`'s detail fades to nothing into the
+hole: the copied detail agrees with the truth near the known pixels and not deeper (measured, ``docs/results.md``)."""
 TEXTURE_SIGMA = 2.0
 """Gaussian sigma (pixels at the working size) that splits the synthesis into its smooth part (dropped) and its
 detail (added to the semantic fill) in :func:`texture_fill`."""
@@ -161,7 +164,7 @@ window is synthesised at a reduced size and resized to the photo's."""
 
 def texture_fill(image: np.ndarray, hole: np.ndarray, probs: np.ndarray, *, weight: float = TEXTURE_WEIGHT,
                  sigma: float = TEXTURE_SIGMA, max_pixels: int = TEXTURE_MAX_PIXELS, seed: int = 0,
-                 smooth: np.ndarray | None = None, **synthesis: Any) -> np.ndarray:
+                 taper: float | None = TEXTURE_TAPER, smooth: np.ndarray | None = None, **synthesis: Any) -> np.ndarray:
     """``image`` (``uint8 (H, W, 3)``) with the ``hole`` (``bool (H, W)``) filled by the semantic fill plus the
     detail of an exemplar texture synthesis (:func:`glocal_cli.data.patchmatch.synthesize_texture`).
 
@@ -207,7 +210,11 @@ def texture_fill(image: np.ndarray, hole: np.ndarray, probs: np.ndarray, *, weig
         sel = labels == c
         low[sel] = num[sel] / np.maximum(den[sel], 1e-6)[:, None]
     add = synth - low
-    add *= weight * textured[..., None]
+    gain = weight * textured.astype(np.float32)
+    if taper:  # the detail fades out over ``taper`` pixels into the hole (deeper, the phase is a guess)
+        depth = cv2.distanceTransform(win_hole.astype(np.uint8), cv2.DIST_L2, 3)
+        gain *= np.clip(1.0 - (depth - 1.0) / taper, 0.0, 1.0)
+    add *= gain[..., None]
     if shrink < 1.0:
         add = cv2.resize(add, (ww, wh), interpolation=cv2.INTER_LINEAR)
     out = base.copy()

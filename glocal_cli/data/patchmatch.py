@@ -170,6 +170,8 @@ def synthesize_texture(image: np.ndarray, hole: np.ndarray, labels: np.ndarray, 
     given ``seed``. Known pixels of ``filled`` are ``image``'s."""
     import cv2
 
+    if em_steps < 1 or levels < 1 or patch < 3 or patch % 2 == 0:
+        raise ValueError(f"need em_steps >= 1, levels >= 1 and an odd patch >= 3 (got {em_steps}, {levels}, {patch})")
     img = np.asarray(image, np.float32)
     hole = np.asarray(hole, bool)
     labels = np.asarray(labels, np.int64)

@@ -10,7 +10,9 @@ Telea mixes whatever surrounds the hole: a stroke across a shirt's edge is fille
 and background. :func:`semantic_fill` uses the person's parsing instead (the semantic network's class
 probabilities, estimated without looking under the hole): each class's part of the hole is filled by Telea from
 that class's known pixels only, and the per-class fills are mixed by the class probabilities
-(``infer.inpaint_fill: semantic``, the default).
+(``infer.inpaint_fill: semantic``, the default). Both are smooth: stripes and prints stop at the hole.
+:func:`texture_fill` adds the detail of an exemplar synthesis (patches copied from known pixels of the same class,
+``glocal_cli.data.patchmatch``) near the hole's rim (``infer.inpaint_fill: texture``, opt-in).
 
 Images here are ``uint8 (H, W, 3)`` or tensors in [-1, 1]; holes are ``True``/1 where the pixel is missing.
 """
@@ -171,8 +173,8 @@ def texture_fill(image: np.ndarray, hole: np.ndarray, probs: np.ndarray, *, weig
     ``probs`` as in :func:`semantic_fill` (its fill is the start, ``smooth`` when given). Each hole pixel takes its
     most probable class; the hole's window (at most ``max_pixels``) is re-synthesised from known patches of the
     same class, coarse to fine, starting from the semantic fill, and ``weight`` times the synthesis's detail
-    (the synthesis minus its Gaussian blur of ``sigma`` taken within each class) is added to the semantic fill.
-    Classes with too few known patches keep the semantic fill; a window larger than ``max_pixels`` is synthesised
+    (the synthesis minus its Gaussian blur of ``sigma`` taken within each class) is added to the semantic fill,
+    fading to nothing over ``taper`` pixels into the hole (None: the same weight everywhere). Classes with too few known patches keep the semantic fill; a window larger than ``max_pixels`` is synthesised
     at a reduced size and its detail resized. ``synthesis``: options of :func:`~glocal_cli.data.patchmatch.
     synthesize_texture` (``patch``, ``levels``, ...). Known pixels are returned unchanged; deterministic given
     ``seed``."""

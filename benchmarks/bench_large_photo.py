@@ -2,7 +2,7 @@
 4400x6400, 28 MP).
 
     python benchmarks/bench_large_photo.py [--height 6400 --width 4400] [--threads 2] [--json out.json]
-        [--inpaint [--fill semantic|telea]]
+        [--inpaint [--fill texture|semantic|telea]]
 
 The photo is an example person (``examples/sources/person_00.png`` with its pose sidecar) upscaled to the size
 asked for, the target one example pose; the command runs in a fresh process (``glocal transfer`` with its
@@ -33,7 +33,7 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=4400)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--inpaint", action="store_true", help="glocal inpaint with a stroke mask instead")
-    ap.add_argument("--fill", choices=["semantic", "telea"], help="infer.inpaint_fill (with --inpaint)")
+    ap.add_argument("--fill", choices=["texture", "semantic", "telea"], help="infer.inpaint_fill (with --inpaint)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))

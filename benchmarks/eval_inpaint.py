@@ -2,12 +2,14 @@
 CCP street photos with seeded masks; glocal against classical fills, side by side.
 
     python benchmarks/eval_inpaint.py [--weights weights/inpaint ...] [--ccp data/ccp-128] [--json out.json]
-        [--picture docs/pictures/inpaint_real.png] [--set infer.key=value]
+        [--picture docs/pictures/inpaint_real.png] [--set infer.key=value] [--fill texture --fill semantic]
+        [--split val] [--rows 0,2 --rows 0]
 
 DeepFashion: each sample strip's middle panel (the target photo, 176x256 inside 40 px of padding) with
 ``../shared/data/deepfashion/inpaint-masks/<target stem>.png`` (white = hole); keypoints from the community CSV.
 CCP: the prepared test split of ``prepare-data ccp`` (photos the training never saw) with irregular strokes of
-the Liu et al. bins 1-3 (10-40% of the image), seeded by the photo's index.
+the Liu et al. bins 1-3 (10-40% of the image), seeded by the photo's index; ``--split val`` scores the 45
+validation photos alone instead (the ones settings are tuned on; DeepFashion is then skipped).
 
 Each method fills the hole of the whole photo and keeps every known pixel: ``telea`` (``cv2.inpaint``, radius 5,
 the reference of ``../shared/data/README.md``), ``mean`` (the known pixels' mean colour), and ``glocal`` per
@@ -72,14 +74,14 @@ def deepfashion_set(root: Path) -> tuple[list[np.ndarray], list[np.ndarray], lis
     return photos, holes, poses
 
 
-def ccp_set(data: Path) -> tuple[list[np.ndarray], list[np.ndarray], list]:
+def ccp_set(data: Path, split: str = "test") -> tuple[list[np.ndarray], list[np.ndarray], list]:
     from glocal_cli.data.layout import PreparedDataset
     from glocal_cli.data.masks import irregular_mask
 
     ds = PreparedDataset(data)
     kp = ds.keypoints()
     photos, holes, poses = [], [], []
-    for i, (name, _) in enumerate(ds.pairs("test")):
+    for i, (name, _) in enumerate(ds.pairs(split)):
         img = load_image(ds.root / "images" / name)
         photos.append(img)
         holes.append(irregular_mask(img.shape[0], img.shape[1], 1 + i % 3, 1000 + i).astype(bool))
@@ -91,10 +93,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--weights", type=Path, action="append", default=[])
     ap.add_argument("--ccp", type=Path, default=REPO_DIR / "data" / "ccp-128")
+    ap.add_argument("--split", choices=["test", "val"], default="test",
+                    help="CCP split: test (report) or val (tune on it; DeepFashion is then skipped)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--set", action="append", default=[])
+    ap.add_argument("--fill", action="append", default=[], choices=["texture", "semantic", "telea"],
+                    help="run each --weights with this infer.inpaint_fill (repeatable: one column each)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--picture", type=Path)
+    ap.add_argument("--rows", action="append", default=[],
+                    help="photo indices of the picture, comma-separated, once per set (default: the first 4)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from glocal_cli.infer.config import resolve_infer_config
@@ -103,11 +111,11 @@ def main() -> None:
     root = shared_data_dir()
     if root is None:
         raise SystemExit("../shared/data not found (set GLOCAL_SHARED_DATA)")
-
-    sets = {"deepfashion": deepfashion_set(root)}
+    sets = {"deepfashion": deepfashion_set(root)} if args.split == "test" else {}
     if (args.ccp / "manifest.json").is_file():
-        sets["ccp"] = ccp_set(args.ccp)
+        sets["ccp" if args.split == "test" else "ccp-val"] = ccp_set(args.ccp, args.split)
     report: dict = {"set": args.set}
+    picked = {label: [int(i) for i in rows.split(",")] for label, rows in zip(sets, args.rows)}
     pics = []
     for label, (photos, holes, poses) in sets.items():
         out: dict[str, dict] = {}
@@ -115,15 +123,18 @@ def main() -> None:
                  "mean": [mean_fill(p, h) for p, h in zip(photos, holes)]}
         for w in args.weights:  # the settings the weights recommend, under --set
             icfg = dataclasses.replace(resolve_infer_config(w, None, args.set), workers=0)
-            pipe = GLocalPipeline.from_pretrained(w, device="cpu", config=icfg)
-            fills[str(w)] = [np.asarray(r) for r in pipe.inpaint_batch(photos, holes, poses)]
+            for fill in args.fill or [None]:
+                cfg = icfg if fill is None else dataclasses.replace(icfg, inpaint_fill=fill)
+                pipe = GLocalPipeline.from_pretrained(w, device="cpu", config=cfg)
+                key = str(w) if fill is None else f"{w}:{fill}"
+                fills[key] = [np.asarray(r) for r in pipe.inpaint_batch(photos, holes, poses)]
         for name, res in fills.items():
             for r, p, h in zip(res, photos, holes):
                 assert np.array_equal(r[~h], p[~h]), f"{name}: a known pixel changed"
             out[name] = score(res, photos, holes)
             print(label, name, json.dumps({k: round(v, 4) for k, v in out[name].items()}), flush=True)
         report[label] = out
-        for i in range(min(4, len(photos))):
+        for i in picked.get(label, range(min(4, len(photos)))):
             masked = photos[i].copy()
             masked[holes[i]] = 255
             pics.append(np.concatenate([masked, photos[i], *[fills[k][i] for k in fills if k != "mean"]], 1))

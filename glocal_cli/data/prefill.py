@@ -10,17 +10,22 @@ Telea mixes whatever surrounds the hole: a stroke across a shirt's edge is fille
 and background. :func:`semantic_fill` uses the person's parsing instead (the semantic network's class
 probabilities, estimated without looking under the hole): each class's part of the hole is filled by Telea from
 that class's known pixels only, and the per-class fills are mixed by the class probabilities
-(``infer.inpaint_fill: semantic``, the default).
+(``infer.inpaint_fill: semantic``, the default). Both are smooth: stripes and prints stop at the hole.
+:func:`texture_fill` adds the detail of an exemplar synthesis (patches copied from known pixels of the same class,
+``glocal_cli.data.patchmatch``) near the hole's rim (``infer.inpaint_fill: texture``, opt-in).
 
 Images here are ``uint8 (H, W, 3)`` or tensors in [-1, 1]; holes are ``True``/1 where the pixel is missing.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
-__all__ = ["SEMANTIC_MAX_PIXELS", "SEMANTIC_RADIUS", "SEMANTIC_SHARPEN", "TELEA_RADIUS", "prefill_tensor", "semantic_fill", "telea_fill"]
+__all__ = ["SEMANTIC_MAX_PIXELS", "SEMANTIC_RADIUS", "SEMANTIC_SHARPEN", "TELEA_RADIUS", "TEXTURE_MAX_PIXELS", "TEXTURE_SIGMA",
+           "TEXTURE_TAPER", "TEXTURE_WEIGHT", "prefill_tensor", "semantic_fill", "telea_fill", "texture_fill"]
 
 TELEA_RADIUS = 5.0
 """Neighbourhood radius (pixels) of the Telea fill: the reference scores in ``../shared/data`` use 5."""
@@ -56,6 +61,30 @@ SEMANTIC_MAX_PIXELS = 2_000_000
 per class at a reduced size and that fill's difference to Telea's is added, resized, to Telea's full-size fill."""
 
 
+def _hole_window(hole: np.ndarray, margin: int) -> tuple[int, int, int, int]:
+    """``(y0, y1, x0, x1)``: the hole's box grown by a quarter of its size, at least ``margin`` pixels."""
+    h, w = hole.shape
+    ys, xs = np.nonzero(hole)
+    grow = max(margin, round(0.25 * max(ys.max() - ys.min() + 1, xs.max() - xs.min() + 1)))
+    return (max(0, int(ys.min()) - grow), min(h, int(ys.max()) + 1 + grow),
+            max(0, int(xs.min()) - grow), min(w, int(xs.max()) + 1 + grow))
+
+
+def _window_probs(probs: np.ndarray, size: tuple[int, int], window: tuple[int, int, int, int],
+                  out_size: tuple[int, int]) -> np.ndarray:
+    """``float32 (K, sh, sw)``: the probabilities (covering an image of ``size``) over ``window`` ``(y0, y1, x0,
+    x1)`` sampled at the pixel centres of an ``out_size`` ``(sh, sw)`` grid (bilinear, clipped at 0)."""
+    import cv2
+
+    (h, w), (y0, y1, x0, x1), (sh, sw) = size, window, out_size
+    k, ph, pw = probs.shape
+    gx = ((x0 + (np.arange(sw, dtype=np.float32) + 0.5) * (x1 - x0) / sw) * pw / w - 0.5).astype(np.float32)
+    gy = ((y0 + (np.arange(sh, dtype=np.float32) + 0.5) * (y1 - y0) / sh) * ph / h - 0.5).astype(np.float32)
+    mx, my = np.meshgrid(gx, gy)
+    p = np.stack([cv2.remap(probs[c], mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE) for c in range(k)])
+    return np.clip(p, 0, None)
+
+
 def semantic_fill(image: np.ndarray, hole: np.ndarray, probs: np.ndarray, radius: float = SEMANTIC_RADIUS,
                   sharpen: float = SEMANTIC_SHARPEN, min_known: int = 16, min_prob: float = 0.02,
                   max_pixels: int = SEMANTIC_MAX_PIXELS) -> np.ndarray:
@@ -82,10 +111,7 @@ def semantic_fill(image: np.ndarray, hole: np.ndarray, probs: np.ndarray, radius
     if not hole.any() or hole.all():
         return base
     h, w = hole.shape
-    ys, xs = np.nonzero(hole)
-    grow = max(int(2 * radius + 2), round(0.25 * max(ys.max() - ys.min() + 1, xs.max() - xs.min() + 1)))
-    y0, y1 = max(0, int(ys.min()) - grow), min(h, int(ys.max()) + 1 + grow)
-    x0, x1 = max(0, int(xs.min()) - grow), min(w, int(xs.max()) + 1 + grow)
+    y0, y1, x0, x1 = _hole_window(hole, int(2 * radius + 2))
     wh, ww = y1 - y0, x1 - x0
     shrink = min(1.0, (max_pixels / (wh * ww)) ** 0.5)
     sh, sw = max(1, round(wh * shrink)), max(1, round(ww * shrink))
@@ -94,13 +120,8 @@ def semantic_fill(image: np.ndarray, hole: np.ndarray, probs: np.ndarray, radius
         win_img = cv2.resize(win_img, (sw, sh), interpolation=cv2.INTER_AREA)
         win_hole = cv2.resize(win_hole.astype(np.uint8), (sw, sh), interpolation=cv2.INTER_NEAREST) > 0
         win_base = telea_fill(win_img, win_hole, radius)
-    # the probabilities over the window, sampled at the window's pixel centres (pixel-centre convention)
-    k, ph, pw = probs.shape
-    gx = ((x0 + (np.arange(sw, dtype=np.float32) + 0.5) * ww / sw) * pw / w - 0.5).astype(np.float32)
-    gy = ((y0 + (np.arange(sh, dtype=np.float32) + 0.5) * wh / sh) * ph / h - 0.5).astype(np.float32)
-    mx, my = np.meshgrid(gx, gy)
-    p = np.stack([cv2.remap(probs[c], mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE) for c in range(k)])
-    p = np.clip(p, 0, None)
+    p = _window_probs(probs, (h, w), (y0, y1, x0, x1), (sh, sw))
+    k = p.shape[0]
     labels = p.argmax(0)
     p = p**sharpen
     p /= np.maximum(p.sum(0, keepdims=True), 1e-12)
@@ -128,11 +149,87 @@ def semantic_fill(image: np.ndarray, hole: np.ndarray, probs: np.ndarray, radius
     return out
 
 
+TEXTURE_WEIGHT = 0.5
+"""Weight of the exemplar synthesis's detail added to the semantic fill at the hole's rim in :func:`texture_fill`.
+Chosen with :data:`TEXTURE_TAPER` on the 45 CCP validation photos at 128x88 and at 256x176 (``data/ccp-256``): the
+most detail at which no score falls below the semantic fill's (``docs/results.md``, "Texture fill")."""
+TEXTURE_TAPER = 8.0
+"""Pixels (at the synthesis's working size) over which :func:`texture_fill`'s detail fades to nothing into the
+hole: the copied detail agrees with the truth near the known pixels and not deeper (measured, ``docs/results.md``)."""
+TEXTURE_SIGMA = 2.0
+"""Gaussian sigma (pixels at the working size) that splits the synthesis into its smooth part (dropped) and its
+detail (added to the semantic fill) in :func:`texture_fill`."""
+TEXTURE_MAX_PIXELS = 1_000_000
+""":func:`texture_fill` synthesises the hole's window at most this many pixels large; the detail of a larger
+window is synthesised at a reduced size and resized to the photo's."""
+
+
+def texture_fill(image: np.ndarray, hole: np.ndarray, probs: np.ndarray, *, weight: float = TEXTURE_WEIGHT,
+                 sigma: float = TEXTURE_SIGMA, max_pixels: int = TEXTURE_MAX_PIXELS, seed: int = 0,
+                 taper: float | None = TEXTURE_TAPER, smooth: np.ndarray | None = None, **synthesis: Any) -> np.ndarray:
+    """``image`` (``uint8 (H, W, 3)``) with the ``hole`` (``bool (H, W)``) filled by the semantic fill plus the
+    detail of an exemplar texture synthesis (:func:`glocal_cli.data.patchmatch.synthesize_texture`).
+
+    ``probs`` as in :func:`semantic_fill` (its fill is the start, ``smooth`` when given). Each hole pixel takes its
+    most probable class; the hole's window (at most ``max_pixels``) is re-synthesised from known patches of the
+    same class, coarse to fine, starting from the semantic fill, and ``weight`` times the synthesis's detail
+    (the synthesis minus its Gaussian blur of ``sigma`` taken within each class) is added to the semantic fill,
+    fading to nothing over ``taper`` pixels into the hole (None: the same weight everywhere). Classes with too few known patches keep the semantic fill; a window larger than ``max_pixels`` is synthesised
+    at a reduced size and its detail resized. ``synthesis``: options of :func:`~glocal_cli.data.patchmatch.
+    synthesize_texture` (``patch``, ``levels``, ...). Known pixels are returned unchanged; deterministic given
+    ``seed``."""
+    import cv2
+
+    from glocal_cli.data.patchmatch import synthesize_texture
+
+    img = np.ascontiguousarray(image, dtype=np.uint8)
+    hole = np.asarray(hole, bool)
+    probs = np.asarray(probs, np.float32)
+    base = semantic_fill(img, hole, probs) if smooth is None else np.asarray(smooth, np.uint8)
+    if not hole.any() or hole.all() or weight == 0:
+        return base
+    h, w = hole.shape
+    y0, y1, x0, x1 = _hole_window(hole, 16)
+    wh, ww = y1 - y0, x1 - x0
+    shrink = min(1.0, (max_pixels / (wh * ww)) ** 0.5)
+    sh, sw = max(1, round(wh * shrink)), max(1, round(ww * shrink))
+    win_img = img[y0:y1, x0:x1].astype(np.float32)
+    win_hole = hole[y0:y1, x0:x1]
+    win_base = base[y0:y1, x0:x1].astype(np.float32)
+    if shrink < 1.0:
+        win_img = cv2.resize(win_img, (sw, sh), interpolation=cv2.INTER_AREA)
+        win_base = cv2.resize(win_base, (sw, sh), interpolation=cv2.INTER_AREA)
+        win_hole = cv2.resize(win_hole.astype(np.float32), (sw, sh), interpolation=cv2.INTER_AREA) > 0
+    labels = _window_probs(probs, (h, w), (y0, y1, x0, x1), (sh, sw)).argmax(0)
+    synth, textured = synthesize_texture(win_img, win_hole, labels, win_base, seed=seed, **synthesis)
+    # the detail: the synthesis minus its smooth part, blurred within each class (a class edge is not sharpened:
+    # where the estimated edge is off, sharpening it costs more than the texture gains, docs/design.md)
+    low = np.zeros_like(synth)
+    for c in np.unique(labels[win_hole]):
+        m = (labels == c).astype(np.float32)
+        num = cv2.GaussianBlur(synth * m[..., None], (0, 0), sigma)
+        den = cv2.GaussianBlur(m, (0, 0), sigma)
+        sel = labels == c
+        low[sel] = num[sel] / np.maximum(den[sel], 1e-6)[:, None]
+    add = synth - low
+    gain = weight * textured.astype(np.float32)
+    if taper:  # the detail fades out over ``taper`` pixels into the hole (deeper, the phase is a guess)
+        depth = cv2.distanceTransform(win_hole.astype(np.uint8), cv2.DIST_L2, 3)
+        gain *= np.clip(1.0 - (depth - 1.0) / taper, 0.0, 1.0)
+    add *= gain[..., None]
+    if shrink < 1.0:
+        add = cv2.resize(add, (ww, wh), interpolation=cv2.INTER_LINEAR)
+    out = base.copy()
+    region, hw = out[y0:y1, x0:x1], hole[y0:y1, x0:x1]
+    region[hw] = np.clip(np.rint(region[hw].astype(np.float32) + add[hw]), 0, 255).astype(np.uint8)
+    return out
+
+
 def prefill_tensor(image: torch.Tensor, mask: torch.Tensor, radius: float = TELEA_RADIUS,
-                   probs: torch.Tensor | None = None) -> torch.Tensor:
+                   probs: torch.Tensor | None = None, texture: bool = False) -> torch.Tensor:
     """Telea-prefilled images ``(B, 3, H, W)`` (or one ``(3, H, W)``) in [-1, 1], from images in [-1, 1] and
     masks ``(B, 1, H, W)`` (``(1, H, W)``), 1 = hole; with class probabilities ``probs`` ``(B, K, h, w)``
-    (``(K, h, w)``) :func:`semantic_fill` instead. Runs on the CPU (OpenCV); the result is on the input's
+    (``(K, h, w)``) :func:`semantic_fill` instead, or with ``texture`` as well :func:`texture_fill`. Runs on the CPU (OpenCV); the result is on the input's
     device and dtype. Known pixels keep their exact value; hole pixels are quantised to 8 bits, as a photo's."""
     single = image.dim() == 3
     img = image[None] if single else image
@@ -143,7 +240,10 @@ def prefill_tensor(image: torch.Tensor, mask: torch.Tensor, radius: float = TELE
         filled = np.stack([telea_fill(u8[i], holes[i], radius) for i in range(u8.shape[0])])
     else:
         pr = (probs[None] if single else probs).detach().float().cpu().numpy()
-        filled = np.stack([semantic_fill(u8[i], holes[i], pr[i], radius) for i in range(u8.shape[0])])
+        fills = [semantic_fill(u8[i], holes[i], pr[i], radius) for i in range(u8.shape[0])]
+        if texture:
+            fills = [texture_fill(u8[i], holes[i], pr[i], smooth=f) for i, f in enumerate(fills)]
+        filled = np.stack(fills)
     out = torch.from_numpy(filled).permute(0, 3, 1, 2).float().div(127.5).sub(1).to(image.device, image.dtype)
     keep = (m <= 0.5).to(image.dtype)
     out = out * (1 - keep) + img * keep

@@ -32,8 +32,9 @@ CopyVisible = Literal["model", "mesh"]
 UnseenFill = Literal["model", "part_mean", "mirror"]
 GhostFill = Literal["plate", "model"]
 InpaintOutput = Literal["source", "frame"]
-InpaintFill = Literal["semantic", "telea"]
-"""``infer.inpaint_fill``: the classical fill a prefill model refines, class by class or Telea's alone."""
+InpaintFill = Literal["texture", "semantic", "telea"]
+"""``infer.inpaint_fill``: the classical fill a prefill model refines: class by class with the texture continued,
+class by class, or Telea's alone."""
 
 FLOW_MODES: tuple[str, ...] = typing.get_args(FlowMode)
 SOURCE_PARSING_MODES: tuple[str, ...] = typing.get_args(SourceParsing)
@@ -169,7 +170,10 @@ class InferConfig:
     """The classical fill that weights with ``model.inpaint_prefill`` (the default inpainting weights) refine:
     semantic = each class's part of the hole filled from that class's own known pixels, mixed by the class
     probabilities the semantic network (``source_parser`` when set) estimates from the photo with the hole
-    Telea-filled (:func:`glocal_cli.data.prefill.semantic_fill`); telea = OpenCV's Telea fill alone."""
+    Telea-filled (:func:`glocal_cli.data.prefill.semantic_fill`); texture = the semantic fill plus the detail
+    (stripes, prints) of patches copied from known pixels of the same class, PatchMatch-style
+    (:func:`glocal_cli.data.prefill.texture_fill`; synthesised at 1 MP at most, slower); telea = OpenCV's
+    Telea fill alone."""
     RETIRED: ClassVar[dict[str, str]] = {
         key: "its default won on the real pairs; code sets it through glocal_cli.infer.config.BlendRules"
         for key in ("ghost_gate", "ghost_fill", "mirror_strength", "plain_background_spread")}

@@ -155,7 +155,7 @@ class BatchOutput:
     """Transfer with ``model.pixel_blend``: ``blend (B, 1, H, W)``, ``warped (B, 3, H, W)`` in [-1, 1] and
     ``flow (B, 2, H, W)`` (normalised) for :func:`glocal_cli.infer.composite.full_res_transfer`."""
     fill_probs: torch.Tensor | None = None
-    """``float16 (B, 8, H, W)`` inpainting with ``infer.inpaint_fill: semantic``: the class probabilities the
+    """``float16 (B, 8, H, W)`` inpainting with ``infer.inpaint_fill: semantic`` or ``texture``: the class probabilities the
     classical fill was mixed by (the composite redoes that fill at the photo's size)."""
 
 
@@ -480,9 +480,10 @@ class GLocalPipeline:
                 # the target parsing too, not a guess of the semantic net from a holed image it never saw
                 prefilled = None
                 if getattr(self.model.cfg, "inpaint_prefill", False):
-                    if self.config.inpaint_fill == "semantic":
+                    if self.config.inpaint_fill in ("semantic", "texture"):
                         fill_probs = probs
-                    prefilled = prefill_tensor(image, mask, probs=fill_probs)
+                    prefilled = prefill_tensor(image, mask, probs=fill_probs,
+                                               texture=self.config.inpaint_fill == "texture")
                 out = self.model(image, source_pose, None, source_parsing, source_parsing, mask, mode="inpaint",
                                  check_finite=False, prefilled=prefilled)
                 masked = image * (1 - mask) + mask  # holes shown white
@@ -664,7 +665,7 @@ class GLocalPipeline:
                                                                              for k in DETAIL_KEYS],
                                       prefill=None if out.prefill is None else out.prefill[i].numpy(),
                                       probs=None if out.fill_probs is None else out.fill_probs[i].numpy(),
-                                      feather=self.config.inpaint_feather)
+                                      feather=self.config.inpaint_feather, fill=self.config.inpaint_fill)
                 for note in more:
                     warn(f"source {i}: {note}")
                 notes[i] += more

@@ -627,7 +627,8 @@ class ServeEngine:
             result, _ = compose(frame, entry.image, prepared.transform, hole=hole_canvas,
                                 prefill=None if out.prefill is None else out.prefill[0].numpy(),
                                 probs=None if out.fill_probs is None else out.fill_probs[0].numpy(),
-                                feather=self.inpaint_pipeline.config.inpaint_feather)
+                                feather=self.inpaint_pipeline.config.inpaint_feather,
+                                fill=self.inpaint_pipeline.config.inpaint_fill)
         response: dict[str, Any] = {
             "image": png_data_url(result), "width": int(result.shape[1]), "height": int(result.shape[0]),
             "masked": png_data_url(self._to_canvas(out.masked[0].numpy(), prepared, entry, paste_back=paste_back))

@@ -90,7 +90,7 @@ def test_bad_shapes_are_refused() -> None:
         semantic_fill(img, _band(), probs[0])
 
 
-@pytest.mark.parametrize("fill", ["semantic", "telea"])
+@pytest.mark.parametrize("fill", ["texture", "semantic", "telea"])
 def test_the_pipeline_never_looks_under_a_given_hole(fill: str) -> None:
     """Two photos that differ only under the hole give the same inpainting: the parsing the fill is mixed by is
     estimated from the photo with the hole Telea-filled, not from what the hole covers."""

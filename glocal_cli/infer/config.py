@@ -226,6 +226,12 @@ class BlendRules:
     """With ghost_gate: what fills a target background pixel where the source person stood. 'plate' = the source
     photo without its person (the person of the source parsing removed and filled from the background around it,
     OpenCV Telea): a street stays a street, with no ghost and no wall; 'model' = the decoder's own picture."""
+    keep_background: bool = True
+    """Pose transfer with the ghost gate: where the target parsing calls a pixel background and the source shows
+    background at the same pixel, the result is the source photo there (copied at the photo's resolution), not
+    the model's picture of it: the real background is kept, whatever the weights learned to draw there
+    (weights trained on pairs from different cameras, e.g. Market-1501, learn to draw a blurred average street).
+    On a plain backdrop, which is painted flat anyway, it changes nothing."""
     plain_background_spread: float = 25.0
     """'auto' background: the largest per-channel spread (0-255; median absolute deviation scaled as a standard
     deviation) of the source border called plain."""

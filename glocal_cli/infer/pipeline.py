@@ -570,6 +570,8 @@ class GLocalPipeline:
                     part["image"], part["blend"] = gate_ghost(part["image"], decoded,
                                                               part["warped"], part["blend"], source_person,
                                                               part["person"], plate)
+                    if self.rules.keep_background:
+                        keep_background(part, pick(image).float(), 1.0 - pick(source_parsing)[:, :1].float())
             for key, value in part.items():
                 if whole:
                     out[key] = value
@@ -929,6 +931,19 @@ def gate_ghost(image: torch.Tensor, decoded: torch.Tensor, warped: torch.Tensor,
     if plate is not None:
         out = torch.lerp(out, plate.to(out.dtype), ghost.to(out.dtype))
     return out, gated
+
+
+def keep_background(part: dict[str, torch.Tensor], image: torch.Tensor, source_person: torch.Tensor) -> None:
+    """``part`` (``image``, ``warped``, ``blend``, ``flow``, ``person`` of a transfer) with the source photo
+    ``image`` kept where the target calls the pixel background and the source shows background at the same pixel
+    (``BlendRules.keep_background``): ``k = (1 - person_mask(person)) * (1 - person_mask(source_person))``; the
+    picture and the warp move to the photo by ``k``, the blend to 1 and the flow to 0 (no displacement), so that
+    the full-resolution composite copies the photo itself there."""
+    keep = (1.0 - person_mask(part["person"])) * (1.0 - person_mask(source_person))
+    part["image"] = torch.lerp(part["image"], image, keep)
+    part["warped"] = torch.lerp(part["warped"], image, keep)
+    part["blend"] = torch.lerp(part["blend"], torch.ones_like(part["blend"]), keep)
+    part["flow"] = part["flow"] * (1.0 - keep)
 
 
 def _to_hwc_uint8(image: torch.Tensor) -> torch.Tensor:

@@ -108,6 +108,39 @@ def test_ghost_gate_copies_no_source_person_onto_the_target_background() -> None
     assert torch.equal(out_p[..., keep], image[..., keep])
 
 
+def test_keep_background_shows_the_photo_where_both_show_background() -> None:
+    import torch
+
+    from glocal_cli.infer.pipeline import keep_background
+
+    h, w = 8, 6
+    photo = torch.linspace(-1, 1, 3 * h * w).reshape(1, 3, h, w)  # a textured street
+    part = {"image": torch.full((1, 3, h, w), 0.3), "warped": torch.full((1, 3, h, w), 0.2),
+            "blend": torch.full((1, 1, h, w), 0.4), "flow": torch.full((1, 2, h, w), 0.05),
+            "person": torch.zeros(1, 1, h, w)}
+    part["person"][..., :4, :] = 1.0  # the top half: the target's person
+    source_person = torch.zeros(1, 1, h, w)
+    source_person[..., :, 3:] = 1.0  # the right half: the source's person (the ghost gate's and the plate's)
+    before = {k: v.clone() for k, v in part.items()}
+    keep_background(part, photo, source_person)
+    both = torch.zeros(h, w, dtype=torch.bool)
+    both[4:, :3] = True  # background in the target and in the source
+    assert torch.equal(part["image"][..., both], photo[..., both])
+    assert torch.equal(part["warped"][..., both], photo[..., both])
+    assert float(part["blend"][..., both].min()) == 1.0 and float(part["flow"][..., both].abs().max()) == 0.0
+    for key in ("image", "warped", "blend", "flow"):  # the person, and the source person's place: untouched
+        assert torch.equal(part[key][..., ~both], before[key][..., ~both]), key
+    # at the photo's resolution the kept background is the photo itself
+    frame = ((part["image"][0] + 1) * 127.5).permute(1, 2, 0).numpy()
+    original = np.clip(np.round(frame), 0, 255).astype(np.uint8)
+    _, t = fit_to_frame(original, h, w)
+    out = full_res_transfer(original, frame, t, part["blend"][0].numpy(), part["warped"][0].numpy(),
+                            part["flow"][0].numpy())
+    inner = np.zeros((h, w), bool)
+    inner[6:, :2] = True  # away from the kept region's edge (bilinear upsampling mixes the neighbours)
+    assert np.abs(out[inner].astype(int) - original[inner]).max() <= 1
+
+
 def test_clean_plate_removes_the_source_person_from_the_background() -> None:
     import torch
     import torch.nn.functional as F

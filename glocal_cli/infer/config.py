@@ -27,7 +27,7 @@ SourceParsing = Literal["auto", "estimate", "body3d"]
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
 PoseFrame = Literal["auto", "source", "fit", "model"]
 ImageFormat = Literal["png", "jpg"]
-Background = Literal["auto", "plain", "generated"]
+Background = Literal["auto", "plain", "source", "generated"]
 CopyVisible = Literal["model", "mesh"]
 UnseenFill = Literal["model", "part_mean", "mirror"]
 GhostFill = Literal["plate", "model"]
@@ -127,8 +127,11 @@ class InferConfig:
     background: Background = "auto"
     """Pose transfer: where the predicted target parsing says background, 'plain' paints the source photo's
     backdrop colour (the median of its border) and copies nothing from the source there (so the source's person
-    never shows through); 'generated' keeps the model's pixels; 'auto' = plain when the source's border is a
-    plain studio backdrop (spread under plain_background_spread), else generated."""
+    never shows through); 'source' keeps the source photo itself where the source shows background at the same
+    pixel, copied at the photo's resolution (the real street, whatever the weights learned to draw there), and
+    where the source person stood the photo without its person; 'generated' keeps the model's pixels (what
+    benchmarks whose targets were shot elsewhere reward: ``weights/market`` recommends it); 'auto' = plain when
+    the source's border is a plain studio backdrop (spread under plain_background_spread), else source."""
     copy_visible: CopyVisible = "mesh"
     """Pose transfer with a usable 3D flow (``flow: body3d``): 'mesh' copies every target pixel the 3D
     correspondence marks visible from the source (the pixel blend's m raised to 1 there); 'model' keeps the
@@ -226,12 +229,6 @@ class BlendRules:
     """With ghost_gate: what fills a target background pixel where the source person stood. 'plate' = the source
     photo without its person (the person of the source parsing removed and filled from the background around it,
     OpenCV Telea): a street stays a street, with no ghost and no wall; 'model' = the decoder's own picture."""
-    keep_background: bool = True
-    """Pose transfer with the ghost gate: where the target parsing calls a pixel background and the source shows
-    background at the same pixel, the result is the source photo there (copied at the photo's resolution), not
-    the model's picture of it: the real background is kept, whatever the weights learned to draw there
-    (weights trained on pairs from different cameras, e.g. Market-1501, learn to draw a blurred average street).
-    On a plain backdrop, which is painted flat anyway, it changes nothing."""
     plain_background_spread: float = 25.0
     """'auto' background: the largest per-channel spread (0-255; median absolute deviation scaled as a standard
     deviation) of the source border called plain."""

@@ -570,7 +570,7 @@ class GLocalPipeline:
                     part["image"], part["blend"] = gate_ghost(part["image"], decoded,
                                                               part["warped"], part["blend"], source_person,
                                                               part["person"], plate)
-                    if self.rules.keep_background:
+                    if self.config.background in ("auto", "source"):  # a plain wall is painted flat after this
                         keep_background(part, pick(image).float(), 1.0 - pick(source_parsing)[:, :1].float())
             for key, value in part.items():
                 if whole:
@@ -848,7 +848,7 @@ def plain_backdrop(image: torch.Tensor, cfg: Any, content_box: torch.Tensor | No
     ``content_box`` ``(B, 4)`` (``x0, y0, x1, y1`` of each photo inside the frame): the ring is taken on the photo's
     own border, not on the frame's padding (a narrow crop padded white is not a white studio wall)."""
     b = image.shape[0]
-    if cfg.background == "generated":
+    if cfg.background in ("generated", "source"):
         return image.new_full((b, 3), float("nan"))
     crops = [image] if content_box is None else [image[i:i + 1, :, int(y0):int(y1), int(x0):int(x1)]
                                                  for i, (x0, y0, x1, y1) in enumerate(content_box.tolist())]
@@ -936,7 +936,8 @@ def gate_ghost(image: torch.Tensor, decoded: torch.Tensor, warped: torch.Tensor,
 def keep_background(part: dict[str, torch.Tensor], image: torch.Tensor, source_person: torch.Tensor) -> None:
     """``part`` (``image``, ``warped``, ``blend``, ``flow``, ``person`` of a transfer) with the source photo
     ``image`` kept where the target calls the pixel background and the source shows background at the same pixel
-    (``BlendRules.keep_background``): ``k = (1 - person_mask(person)) * (1 - person_mask(source_person))``; the
+    (``infer.background: source``, and ``auto`` off a plain wall):
+    ``k = (1 - person_mask(person)) * (1 - person_mask(source_person))``; the
     picture and the warp move to the photo by ``k``, the blend to 1 and the flow to 0 (no displacement), so that
     the full-resolution composite copies the photo itself there."""
     keep = (1.0 - person_mask(part["person"])) * (1.0 - person_mask(source_person))

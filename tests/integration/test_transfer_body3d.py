@@ -378,3 +378,24 @@ def test_warm_started_fits_follow_a_dragged_joint():
     warm.fit(far, vis, (H, W))
     assert warm.warm_fitted == 1 and warm.fitted == 3  # cold
     assert BodyFlow(FAST_BODY, "cpu").warm_start is False
+
+
+def test_background_source_keeps_the_photo_where_both_show_background():
+    """``infer.background: source`` (what ``auto`` means off a plain wall): where the target parsing and the
+    source's parsing both say background the result is the source photo; ``generated`` keeps the model's."""
+    model = tiny_model(3)
+    with torch.no_grad():  # the target parsing: background everywhere; the blend head copies nothing (m ~ 0)
+        model.semantic.head[1].bias.zero_()
+        model.semantic.head[1].bias[0] = 30.0
+        model.generator.blend.head.bias[0] = -30.0
+    img = photo(7)
+    parsing = np.zeros((H, W), np.uint8)
+    parsing[10:58, 12:32] = 2  # the source's person (given, so the test knows it)
+    out = {bg: pipeline(model, background=bg, paste_back=False).transfer(img, ARMS_OUT, SOURCE, parsing,
+                                                                          return_details=True).frame_image
+           for bg in ("source", "auto", "generated")}
+    street = np.ones((H, W), bool)
+    street[8:60, 10:34] = False  # away from the source person (the clean plate's reach)
+    assert np.abs(out["source"][street].astype(int) - img[street]).max() <= 1
+    assert np.array_equal(out["auto"], out["source"])  # a textured border is not a studio wall
+    assert np.abs(out["generated"][street].astype(int) - img[street]).mean() > 10

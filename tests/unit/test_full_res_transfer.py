@@ -65,6 +65,7 @@ def test_plain_backdrop_is_painted_where_the_target_shows_background() -> None:
     assert torch.allclose(colour[0], torch.full((3,), 0.9)) and torch.isnan(colour[1]).all()
     assert not torch.isnan(plain_backdrop(textured, InferConfig(background="plain"))).any()
     assert torch.isnan(plain_backdrop(plain, InferConfig(background="generated"))).all()
+    assert torch.isnan(plain_backdrop(plain, InferConfig(background="source"))).all()  # kept, not painted
     image = torch.zeros(2, 3, 32, 24)
     person = torch.zeros(2, 1, 32, 24)
     person[..., 10:20, 8:16] = 1.0

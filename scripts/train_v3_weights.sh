@@ -14,12 +14,16 @@
 #    SynthPeople's exact ones) and the generator stage on the datasets with ground-truth flow (SynthPeople,
 #    Market: the trainer leaves CCP's self-pairs out of it with a warning), mix weights MIX (1,1,1), batch 8,
 #    Adam 2e-4; validation of every dataset every VAL_EVERY steps, checkpoints every CKPT_EVERY steps.
-# 3. Export: the best generator checkpoint (by the first dataset's validation) -> $OUT, keeping its MODEL_CARD.md.
+# 3. Export: the generator checkpoint CHECKPOINT (last: step 4,000, the best validation PSNR on both datasets;
+#    best: the trainer's best.pt, by the first dataset's L1) -> $OUT, keeping its MODEL_CARD.md, with the semantic
+#    network of SEMANTIC_FROM put back (scripts/combine_weights.py; the one trained on the mix learned Market's
+#    body-shaped parsings and cost 0.9 dB on Market: docs/results.md, "Default weights v3"; empty: keep).
 #
 # Environment: PYTHON, RAW_MARKET (../shared/data/market1501), RAW_CCP (../shared/data/ccp), SYNTH, MARKET, CCP
-# (the data folders above), RUNS (runs), NAME (v3-mix-128), OUT (runs/v3-weights: promote to weights/default by
+# (the data folders above), RUNS (runs), NAME (v3-mix-128), OUT (runs/v3-weights: not promoted, docs/results.md "Default weights v3"; promote to weights/default by
 # hand after the benchmarks), INIT (weights/default), STEPS ("SEMANTIC,GENERATOR", 1000,4000), MIX (1,1,1),
-# VAL_EVERY (250), CKPT_EVERY (100), OMP_NUM_THREADS (1), PREPARE_ONLY (1: stop after the data).
+# VAL_EVERY (250), CKPT_EVERY (100), CHECKPOINT (last), SEMANTIC_FROM (weights/default), OMP_NUM_THREADS (1),
+# PREPARE_ONLY (1: stop after the data).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,6 +42,8 @@ MIX=${MIX:-1,1,1}
 VAL_EVERY=${VAL_EVERY:-250}
 CKPT_EVERY=${CKPT_EVERY:-100}
 PREPARE_ONLY=${PREPARE_ONLY:-}
+CHECKPOINT=${CHECKPOINT:-last}
+SEMANTIC_FROM=${SEMANTIC_FROM-weights/default}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
@@ -55,7 +61,7 @@ fi
 [ -n "$PREPARE_ONLY" ] && exit 0
 
 nice -n 5 "$PYTHON" - "$SYNTH" "$MARKET" "$CCP" "$RUNS" "$NAME" "$OUT" "$INIT" "$STEPS" "$MIX" "$VAL_EVERY" \
-  "$CKPT_EVERY" <<'PY'
+  "$CKPT_EVERY" "$CHECKPOINT" <<'PY'
 import json
 import os
 import sys
@@ -86,7 +92,17 @@ result = train([synth, market, ccp], config, stage="all", runs_dir=runs, name=na
                weights=init)
 if result.interrupted or result.weights_dir is None:
     sys.exit("training interrupted: run this script again to continue")
-size = export_weights(result.weights_dir, out)
+if sys.argv[12] == "last":  # the final step (its validation PSNR was the best on both datasets)
+    from glocal_cli.train.export import export_checkpoint
+
+    last = runs / name / "weights-last"
+    export_checkpoint(runs / name / "checkpoints" / "generator" / "last.pt", last, overwrite=True)
+    size = export_weights(last, out)
+else:
+    size = export_weights(result.weights_dir, out)
 print(f"exported {out} ({size / 2**20:.1f} MB) in {(time.perf_counter() - t0) / 60:.1f} min; "
       f"validation: {result.stages[-1].metrics}")
 PY
+if [ -n "$SEMANTIC_FROM" ]; then
+  "$PYTHON" scripts/combine_weights.py --base "$OUT" --semantic-from "$SEMANTIC_FROM" --out "$OUT"
+fi

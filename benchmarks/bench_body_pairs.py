@@ -344,11 +344,14 @@ def main() -> None:
           f"visible share of target body pixels: {stats(share)}")
 
     weights = args.weights or default_weights_dir()
-    from glocal_cli.infer.config import InferConfig
+    import dataclasses
+
+    from glocal_cli.infer.config import resolve_infer_config
     from glocal_cli.infer.pipeline import GLocalPipeline
 
-    pipe = GLocalPipeline.from_pretrained(weights, "cpu", config=InferConfig(pose_frame="source", batch_size=16,
-                                                                             workers=0), body_config=cfg)
+    # the settings the weights recommend (glocal transfer's defaults for them), the benchmark's frame and batch
+    icfg = dataclasses.replace(resolve_infer_config(weights), pose_frame="source", batch_size=16, workers=0)
+    pipe = GLocalPipeline.from_pretrained(weights, "cpu", config=icfg, body_config=cfg)
     lflow = learned_flow(pipe, samples)
     from glocal_cli.models.flow import warp
 

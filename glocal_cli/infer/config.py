@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import os
 import typing
 from dataclasses import dataclass
@@ -259,13 +258,13 @@ def weights_settings(directory: str | os.PathLike[str]) -> dict[str, typing.Any]
     bad values are a :class:`~glocal_cli.errors.WeightsError` naming the file and the key."""
     from glocal_cli.config.io import config_from_dict
     from glocal_cli.errors import ConfigError, WeightsError
+    from glocal_cli.models.weights import CONFIG_NAME, read_weights_config
 
-    path = Path(directory) / "config.json"
-    try:
-        meta = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}  # a missing or unreadable config.json is reported by the weights loader
-    settings = meta.get(WEIGHTS_SETTINGS_KEY) if isinstance(meta, dict) else None
+    path = Path(directory) / CONFIG_NAME
+    if not path.is_file():
+        return {}  # a missing weights folder is reported by the weights loader, where it is loaded
+    _, meta = read_weights_config(directory)  # the one reader of config.json: its format checked there
+    settings = meta.get(WEIGHTS_SETTINGS_KEY)
     if not settings:
         return {}
     if not isinstance(settings, dict):

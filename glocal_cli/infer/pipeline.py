@@ -236,8 +236,7 @@ class GLocalPipeline:
         return parsing_labels(probs, person_first=self.config.parsing_refine)
 
     def source_parsing_probs(self, image: torch.Tensor, pose: torch.Tensor,
-                             parser_image: torch.Tensor | None = None,
-                             hole: torch.Tensor | None = None, refine: bool | None = None) -> torch.Tensor:
+                             parser_image: torch.Tensor | None = None, refine: bool | None = None) -> torch.Tensor:
         """Class probabilities ``float32 (B, 8, H, W)`` of framed photos (``image`` in [-1, 1], ``pose`` the
         source pose maps): the semantic network with ``Pt = Ps`` of ``config.source_parser`` when set (loaded on
         first use), else of the weights; with ``config.parsing_flip`` the mean of its probabilities on the photo
@@ -245,10 +244,8 @@ class GLocalPipeline:
         probabilities at the model's frame; with ``config.parsing_refine`` the person's outline snapped to the photo's edges
         (:func:`glocal_cli.infer.outline.snap_person`). A source parser with a frame ``k`` times the model's reads
         ``parser_image`` (``uint8 (B, 3, kH, kW)``, the batch's ``parser_image``, or in [-1, 1]; else the photo is
-        upsampled, with a warning) and its probabilities are averaged over each ``k x k`` block. ``hole``
-        (``(B, 1, H, W)``, 1 in a hole the photo has Telea-filled) keeps the refine out of it: a fill has no edges
-        to snap to, and there the network's estimate of what is missing is the better one. ``refine`` overrides
-        ``config.parsing_refine``."""
+        upsampled, with a warning) and its probabilities are averaged over each ``k x k`` block. ``refine``
+        overrides ``config.parsing_refine``."""
         net = self.model
         k = self.parser_scale
         frame_image, frame_pose = image, pose
@@ -273,13 +270,14 @@ class GLocalPipeline:
         if self.config.source_parser and self.config.parsing_ensemble:  # with the weights' own network
             probs = (probs + self._parsing_probs(self.model, frame_image, frame_pose)) * 0.5
         if self.config.parsing_refine if refine is None else refine:
-            probs = self.refine_parsing(probs, frame_image, hole)
+            probs = self.refine_parsing(probs, frame_image)
         return probs
 
     def refine_parsing(self, probs: torch.Tensor, image: torch.Tensor,
                        hole: torch.Tensor | None = None) -> torch.Tensor:
         """``probs`` with the person's outline snapped to the edges of ``image`` (the framed photo in [-1, 1];
-        :func:`glocal_cli.infer.outline.snap_person`), except in ``hole`` (``(B, 1, H, W)``, 1 in a hole)."""
+        :func:`glocal_cli.infer.outline.snap_person`), except in ``hole`` (``(B, 1, H, W)``, 1 in a hole the photo
+        has Telea-filled: a fill has no edges to snap to, and there the network's estimate is the better one)."""
         refined = snap_person(probs, image, refine_radius(self.frame_hw[0]))
         return refined if hole is None else torch.where(hole > 0.5, probs, refined)
 
@@ -570,8 +568,8 @@ class GLocalPipeline:
                     part["image"], part["blend"] = gate_ghost(part["image"], decoded,
                                                               part["warped"], part["blend"], source_person,
                                                               part["person"], plate)
-                    if self.config.background in ("auto", "source"):  # a plain wall is painted flat after this
-                        keep_background(part, pick(image).float(), 1.0 - pick(source_parsing)[:, :1].float())
+                if self.config.background in ("auto", "source"):  # a plain wall is painted flat after this
+                    keep_background(part, pick(image).float(), 1.0 - pick(source_parsing)[:, :1].float())
             for key, value in part.items():
                 if whole:
                     out[key] = value

@@ -64,7 +64,7 @@ def test_the_refine_stays_out_of_a_hole(folders) -> None:
     hole[:, :, h // 4:h // 2, w // 4:w // 2] = 1
     with torch.inference_mode():
         raw = pipe.source_parsing_probs(image, pose, refine=False)
-        out = pipe.source_parsing_probs(image, pose, hole=hole)
+        out = pipe.refine_parsing(raw, image, hole)
     inside = hole.bool().expand_as(raw)
     torch.testing.assert_close(out[inside], raw[inside])
     refined = snap_person(raw, image, refine_radius(h))

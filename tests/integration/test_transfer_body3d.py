@@ -399,3 +399,6 @@ def test_background_source_keeps_the_photo_where_both_show_background():
     assert np.abs(out["source"][street].astype(int) - img[street]).max() <= 1
     assert np.array_equal(out["auto"], out["source"])  # a textured border is not a studio wall
     assert np.abs(out["generated"][street].astype(int) - img[street]).mean() > 10
+    ungated = pipeline(model, background="source", ghost_gate=False, paste_back=False).transfer(
+        img, ARMS_OUT, SOURCE, parsing, return_details=True).frame_image  # not a rule of the ghost gate
+    assert np.abs(ungated[street].astype(int) - img[street]).max() <= 1

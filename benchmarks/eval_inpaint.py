@@ -3,7 +3,7 @@ CCP street photos with seeded masks; glocal against classical fills, side by sid
 
     python benchmarks/eval_inpaint.py [--weights weights/inpaint ...] [--ccp data/ccp-128] [--json out.json]
         [--picture docs/pictures/inpaint_real.png] [--set infer.key=value] [--fill texture --fill semantic]
-        [--split val] [--rows 0,2 --rows 0]
+        [--split val] [--rows 0,2 --rows 0] [--variant LABEL:key=value,key=value ...]
 
 DeepFashion: each sample strip's middle panel (the target photo, 176x256 inside 40 px of padding) with
 ``../shared/data/deepfashion/inpaint-masks/<target stem>.png`` (white = hole); keypoints from the community CSV.
@@ -16,7 +16,8 @@ the reference of ``../shared/data/README.md``), ``mean`` (the known pixels' mean
 ``--weights`` (``GLocalPipeline.inpaint_batch``, the photo's keypoints given, source parsing estimated, result
 at the photo's size, as ``glocal inpaint --mask FILE`` writes it). Scores over the whole image: clean PSNR
 (float64 MSE, data range 255) and SSIM (Gaussian window sigma 1.5, data range 255, = skimage); inside the hole:
-PSNR over the hole's pixels only.
+PSNR over the hole's pixels only. ``--variant strong:inpaint_fill=texture,texture_strength=1`` adds a column per
+``--weights`` with those ``infer.*`` settings over the weights' own (and ``--set``'s).
 """
 
 from __future__ import annotations
@@ -99,6 +100,8 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[])
     ap.add_argument("--fill", action="append", default=[], choices=["texture", "semantic", "telea"],
                     help="run each --weights with this infer.inpaint_fill (repeatable: one column each)")
+    ap.add_argument("--variant", action="append", default=[],
+                    help="LABEL:key=value,key=value: one more column per --weights with these infer.* settings")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--picture", type=Path)
     ap.add_argument("--rows", action="append", default=[],
@@ -128,6 +131,12 @@ def main() -> None:
                 pipe = GLocalPipeline.from_pretrained(w, device="cpu", config=cfg)
                 key = str(w) if fill is None else f"{w}:{fill}"
                 fills[key] = [np.asarray(r) for r in pipe.inpaint_batch(photos, holes, poses)]
+            for spec in args.variant:
+                label_v, _, items = spec.partition(":")
+                sets_v = args.set + [f"infer.{kv}" for kv in items.split(",") if kv]
+                cfg = dataclasses.replace(resolve_infer_config(w, None, sets_v), workers=0)
+                pipe = GLocalPipeline.from_pretrained(w, device="cpu", config=cfg)
+                fills[f"{w}:{label_v}"] = [np.asarray(r) for r in pipe.inpaint_batch(photos, holes, poses)]
         for name, res in fills.items():
             for r, p, h in zip(res, photos, holes):
                 assert np.array_equal(r[~h], p[~h]), f"{name}: a known pixel changed"

@@ -226,10 +226,12 @@ def texture_fill(image: np.ndarray, hole: np.ndarray, probs: np.ndarray, *, weig
 
 
 def prefill_tensor(image: torch.Tensor, mask: torch.Tensor, radius: float = TELEA_RADIUS,
-                   probs: torch.Tensor | None = None, texture: bool = False) -> torch.Tensor:
+                   probs: torch.Tensor | None = None, texture: bool = False,
+                   texture_options: dict[str, Any] | None = None) -> torch.Tensor:
     """Telea-prefilled images ``(B, 3, H, W)`` (or one ``(3, H, W)``) in [-1, 1], from images in [-1, 1] and
     masks ``(B, 1, H, W)`` (``(1, H, W)``), 1 = hole; with class probabilities ``probs`` ``(B, K, h, w)``
-    (``(K, h, w)``) :func:`semantic_fill` instead, or with ``texture`` as well :func:`texture_fill`. Runs on the CPU (OpenCV); the result is on the input's
+    (``(K, h, w)``) :func:`semantic_fill` instead, or with ``texture`` as well :func:`texture_fill` (with
+    ``texture_options``, e.g. ``weight`` and ``taper``). Runs on the CPU (OpenCV); the result is on the input's
     device and dtype. Known pixels keep their exact value; hole pixels are quantised to 8 bits, as a photo's."""
     single = image.dim() == 3
     img = image[None] if single else image
@@ -242,7 +244,8 @@ def prefill_tensor(image: torch.Tensor, mask: torch.Tensor, radius: float = TELE
         pr = (probs[None] if single else probs).detach().float().cpu().numpy()
         fills = [semantic_fill(u8[i], holes[i], pr[i], radius) for i in range(u8.shape[0])]
         if texture:
-            fills = [texture_fill(u8[i], holes[i], pr[i], smooth=f) for i, f in enumerate(fills)]
+            fills = [texture_fill(u8[i], holes[i], pr[i], smooth=f, **(texture_options or {}))
+                     for i, f in enumerate(fills)]
         filled = np.stack(fills)
     out = torch.from_numpy(filled).permute(0, 3, 1, 2).float().div(127.5).sub(1).to(image.device, image.dtype)
     keep = (m <= 0.5).to(image.dtype)

@@ -473,7 +473,7 @@ def _write_item(task: Task, paths: dict[str, Path], mode: str, cfg: InferConfig,
             masked[hole] = 255
         final, notes = compose(result, original, transform, hole=hole, detail=arrays.get("detail"),
                                prefill=arrays.get("prefill"), probs=arrays.get("fill_probs"),
-                               feather=cfg.inpaint_feather, fill=cfg.inpaint_fill)
+                               feather=cfg.inpaint_feather, fill=cfg.inpaint_fill, texture=cfg.texture_options())
         for note in notes:
             warn(f"{task.source}: {note}")
     save_image(paths["result"], final)

@@ -12,8 +12,8 @@ The model runs in a fixed frame (e.g. 256x176); a source photo is fitted into it
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -138,7 +138,8 @@ def feather_fill(original: np.ndarray, fill: np.ndarray, hole: np.ndarray, feath
 
 def inpaint_composite(original: np.ndarray, hole: np.ndarray, frame_result: np.ndarray, transform: FrameTransform,
                       feather: float = 2.0, frame_prefill: np.ndarray | None = None,
-                      frame_probs: np.ndarray | None = None, fill: str = "semantic") -> tuple[np.ndarray, list[str]]:
+                      frame_probs: np.ndarray | None = None, fill: str = "semantic",
+                      texture: Mapping[str, Any] | None = None) -> tuple[np.ndarray, list[str]]:
     """The inpainting result at the photo's own size: ``(image, warnings)``.
 
     ``original``: the photo as given (``uint8 (H, W, 3)``); ``hole``: ``bool (H, W)``, True = missing;
@@ -152,7 +153,8 @@ def inpaint_composite(original: np.ndarray, hole: np.ndarray, frame_result: np.n
     photo's sharpness where the model leaves the classical fill as it is. With ``frame_probs`` (``(K, h, w)``
     class probabilities in the frame, ``infer.inpaint_fill: semantic`` or ``texture``) that classical fill is
     :func:`~glocal_cli.data.prefill.semantic_fill`, class by class, or with ``fill="texture"``
-    :func:`~glocal_cli.data.prefill.texture_fill` (the texture continued; synthesised at 1 MP at most).
+    :func:`~glocal_cli.data.prefill.texture_fill` (the texture continued; synthesised at 1 MP at most; ``texture``:
+    its options, e.g. ``weight`` and ``taper``, :meth:`glocal_cli.infer.config.InferConfig.texture_options`).
     """
     orig = np.asarray(original, np.uint8)
     hole = np.asarray(hole, bool)
@@ -175,8 +177,11 @@ def inpaint_composite(original: np.ndarray, hole: np.ndarray, frame_result: np.n
             classical = telea_fill(orig[y0:y1, x0:x1], hole[y0:y1, x0:x1]).astype(np.float32)
         else:  # the probabilities of the frame's content box cover the photo's region (x0, y0, x1, y1)
             probs = np.asarray(frame_probs, np.float32)[:, fy0:fy1, fx0:fx1]
-            classical_fill = texture_fill if fill == "texture" else semantic_fill
-            classical = classical_fill(orig[y0:y1, x0:x1], hole[y0:y1, x0:x1], probs).astype(np.float32)
+            if fill == "texture":
+                classical = texture_fill(orig[y0:y1, x0:x1], hole[y0:y1, x0:x1], probs, **(texture or {}))
+            else:
+                classical = semantic_fill(orig[y0:y1, x0:x1], hole[y0:y1, x0:x1], probs)
+            classical = classical.astype(np.float32)
         region = np.clip(np.rint(classical + correction), 0, 255).astype(np.uint8)
         feather = 0.0  # the classical fill already meets the photo at the seam
     out[y0:y1, x0:x1] = feather_fill(orig[y0:y1, x0:x1], region, hole[y0:y1, x0:x1], feather * per_frame_px)
@@ -186,18 +191,20 @@ def inpaint_composite(original: np.ndarray, hole: np.ndarray, frame_result: np.n
 def compose(frame_image: np.ndarray, photo: np.ndarray, transform: FrameTransform, *,
             detail: Sequence[np.ndarray] | None = None, hole: np.ndarray | None = None,
             prefill: np.ndarray | None = None, probs: np.ndarray | None = None,
-            feather: float = 2.0, fill: str = "semantic") -> tuple[np.ndarray, list[str]]:
+            feather: float = 2.0, fill: str = "semantic",
+            texture: Mapping[str, Any] | None = None) -> tuple[np.ndarray, list[str]]:
     """The inference core, part 2: a model-frame result in the photo's own canvas and resolution,
     ``(picture, notes)``; every front end writes what this returns.
 
     Inpainting (``hole``: ``bool`` at the photo's size): every known pixel of ``photo`` kept, the hole from the
     model (:func:`inpaint_composite`, with the frame's ``prefill`` when the weights refine a classical fill, and
-    the class ``probs`` it was mixed by when that fill is semantic or ``fill="texture"``).
+    the class ``probs`` it was mixed by when that fill is semantic or ``fill="texture"``, with the ``texture``
+    fill's options).
     Pose transfer with the generator's blend maps (``detail``, :data:`DETAIL_KEYS` order): what the source shows
     copied from the photo at full resolution (:func:`full_res_transfer`). Otherwise the frame picture resized
     into its place (:func:`paste_into`)."""
     if hole is not None:
-        return inpaint_composite(photo, hole, frame_image, transform, feather, prefill, probs, fill)
+        return inpaint_composite(photo, hole, frame_image, transform, feather, prefill, probs, fill, texture)
     if detail is not None:
         return full_res_transfer(photo, frame_image, transform, *detail), []
     return paste_into(photo, frame_image, transform), []

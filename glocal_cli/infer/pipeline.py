@@ -481,7 +481,8 @@ class GLocalPipeline:
                     if self.config.inpaint_fill in ("semantic", "texture"):
                         fill_probs = probs
                     prefilled = prefill_tensor(image, mask, probs=fill_probs,
-                                               texture=self.config.inpaint_fill == "texture")
+                                               texture=self.config.inpaint_fill == "texture",
+                                               texture_options=self.config.texture_options())
                 out = self.model(image, source_pose, None, source_parsing, source_parsing, mask, mode="inpaint",
                                  check_finite=False, prefilled=prefilled)
                 masked = image * (1 - mask) + mask  # holes shown white
@@ -665,7 +666,8 @@ class GLocalPipeline:
                                                                              for k in DETAIL_KEYS],
                                       prefill=None if out.prefill is None else out.prefill[i].numpy(),
                                       probs=None if out.fill_probs is None else out.fill_probs[i].numpy(),
-                                      feather=self.config.inpaint_feather, fill=self.config.inpaint_fill)
+                                      feather=self.config.inpaint_feather, fill=self.config.inpaint_fill,
+                                      texture=self.config.texture_options())
                 for note in more:
                     warn(f"source {i}: {note}")
                 notes[i] += more

@@ -628,7 +628,8 @@ class ServeEngine:
                                 prefill=None if out.prefill is None else out.prefill[0].numpy(),
                                 probs=None if out.fill_probs is None else out.fill_probs[0].numpy(),
                                 feather=self.inpaint_pipeline.config.inpaint_feather,
-                                fill=self.inpaint_pipeline.config.inpaint_fill)
+                                fill=self.inpaint_pipeline.config.inpaint_fill,
+                                texture=self.inpaint_pipeline.config.texture_options())
         response: dict[str, Any] = {
             "image": png_data_url(result), "width": int(result.shape[1]), "height": int(result.shape[0]),
             "masked": png_data_url(self._to_canvas(out.masked[0].numpy(), prepared, entry, paste_back=paste_back))

@@ -69,9 +69,9 @@ def write_requests(folder: Path) -> list[tuple[str, str]]:
     return out
 
 
-def _pipeline(weights: Path) -> GLocalPipeline:
-    """As the CLI makes it: the settings the weights recommend, under the run's own."""
-    sets = ["infer.batch_size=1", "infer.workers=0"]
+def _pipeline(weights: Path, more: tuple[str, ...] = ()) -> GLocalPipeline:
+    """As the CLI makes it: the settings the weights recommend, under the run's own (``more``: ``--set`` items)."""
+    sets = ["infer.batch_size=1", "infer.workers=0", *more]
     return GLocalPipeline.from_pretrained(weights, device="cpu", config=resolve_infer_config(weights, None, sets),
                                           body_config=resolve_config(None, sets).body)
 
@@ -140,3 +140,32 @@ def test_the_shipped_weights_give_the_reference_pictures(results: dict[str, dict
             assert int(diff.max()) == 0, f"{key}: {int((diff > 0).any(-1).sum())} pixels changed"
         else:
             assert (diff > 2).any(-1).mean() < 0.005 and diff.mean() < 0.3, key
+
+
+TEXTURE = ("infer.inpaint_fill=texture", "infer.texture_strength=1.0", "infer.texture_depth=0")
+"""Settings whose texture fill differs from the default's in every pixel of the hole's rim."""
+
+
+def test_texture_settings_reach_every_front_end(tmp_path: Path) -> None:
+    """``--set infer.inpaint_fill=texture infer.texture_strength=1 infer.texture_depth=0``: the batch job, the API
+    and the server's engine give the same inpainting, and it is not the default settings' picture."""
+    torch.set_num_threads(1)
+    src = write_requests(tmp_path)[0][0]
+    photo, pose_file, mask_file = (tmp_path / "sources" / f"{src}.png", tmp_path / "sources" / f"{src}.json",
+                                   tmp_path / "masks" / f"{src}.png")
+    weights = default_inpaint_weights_dir()
+    (tmp_path / "one").mkdir()
+    for name in (photo.name, pose_file.name):
+        shutil.copy(tmp_path / "sources" / name, tmp_path / "one" / name)
+    run_job(_pipeline(weights, TEXTURE), JobSpec("inpaint", tmp_path / "one", tmp_path / "cli", mask=str(mask_file)),
+            show_progress=False)
+    cli = load_image(tmp_path / "cli" / f"{src}.png")
+    api = np.asarray(_pipeline(weights, TEXTURE).inpaint(str(photo), str(mask_file), source_pose=str(pose_file)))
+    engine = ServeEngine(_pipeline(default_weights_dir()), inpaint_pipeline=_pipeline(weights, TEXTURE))
+    entry = engine.add_upload(photo.read_bytes(), photo.name, detect=False)
+    hole = load_image(mask_file)[..., 0] > 127
+    served = _decode(engine.inpaint(entry.id, hole, source_pose=read_pose_file(pose_file)[0])["image"])
+    default = np.asarray(_pipeline(weights).inpaint(str(photo), str(mask_file), source_pose=str(pose_file)))
+    assert np.array_equal(cli, api) and np.array_equal(served, api)
+    assert np.array_equal(api[~hole], default[~hole])
+    assert np.abs(api[hole].astype(int) - default[hole].astype(int)).mean() > 1.0

@@ -114,3 +114,52 @@ def test_deterministic_given_a_seed_and_a_large_window_is_synthesised_smaller() 
     small = texture_fill(img, hole, probs, weight=1.0, taper=None, max_pixels=4000)  # the window is ~5,000 pixels
     assert np.array_equal(small[~hole], img[~hole])
     assert _error(small, img, hole) < 0.7 * _error(telea_fill(img, hole), img, hole)
+
+
+def _striped_person() -> tuple[np.ndarray, np.ndarray, object]:
+    from glocal_cli.data.keypoints import Pose
+
+    h, w = 96, 64
+    photo = _stripes(h, w, period=8)
+    hole = np.zeros((h, w), bool)
+    hole[36:60, 20:44] = True
+    xy = np.array([[32, 10], [32, 20], [22, 20], [18, 35], [16, 48], [42, 20], [46, 35], [48, 48], [26, 50],
+                   [26, 70], [26, 88], [38, 50], [38, 70], [38, 88], [29, 8], [35, 8], [26, 9], [38, 9]], np.float32)
+    return photo, hole, Pose(xy, np.ones(18, bool))
+
+
+def test_texture_strength_and_depth_reach_the_fill_the_pipeline_writes() -> None:
+    """``infer.texture_strength`` / ``texture_depth`` are the options of both texture fills the pipeline runs (the
+    frame's prefill and the photo's fill): 0 gives the semantic fill's result exactly, 1 everywhere (depth 0) more of
+    the stripes' contrast in the hole than the default; the known pixels never change."""
+    import torch
+
+    from glocal_cli.config import resolve_config
+    from glocal_cli.infer.config import InferConfig
+    from glocal_cli.infer.pipeline import GLocalPipeline
+    from glocal_cli.models.generator import GLocalModel
+
+    cfg = resolve_config("tiny", ["model.inpaint_prefill=true"])
+    torch.manual_seed(0)
+    model = GLocalModel(cfg.model, cfg.data.height, cfg.data.width, cfg.data.num_classes).eval()
+    photo, hole, pose = _striped_person()
+
+    def run(**kw: object) -> np.ndarray:
+        pipe = GLocalPipeline(model, "cpu", config=InferConfig(workers=0, **kw))
+        out = np.asarray(pipe.inpaint(photo, hole, source_pose=pose))
+        assert np.array_equal(out[~hole], photo[~hole])
+        return out
+
+    semantic = run(inpaint_fill="semantic")
+    assert np.array_equal(run(inpaint_fill="texture", texture_strength=0.0), semantic)
+    default, full = run(inpaint_fill="texture"), run(inpaint_fill="texture", texture_strength=1.0, texture_depth=0)
+    spread = [float(x[hole].astype(float).std()) for x in (semantic, default, full)]
+    assert spread[0] < spread[1] < spread[2], spread
+
+
+@pytest.mark.parametrize("bad", [{"texture_strength": 1.5}, {"texture_strength": -0.1}, {"texture_depth": -1.0}])
+def test_texture_settings_out_of_range_are_refused(bad: dict) -> None:
+    from glocal_cli.infer.config import InferConfig
+
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        InferConfig(**bad)

@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from glocal_cli import __version__
 from glocal_cli.console import console, info, warn
 from glocal_cli.errors import GLocalError, InputError, NotAvailableError
+from glocal_cli.infer.config import InpaintFill
 from glocal_cli.serve.config import ServeConfig
 from glocal_cli.serve.engine import ServeEngine, UnsupportedMediaError, png_bytes
 from glocal_cli.serve.poses import pose_from_wire
@@ -67,6 +68,14 @@ class InpaintRequest(_Body):
     mask: str | None = Field(None, description="PNG data URL of the photo's size; white (or opaque) = hole.")
     classes: list[str] = Field(default_factory=list, description="Parsing classes to remove, e.g. ['upper'].")
     dilate: int = Field(1, ge=0, le=32, description="Grow the class mask by this many frame pixels.")
+    fill: InpaintFill | None = Field(
+        None, description="infer.inpaint_fill for this request (default: the server's).")
+    texture_strength: float | None = Field(
+        None, ge=0, le=1, description="infer.texture_strength for this request: 0 = smooth, 1 = the hole filled with "
+                                      "the known stripes and prints (with fill 'texture').")
+    texture_depth: float | None = Field(
+        None, ge=0, le=10000, description="infer.texture_depth for this request: pixels over which the texture fades "
+                                          "into the hole, 0 = none.")
     source_pose: Triples | None = None
     paste_back: bool | None = None
     save: bool = False
@@ -357,8 +366,11 @@ def create_app(engine: ServeEngine, runner: ModelRunner | None = None) -> FastAP
     @app.post("/api/inpaint")
     async def inpaint(req: InpaintRequest) -> dict[str, Any]:
         """Fill a brush mask and/or parsing classes of the photo."""
+        fill = {k: v for k, v in (("inpaint_fill", req.fill), ("texture_strength", req.texture_strength),
+                                  ("texture_depth", req.texture_depth)) if v is not None}
         out = await runner.run(engine.inpaint, req.image_id, req.mask or None, tuple(req.classes), req.dilate,
-                               _pose(req.source_pose, "source_pose"), req.paste_back, req.save, channel=req.channel)
+                               _pose(req.source_pose, "source_pose"), req.paste_back, req.save, fill or None,
+                               channel=req.channel)
         out["seq"] = req.seq
         return out
 

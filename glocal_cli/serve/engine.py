@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,9 @@ from glocal_cli.infer.prepare import ModelInput, collate, frame_mask
 from glocal_cli.infer.video import write_video
 from glocal_cli.serve.config import ServeConfig
 from glocal_cli.serve.poses import align_pose, default_pose, interpolation_sequence, pose_to_wire
+
+FILL_KEYS = ("inpaint_fill", "texture_strength", "texture_depth")
+"""The ``infer.*`` settings one inpainting request may change (``POST /api/inpaint``'s ``fill``)."""
 
 __all__ = [
     "IMAGE_FORMATS",
@@ -587,17 +590,28 @@ class ServeEngine:
 
     def inpaint(self, image_id: str, mask: np.ndarray | str | None = None, classes: Sequence[str] = (),
                 dilate: int = 1, source_pose: Pose | None = None, paste_back: bool | None = None,
-                save: bool = False) -> dict[str, Any]:
+                save: bool = False, fill: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Fill a hole of the photo ``image_id``: a brush ``mask`` (``bool`` in the photo's pixels) and/or
         the parsing ``classes`` (grown by ``dilate`` frame pixels). Outside the hole the photo is kept.
-        ``mask`` may also be a PNG data URL (see :func:`decode_mask`)."""
+        ``mask`` may also be a PNG data URL (see :func:`decode_mask`). ``fill``: this request's fill settings
+        over the server's (:data:`FILL_KEYS` of ``infer.*``, e.g. ``{"inpaint_fill": "texture",
+        "texture_strength": 1.0}``); a bad value is an :class:`InputError`."""
         t0 = time.perf_counter()
         entry = self.get(image_id)
+        pipeline = self.inpaint_pipeline
+        if fill:
+            unknown = sorted(set(fill) - set(FILL_KEYS))
+            if unknown:
+                raise InputError(f"inpaint: unknown fill setting(s) {', '.join(unknown)}; use {', '.join(FILL_KEYS)}")
+            try:
+                pipeline = pipeline.with_config(**fill)
+            except (TypeError, ValueError) as exc:
+                raise InputError(f"inpaint: {exc}") from exc
         if isinstance(mask, str):
             mask = decode_mask(mask, entry.image.shape[:2])
         pose = entry.pose if source_pose is None else source_pose
-        prepared = self._prepared(entry, pose, self.inpaint_pipeline)
-        h, w = self.inpaint_pipeline.frame_hw
+        prepared = self._prepared(entry, pose, self.inpaint_pipeline)  # the fill settings do not change it: cached
+        h, w = pipeline.frame_hw
         hole = np.zeros((h, w), bool)
         if mask is not None:
             if mask.shape != entry.image.shape[:2]:
@@ -615,7 +629,7 @@ class ServeEngine:
         fill_source = prepared if entry.parsing is not None else dataclasses.replace(prepared, parsing=None)
         if mask is not None and mask.any():  # the drawn hole is missing: the frame is made with it filled
             fill_source = fill_source.hiding(entry.image, mask)
-        out = self.inpaint_pipeline.forward_batch(self._batch(fill_source, 1, mask=hole), "inpaint")
+        out = pipeline.forward_batch(self._batch(fill_source, 1, mask=hole), "inpaint")
         frame = out.image[0].numpy()
         use_canvas = self.config.paste_back if paste_back is None else paste_back
         result = frame
@@ -627,9 +641,9 @@ class ServeEngine:
             result, _ = compose(frame, entry.image, prepared.transform, hole=hole_canvas,
                                 prefill=None if out.prefill is None else out.prefill[0].numpy(),
                                 probs=None if out.fill_probs is None else out.fill_probs[0].numpy(),
-                                feather=self.inpaint_pipeline.config.inpaint_feather,
-                                fill=self.inpaint_pipeline.config.inpaint_fill,
-                                texture=self.inpaint_pipeline.config.texture_options())
+                                feather=pipeline.config.inpaint_feather,
+                                fill=pipeline.config.inpaint_fill,
+                                texture=pipeline.config.texture_options())
         response: dict[str, Any] = {
             "image": png_data_url(result), "width": int(result.shape[1]), "height": int(result.shape[0]),
             "masked": png_data_url(self._to_canvas(out.masked[0].numpy(), prepared, entry, paste_back=paste_back))

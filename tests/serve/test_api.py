@@ -306,3 +306,49 @@ def test_inpainting_weights_of_their_own_refine_the_photos_classical_fill(serve_
     with pytest.raises(ConfigError, match="frame"):
         ServeEngine(serve_pipeline, ServeConfig(out=str(tmp_path / "out2"), keypoints="none"), EXAMPLES,
                     inpaint_pipeline=other)
+
+
+def test_one_inpainting_request_may_choose_its_fill(serve_pipeline, tmp_path):
+    """``POST /api/inpaint`` with ``fill``/``texture_strength``/``texture_depth``: that request's ``infer.*`` fill
+    settings over the server's (the editor's texture slider), the same picture the engine gives with them,
+    not the default's inside the hole, the photo's outside; out-of-range values are refused."""
+    import base64
+
+    from fastapi.testclient import TestClient
+
+    from glocal_cli.errors import InputError
+    from glocal_cli.infer.config import InferConfig
+    from glocal_cli.infer.pipeline import GLocalPipeline
+    from glocal_cli.serve.app import create_app
+    from glocal_cli.serve.config import ServeConfig
+    from glocal_cli.serve.engine import ServeEngine
+    from tests.infer_helpers import save_tiny_weights
+
+    weights = save_tiny_weights(tmp_path / "inpaint-weights", texture_skips=True, pixel_blend=True,
+                                inpaint_prefill=True)
+    inpaint = GLocalPipeline.from_pretrained(weights, device="cpu", config=InferConfig(workers=0))
+    engine = ServeEngine(serve_pipeline, ServeConfig(out=str(tmp_path / "out"), keypoints="none"), EXAMPLES,
+                         inpaint_pipeline=inpaint)
+    image_id = engine.add_example("person_00").id
+    photo = engine.get(image_id).image
+    mask = np.zeros(photo.shape[:2], np.uint8)
+    mask[90:150, 50:125] = 255
+    hole = mask > 0
+    url = "data:image/png;base64," + base64.b64encode(png(np.repeat(mask[..., None], 3, axis=2))).decode()
+    strong = {"inpaint_fill": "texture", "texture_strength": 1.0, "texture_depth": 0.0}
+    with TestClient(create_app(engine)) as client:
+        default = from_data_url(client.post("/api/inpaint", json={"image_id": image_id, "mask": url}).json()["image"])
+        r = client.post("/api/inpaint", json={"image_id": image_id, "mask": url, "fill": "texture",
+                                              "texture_strength": 1.0, "texture_depth": 0})
+        assert r.status_code == 200, r.text
+        textured = from_data_url(r.json()["image"])
+        for bad in ({"texture_strength": 1.5}, {"fill": "nearest"}, {"texture_depth": -1}):
+            r = client.post("/api/inpaint", json={"image_id": image_id, "mask": url, **bad})
+            assert r.status_code in (400, 422), (bad, r.status_code)
+    np.testing.assert_array_equal(textured, from_data_url(engine.inpaint(image_id, mask=hole, fill=strong)["image"]))
+    np.testing.assert_array_equal(default, from_data_url(engine.inpaint(image_id, mask=hole)["image"]))
+    np.testing.assert_array_equal(textured[~hole], photo[~hole])
+    assert np.abs(textured[hole].astype(int) - default[hole].astype(int)).mean() > 1.0
+    assert engine.inpaint_pipeline.config.inpaint_fill == "semantic"  # the server's settings are untouched
+    with pytest.raises(InputError, match="unknown fill setting"):
+        engine.inpaint(image_id, mask=hole, fill={"inpaint_feather": 0})

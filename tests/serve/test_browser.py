@@ -120,7 +120,21 @@ def test_upload_drag_a_joint_and_a_new_result_appears(server, page, tmp_path):
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.5, steps=5)
     page.mouse.up()
-    page.click("#fill")
+    with page.expect_request("**/api/inpaint") as request:
+        page.click("#fill")
+    assert not {"fill", "texture_strength", "texture_depth"} & set(request.value.post_data_json)  # the server's
     page.wait_for_function(f"window.glocal.results > {shown}")
     assert engine.counters["inpaint"] == 1
     assert "filled" in page.inner_text("#result-info")
+
+    # the fill chosen on the page: texture at full strength, no fade, is what the request asks for
+    shown = page.evaluate("window.glocal.results")
+    page.select_option("#fill-mode", "texture")
+    page.evaluate("document.getElementById('texture-strength').value = '100'")
+    page.uncheck("#texture-fade")
+    with page.expect_request("**/api/inpaint") as request:
+        page.click("#fill")
+    body = request.value.post_data_json
+    assert (body["fill"], body["texture_strength"], body["texture_depth"]) == ("texture", 1, 0)
+    page.wait_for_function(f"window.glocal.results > {shown}")
+    assert engine.counters["inpaint"] == 2

@@ -492,6 +492,15 @@ function setupMask() {
   $("fill").addEventListener("click", runInpaint);
 }
 
+// the request's own fill settings (POST /api/inpaint's fill, texture_strength, texture_depth); none: the server's
+function fillSettings(fill) {
+  if (!fill) return {};
+  if (fill !== "texture") return { fill };
+  const out = { fill, texture_strength: Number($("texture-strength").value) / 100 };
+  if (!$("texture-fade").checked) out.texture_depth = 0;
+  return out;
+}
+
 async function runInpaint() {
   if (!state.image) return;
   const classes = [...document.querySelectorAll("input[name=class]:checked")].map((el) => el.value);
@@ -501,12 +510,14 @@ async function runInpaint() {
   }
   const started = performance.now();
   try {
+    const fill = $("fill-mode").value;
     const out = await postJSON("/api/inpaint", {
       image_id: state.image.image_id,
       source_pose: state.sourcePose,
       mask: state.maskDirty ? $("mask-canvas").toDataURL("image/png") : null,
       classes,
       channel: state.channel + ":inpaint",
+      ...fillSettings(fill),
     });
     state.shownSeq = ++state.seq; // an older transfer answer must not replace the filled photo
     out.layers = {};

@@ -149,10 +149,11 @@ def semantic_fill(image: np.ndarray, hole: np.ndarray, probs: np.ndarray, radius
     return out
 
 
-TEXTURE_WEIGHT = 0.5
+TEXTURE_WEIGHT = 1.0
 """Weight of the exemplar synthesis's detail added to the semantic fill at the hole's rim in :func:`texture_fill`.
-Chosen with :data:`TEXTURE_TAPER` on the 45 CCP validation photos at 128x88 and at 256x176 (``data/ccp-256``): the
-most detail at which no score falls below the semantic fill's (``docs/results.md``, "Texture fill")."""
+Chosen with :data:`TEXTURE_TAPER` (and, since, :data:`TEXTURE_CLIP`) on the 45 CCP validation photos at 128x88 and at
+256x176 (``data/ccp-256``): the most detail at which no score falls below the semantic fill's (``docs/results.md``,
+"Texture fill" and "Texture fill with the class's own texture level"; 0.5 before the clip)."""
 TEXTURE_TAPER = 8.0
 """Pixels (at the synthesis's working size) over which :func:`texture_fill`'s detail fades to nothing into the
 hole: the copied detail agrees with the truth near the known pixels and not deeper (measured, ``docs/results.md``)."""
@@ -162,11 +163,56 @@ detail (added to the semantic fill) in :func:`texture_fill`."""
 TEXTURE_MAX_PIXELS = 1_000_000
 """:func:`texture_fill` synthesises the hole's window at most this many pixels large; the detail of a larger
 window is synthesised at a reduced size and resized to the photo's."""
+TEXTURE_CLIP = 1.0
+"""In :func:`texture_fill` the detail added to a class is clipped to this many times the class's own texture level
+next to the hole (the root of the median local mean square of the known pixels' detail, taken on the class's
+pixels at least 3 px inside it within :data:`TEXTURE_RING` px of the hole): a fill never adds more texture than
+the class shows, so a smooth class (skin, a plain wall) gets none of the dark or bright patches a stray match
+brings. Chosen on the 45 CCP validation photos at 128x88 and 256x176 (SSIM; 0.75, 1, 1.5, 2.5 and no clip
+measured, ``docs/results.md``, "Texture fill with the class's own texture level")."""
+TEXTURE_RING = 8
+"""Width (pixels at the working size) of the ring of known pixels around the hole whose texture level bounds
+:func:`texture_fill`'s detail (:data:`TEXTURE_CLIP`)."""
+
+
+def _class_blur(img: np.ndarray, labels: np.ndarray, classes: np.ndarray, sigma: float) -> np.ndarray:
+    """``img`` blurred by a Gaussian of ``sigma`` within each of ``classes`` (pixels of other labels neither give
+    nor take; they stay 0)."""
+    import cv2
+
+    low = np.zeros_like(img)
+    for c in classes:
+        m = (labels == c).astype(np.float32)
+        num = cv2.GaussianBlur(img * m[..., None], (0, 0), sigma)
+        den = cv2.GaussianBlur(m, (0, 0), sigma)
+        sel = labels == c
+        low[sel] = num[sel] / np.maximum(den[sel], 1e-6)[:, None]
+    return low
+
+
+def _texture_levels(img: np.ndarray, hole: np.ndarray, labels: np.ndarray, classes: np.ndarray, sigma: float,
+                    ring: int, inset: int = 3, min_pixels: int = 32) -> dict[int, float]:
+    """Each class's texture level next to the hole (:data:`TEXTURE_CLIP`): 0 where fewer than ``min_pixels`` of
+    its known pixels lie ``inset`` px inside it within ``ring`` px of the hole."""
+    import cv2
+
+    known_labels = np.where(hole, -1, labels)
+    detail = img - _class_blur(np.where(hole[..., None], 0.0, img), known_labels, classes, sigma)
+    local = cv2.blur((detail**2).mean(-1), (5, 5))
+    k = 2 * ring + 1
+    band = (cv2.dilate(hole.astype(np.uint8), np.ones((k, k), np.uint8)) > 0) & ~hole
+    square = np.ones((2 * inset + 1, 2 * inset + 1), np.uint8)
+    levels = {}
+    for c in classes:
+        core = band & (cv2.erode((known_labels == c).astype(np.uint8), square) > 0)
+        levels[int(c)] = float(np.sqrt(np.median(local[core]))) if core.sum() >= min_pixels else 0.0
+    return levels
 
 
 def texture_fill(image: np.ndarray, hole: np.ndarray, probs: np.ndarray, *, weight: float = TEXTURE_WEIGHT,
                  sigma: float = TEXTURE_SIGMA, max_pixels: int = TEXTURE_MAX_PIXELS, seed: int = 0,
-                 taper: float | None = TEXTURE_TAPER, smooth: np.ndarray | None = None, **synthesis: Any) -> np.ndarray:
+                 taper: float | None = TEXTURE_TAPER, clip: float | None = TEXTURE_CLIP, ring: int = TEXTURE_RING,
+                 smooth: np.ndarray | None = None, **synthesis: Any) -> np.ndarray:
     """``image`` (``uint8 (H, W, 3)``) with the ``hole`` (``bool (H, W)``) filled by the semantic fill plus the
     detail of an exemplar texture synthesis (:func:`glocal_cli.data.patchmatch.synthesize_texture`).
 
@@ -174,7 +220,9 @@ def texture_fill(image: np.ndarray, hole: np.ndarray, probs: np.ndarray, *, weig
     most probable class; the hole's window (at most ``max_pixels``) is re-synthesised from known patches of the
     same class, coarse to fine, starting from the semantic fill, and ``weight`` times the synthesis's detail
     (the synthesis minus its Gaussian blur of ``sigma`` taken within each class) is added to the semantic fill,
-    fading to nothing over ``taper`` pixels into the hole (None: the same weight everywhere). Classes with too few known patches keep the semantic fill; a window larger than ``max_pixels`` is synthesised
+    fading to nothing over ``taper`` pixels into the hole (None: the same weight everywhere), each class's detail
+    clipped to ``clip`` times its own texture level in the ``ring`` px of known pixels around the hole (None: not
+    clipped; :data:`TEXTURE_CLIP`). Classes with too few known patches keep the semantic fill; a window larger than ``max_pixels`` is synthesised
     at a reduced size and its detail resized. ``synthesis``: options of :func:`~glocal_cli.data.patchmatch.
     synthesize_texture` (``patch``, ``levels``, ...). Known pixels are returned unchanged; deterministic given
     ``seed``."""
@@ -204,14 +252,12 @@ def texture_fill(image: np.ndarray, hole: np.ndarray, probs: np.ndarray, *, weig
     synth, textured = synthesize_texture(win_img, win_hole, labels, win_base, seed=seed, **synthesis)
     # the detail: the synthesis minus its smooth part, blurred within each class (a class edge is not sharpened:
     # where the estimated edge is off, sharpening it costs more than the texture gains, docs/design.md)
-    low = np.zeros_like(synth)
-    for c in np.unique(labels[win_hole]):
-        m = (labels == c).astype(np.float32)
-        num = cv2.GaussianBlur(synth * m[..., None], (0, 0), sigma)
-        den = cv2.GaussianBlur(m, (0, 0), sigma)
-        sel = labels == c
-        low[sel] = num[sel] / np.maximum(den[sel], 1e-6)[:, None]
-    add = synth - low
+    classes = np.unique(labels[win_hole])
+    add = synth - _class_blur(synth, labels, classes, sigma)
+    if clip is not None:  # never more texture than the class shows next to the hole
+        for c, level in _texture_levels(win_img, win_hole, labels, classes, sigma, ring).items():
+            sel = labels == c
+            add[sel] = np.clip(add[sel], -clip * level, clip * level)
     gain = weight * textured.astype(np.float32)
     if taper:  # the detail fades out over ``taper`` pixels into the hole (deeper, the phase is a guess)
         depth = cv2.distanceTransform(win_hole.astype(np.uint8), cv2.DIST_L2, 3)

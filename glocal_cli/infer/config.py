@@ -168,19 +168,19 @@ class InferConfig:
     inpaint_feather: float = 2.0
     """Width (model-frame pixels, scaled to the photo) of the seam inside each hole over which the fill's
     colour is eased into the surrounding known pixels; 0 = hard edge. Known pixels are never changed."""
-    inpaint_fill: InpaintFill = "semantic"
+    inpaint_fill: InpaintFill = "texture"
     """The classical fill that weights with ``model.inpaint_prefill`` (the default inpainting weights) refine:
     semantic = each class's part of the hole filled from that class's own known pixels, mixed by the class
     probabilities the semantic network (``source_parser`` when set) estimates from the photo with the hole
     Telea-filled (:func:`glocal_cli.data.prefill.semantic_fill`); texture = the semantic fill plus the detail
-    (stripes, prints) of patches copied from known pixels of the same class, PatchMatch-style
-    (:func:`glocal_cli.data.prefill.texture_fill`; synthesised at 1 MP at most, slower); telea = OpenCV's
-    Telea fill alone."""
-    texture_strength: float = 0.5
+    (stripes, prints) of patches copied from known pixels of the same class, PatchMatch-style, never more than
+    the class shows next to the hole (:func:`glocal_cli.data.prefill.texture_fill`; synthesised at 1 MP at most,
+    slower); telea = OpenCV's Telea fill alone. texture scores at least as well as semantic on both real test sets
+    and continues prints into the hole (docs/results.md, "Texture fill with the class's own texture level")."""
+    texture_strength: float = 1.0
     """With ``inpaint_fill: texture``: the share of the synthesised texture's detail added to the semantic fill,
-    0..1. 0 = the semantic fill; 1 = all of it: stripes and prints visibly continue across the hole, but their
-    phase is a guess, so PSNR and SSIM fall (1 with ``texture_depth: 0``: 25.36 dB / 0.916 on the DeepFashion
-    masks against 26.21 / 0.922 at the default, docs/results.md)."""
+    0..1. 0 = the semantic fill; 1 = all of it (with ``texture_depth`` fading it into the hole). The most detail
+    at which neither CCP validation set scores below the semantic fill (docs/results.md)."""
     texture_depth: float = 8.0
     """With ``inpaint_fill: texture``: pixels over which the detail fades out from the hole's rim into the hole
     (deeper in, the texture's phase is less certain); 0 = no fade, the same strength everywhere. In pixels of the

@@ -326,7 +326,7 @@ def test_one_inpainting_request_may_choose_its_fill(serve_pipeline, tmp_path):
 
     weights = save_tiny_weights(tmp_path / "inpaint-weights", texture_skips=True, pixel_blend=True,
                                 inpaint_prefill=True)
-    inpaint = GLocalPipeline.from_pretrained(weights, device="cpu", config=InferConfig(workers=0))
+    inpaint = GLocalPipeline.from_pretrained(weights, device="cpu", config=InferConfig(workers=0, inpaint_fill="semantic"))
     engine = ServeEngine(serve_pipeline, ServeConfig(out=str(tmp_path / "out"), keypoints="none"), EXAMPLES,
                          inpaint_pipeline=inpaint)
     image_id = engine.add_example("person_00").id

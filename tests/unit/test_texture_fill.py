@@ -143,10 +143,11 @@ def test_texture_strength_and_depth_reach_the_fill_the_pipeline_writes() -> None
     torch.manual_seed(0)
     model = GLocalModel(cfg.model, cfg.data.height, cfg.data.width, cfg.data.num_classes).eval()
     photo, hole, pose = _striped_person()
+    parsing = np.full(hole.shape, 3, np.uint8)  # one striped garment (the tiny random model's own guess is noise)
 
     def run(**kw: object) -> np.ndarray:
         pipe = GLocalPipeline(model, "cpu", config=InferConfig(workers=0, **kw))
-        out = np.asarray(pipe.inpaint(photo, hole, source_pose=pose))
+        out = np.asarray(pipe.inpaint(photo, hole, source_pose=pose, source_parsing=parsing))
         assert np.array_equal(out[~hole], photo[~hole])
         return out
 
@@ -163,3 +164,22 @@ def test_texture_settings_out_of_range_are_refused(bad: dict) -> None:
 
     with pytest.raises(ValueError, match=next(iter(bad))):
         InferConfig(**bad)
+
+
+def test_the_detail_never_exceeds_the_class_texture_level() -> None:
+    """``clip``: the detail added to a class is at most ``clip`` times the class's texture level next to the hole
+    (the known stripes' level here); the clip binds (without it the detail goes further)."""
+    from glocal_cli.data.prefill import TEXTURE_RING, TEXTURE_SIGMA, _texture_levels
+
+    img, hole = _stripes(), _box()
+    probs = np.ones((1, 12, 12), np.float32)
+    level = _texture_levels(img.astype(np.float32), hole, np.zeros(hole.shape, int), np.array([0]), TEXTURE_SIGMA,
+                            TEXTURE_RING)[0]
+    assert 30 < level < 120  # stripes 200 levels apart, their detail above a sigma-2 blur
+    semantic = semantic_fill(img, hole, probs).astype(int)
+    for clip in (0.25, 1.0):
+        out = texture_fill(img, hole, probs, weight=1.0, taper=None, clip=clip).astype(int)
+        assert np.abs(out - semantic)[hole].max() <= clip * level + 1
+    free = texture_fill(img, hole, probs, weight=1.0, taper=None, clip=None).astype(int)
+    assert np.abs(free - semantic)[hole].max() > 0.25 * level + 5
+

@@ -222,8 +222,8 @@ def texture_fill(image: np.ndarray, hole: np.ndarray, probs: np.ndarray, *, weig
     (the synthesis minus its Gaussian blur of ``sigma`` taken within each class) is added to the semantic fill,
     fading to nothing over ``taper`` pixels into the hole (None: the same weight everywhere), each class's detail
     clipped to ``clip`` times its own texture level in the ``ring`` px of known pixels around the hole (None: not
-    clipped; :data:`TEXTURE_CLIP`). Classes with too few known patches keep the semantic fill; a window larger than ``max_pixels`` is synthesised
-    at a reduced size and its detail resized. ``synthesis``: options of :func:`~glocal_cli.data.patchmatch.
+    clipped; :data:`TEXTURE_CLIP`). Classes with too few known patches keep the semantic fill; a window larger
+    than ``max_pixels`` is synthesised at a reduced size and its detail resized. ``synthesis``: options of :func:`~glocal_cli.data.patchmatch.
     synthesize_texture` (``patch``, ``levels``, ...). Known pixels are returned unchanged; deterministic given
     ``seed``."""
     import cv2

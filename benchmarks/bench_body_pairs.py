@@ -76,6 +76,27 @@ def parse_variant(spec: str) -> tuple[str, dict, dict]:
     return label, {key: getattr(resolved, key) for key in keys}, rules
 
 
+def shared_root() -> Path:
+    """``../shared/data`` (or ``$GLOCAL_SHARED_DATA``); exits with a one-line message when it is absent."""
+    root = shared_data_dir()
+    if root is None:
+        raise SystemExit("../shared/data not found (set GLOCAL_SHARED_DATA)")
+    return root
+
+
+def pairs_pipeline(weights: Path, body_config=None):  # noqa: ANN001, ANN201
+    """The pipeline of the pair benchmarks: the settings ``weights`` recommend (``glocal transfer``'s defaults for
+    them), the benchmark's frame (the pose files are in the photo's pixels: ``pose_frame: source``), batch 16,
+    no worker processes."""
+    import dataclasses
+
+    from glocal_cli.infer.config import resolve_infer_config
+    from glocal_cli.infer.pipeline import GLocalPipeline
+
+    icfg = dataclasses.replace(resolve_infer_config(weights), pose_frame="source", batch_size=16, workers=0)
+    return GLocalPipeline.from_pretrained(weights, "cpu", config=icfg, body_config=body_config)
+
+
 def load_samples(root: Path, limit: int = 0) -> list[dict]:
     """Every sample pair: names, the three 256x176 photos, both poses (176x256 frame)."""
     from glocal_cli.data.images import load_image
@@ -292,10 +313,7 @@ def main() -> None:
                     help="LABEL:key=value[,key=value]: also run --flow body3d with these infer.* settings")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    root = shared_data_dir()
-    if root is None:
-        raise SystemExit("../shared/data not found (set GLOCAL_SHARED_DATA)")
-    samples = load_samples(root, args.limit)
+    samples = load_samples(shared_root(), args.limit)
     n = len(samples)
     report: dict = {"pairs": n, "threads": args.threads, "cpu": platform.processor() or platform.machine(),
                     "torch": torch.__version__}
@@ -344,14 +362,7 @@ def main() -> None:
           f"visible share of target body pixels: {stats(share)}")
 
     weights = args.weights or default_weights_dir()
-    import dataclasses
-
-    from glocal_cli.infer.config import resolve_infer_config
-    from glocal_cli.infer.pipeline import GLocalPipeline
-
-    # the settings the weights recommend (glocal transfer's defaults for them), the benchmark's frame and batch
-    icfg = dataclasses.replace(resolve_infer_config(weights), pose_frame="source", batch_size=16, workers=0)
-    pipe = GLocalPipeline.from_pretrained(weights, "cpu", config=icfg, body_config=cfg)
+    pipe = pairs_pipeline(weights, cfg)
     lflow = learned_flow(pipe, samples)
     from glocal_cli.models.flow import warp
 

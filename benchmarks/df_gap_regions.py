@@ -2,8 +2,8 @@
 
     python benchmarks/df_gap_regions.py [--weights weights/default] [--threads 2] [--json out.json]
 
-Runs ``GLocalPipeline.transfer_batch`` with the settings ``--weights`` recommend (the benchmark's frame: the pose
-files are in the photo's pixels, ``pose_frame: source``), as ``bench_body_pairs.py`` does, and splits the per-pixel
+Runs ``GLocalPipeline.transfer_batch`` as ``bench_body_pairs.py`` does (:func:`bench_body_pairs.pairs_pipeline`: the
+settings ``--weights`` recommend, the pose files in the photo's pixels), and splits the per-pixel
 SSIM (Gaussian sigma 1.5, the 'valid' 11x11 region) of ours, the panels' third column (Deformable GAN), an
 all-white picture and the copied source by the target photo's regions:
 
@@ -21,15 +21,14 @@ ours, Deformable GAN's and the targets.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 import torch
-from bench_body_pairs import clean_scores, load_samples, ssim_map, to_t
+from bench_body_pairs import clean_scores, load_samples, pairs_pipeline, shared_root, ssim_map, to_t
 
-from glocal_cli.paths import default_weights_dir, shared_data_dir
+from glocal_cli.paths import default_weights_dir
 
 WALL_LEVELS = 18
 """A target pixel within this many grey levels (every channel) of its border's median colour is wall."""
@@ -70,16 +69,9 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from glocal_cli.infer.config import resolve_infer_config
-    from glocal_cli.infer.pipeline import GLocalPipeline
-
-    root = shared_data_dir()
-    if root is None:
-        raise SystemExit("../shared/data not found (set GLOCAL_SHARED_DATA)")
-    samples = load_samples(root)
+    samples = load_samples(shared_root())
     weights = args.weights or default_weights_dir()
-    cfg = dataclasses.replace(resolve_infer_config(weights), pose_frame="source", batch_size=16, workers=0)
-    pipe = GLocalPipeline.from_pretrained(weights, "cpu", config=cfg)
+    pipe = pairs_pipeline(weights)
     ours = [np.asarray(r) for r in pipe.transfer_batch([s["source"] for s in samples],
                                                        [s["target_pose"] for s in samples],
                                                        [s["source_pose"] for s in samples])]

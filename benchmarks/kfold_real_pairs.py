@@ -45,10 +45,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_body_pairs import clean_scores, load_samples, results_picture, save_small_png  # noqa: E402
+from bench_body_pairs import clean_scores, load_samples, results_picture, save_small_png, shared_root  # noqa: E402
 
 from glocal_cli.data.naming import deepfashion_path_from_name, identity_of  # noqa: E402
-from glocal_cli.paths import default_weights_dir, shared_data_dir  # noqa: E402
+from glocal_cli.paths import default_weights_dir  # noqa: E402
 
 
 def sample_pairs(root: Path) -> list[tuple[str, str]]:
@@ -172,9 +172,7 @@ def main() -> None:
     ap.add_argument("--export-all", type=Path, default=None,
                     help="also fine-tune on all 59 pairs and copy those weights here")
     args = ap.parse_args()
-    root = shared_data_dir()
-    if root is None:
-        raise SystemExit("../shared/data not found (set GLOCAL_SHARED_DATA)")
+    root = shared_root()
     weights = (args.weights or default_weights_dir()).resolve()
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
